@@ -1,0 +1,23 @@
+"""Public home of the weight initialisers (see :mod:`fnn.layers.initializers`)."""
+
+from fnn.layers.initializers import (
+    Initializer,
+    glorot_normal,
+    glorot_uniform,
+    he_normal,
+    he_uniform,
+    lecun_normal,
+    resolve,
+    zeros,
+)
+
+__all__ = [
+    "Initializer",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "lecun_normal",
+    "resolve",
+    "zeros",
+]

@@ -1,0 +1,197 @@
+"""The layer protocol and the small helpers every layer shares.
+
+A layer is a frozen ``attrs`` class that subclasses :class:`Layer`:
+
+- ``init(key, in_shape, dtype) -> (layer, out_shape)`` builds parameters for an
+  input of shape ``(batch, *in_shape)``; ``in_shape`` excludes the batch axis.
+- ``forward(x, *, key=None, training=False) -> y``.
+- ``vjp(x, *, key=None, training=False, need_dx=True) -> (y, pullback)`` where
+  ``pullback(dy) -> (dlayer, dx)``; ``dlayer`` is a layer of the same class whose
+  parameter fields hold dL/dparam, and ``dx`` is dL/dx (``None`` when
+  ``need_dx=False``, which lets a network skip the input gradient of its first
+  layer).
+
+Layers whose output is random (dropout) set ``stochastic = True`` and receive a
+key of their own from the network. Layers with non-trainable state (batch-norm
+running statistics) set ``stateful = True`` and implement ``vjp_with_state``,
+which also returns the layer with its updated state; their state fields are
+declared with :func:`state_field` and get zero gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import attrs
+import numpy as np
+
+from fnn.random import KeyLike
+from fnn.tree import STATE_METADATA_KEY, readonly
+
+PARAM_METADATA_KEY = "fnn_array"
+"""attrs field metadata key marking a field that holds an array (parameter or state)."""
+
+Array = np.ndarray
+Shape = tuple[int, ...]
+Pullback = Callable[[Array], tuple["Layer", Array | None]]
+
+__all__ = ["Array", "Layer", "Pullback", "Shape", "param_field", "state_field"]
+
+
+def _to_readonly(value: object) -> object:
+    if value is None:
+        return None
+    if not isinstance(value, np.ndarray):
+        raise TypeError(
+            f"layer parameters must be NumPy arrays or None, got {type(value).__name__}; "
+            "build layers with fnn.init(...) rather than passing parameters by hand"
+        )
+    return readonly(value)
+
+
+def param_field() -> Any:
+    """A trainable parameter array field: ``None`` until ``init``, read-only after."""
+    return attrs.field(
+        default=None, converter=_to_readonly, kw_only=True, metadata={PARAM_METADATA_KEY: True}
+    )
+
+
+def state_field() -> Any:
+    """A non-trainable array field (gradient is zero; optimizers leave it alone)."""
+    return attrs.field(
+        default=None, converter=_to_readonly, kw_only=True, metadata={STATE_METADATA_KEY: True, PARAM_METADATA_KEY: True},
+    )
+
+
+@attrs.frozen(eq=False)
+class Layer:
+    """Base class of every fnn layer; see the module docstring for the protocol."""
+
+    stochastic: ClassVar[bool] = False
+    stateful: ClassVar[bool] = False
+
+    @property
+    def name(self) -> str:
+        """A short human-readable name such as ``Dense(units=10)``."""
+        return type(self).__name__
+
+    @property
+    def built(self) -> bool:
+        """True once ``init`` has filled every parameter field."""
+        return all(
+            getattr(self, f.name) is not None
+            for f in attrs.fields(type(self))
+            if f.metadata.get(PARAM_METADATA_KEY) and self._expects(f.name)
+        )
+
+    def _expects(self, field_name: str) -> bool:
+        """Whether the parameter ``field_name`` is used by this configuration."""
+        return True
+
+    def init(self, key: KeyLike, in_shape: Shape, dtype: np.dtype) -> tuple[Layer, Shape]:
+        """Return ``(layer with parameters, output shape without batch)``."""
+        return self, self.output_shape(in_shape)
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        """The output shape (without batch) for ``in_shape``; shape-preserving by default."""
+        return in_shape
+
+    def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
+        """The output for a batch ``x``."""
+        return self.vjp(x, key=key, training=training, need_dx=False)[0]
+
+    def vjp(
+        self,
+        x: Array,
+        *,
+        key: KeyLike | None = None,
+        training: bool = False,
+        need_dx: bool = True,
+    ) -> tuple[Array, Pullback]:
+        """The output for ``x`` and the pullback ``dy -> (dlayer, dx)``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement vjp")
+
+    def vjp_with_state(
+        self,
+        x: Array,
+        *,
+        key: KeyLike | None = None,
+        training: bool = False,
+        need_dx: bool = True,
+    ) -> tuple[Array, Pullback, Layer]:
+        """Like ``vjp`` but also returns the layer with updated non-trainable state."""
+        y, pullback = self.vjp(x, key=key, training=training, need_dx=need_dx)
+        return y, pullback, self
+
+    def zero_grad_like(self, **grads: Array) -> Layer:
+        """This layer with ``grads`` in the named fields and zeros in the other arrays.
+
+        Used by pullbacks to build ``dlayer``: every array field gets a value
+        (state fields get zeros), so a gradient always has the structure of what
+        it differentiates.
+        """
+        changes: dict[str, Array] = {}
+        for f in attrs.fields(type(self)):
+            if not f.metadata.get(PARAM_METADATA_KEY):
+                continue
+            if f.name in grads:
+                changes[f.name] = grads[f.name]
+            else:
+                current = getattr(self, f.name)
+                if current is not None:
+                    changes[f.name] = np.zeros_like(current)
+        unknown = set(grads) - set(changes)
+        if unknown:
+            raise ValueError(f"{self.name}: unknown parameter fields {sorted(unknown)}")
+        return attrs.evolve(self, **changes)
+
+
+def check_input(layer: Layer, x: object, rank: int | None, what: str) -> Array:
+    """Check that ``x`` is a floating array of the given rank; return it.
+
+    ``what`` describes the expected layout, e.g. ``"(batch, d_in)"``.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(
+            f"{layer.name}: x must be a NumPy array of shape {what}, got {type(x).__name__}; "
+            "convert it with np.asarray(x, dtype=np.float32)"
+        )
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(
+            f"{layer.name}: x must be a floating-point array, got dtype {x.dtype}; "
+            "convert it with x.astype(np.float32)"
+        )
+    if rank is not None and x.ndim != rank:
+        hint = " add a batch axis with x[None]" if x.ndim == rank - 1 else ""
+        raise ValueError(
+            f"{layer.name}: x must have shape {what} ({rank} axes), got shape {x.shape};"
+            f"{hint or ' the batch axis comes first'}"
+        )
+    return x
+
+
+def check_dtype(layer: Layer, x: Array, param: Array) -> None:
+    """Refuse to mix dtypes: a float32 layer never silently computes in float64."""
+    if x.dtype != param.dtype:
+        raise TypeError(
+            f"{layer.name}: x has dtype {x.dtype} but the layer's parameters are {param.dtype}; "
+            f"cast the input with x.astype(np.{param.dtype}) (fnn never upcasts silently)"
+        )
+
+
+def check_built(layer: Layer) -> None:
+    """Raise if the layer's parameters were never initialised."""
+    if not layer.built:
+        raise ValueError(
+            f"{layer.name}: parameters are not initialised; build the network with "
+            "fnn.init(layers, input_shape, key=0) before calling forward"
+        )
+
+
+def positive_int(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """attrs validator: a positive ``int`` (not bool)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(
+            f"{type(instance).__name__}: {attribute.name} must be a positive int, got {value!r}"
+        )

@@ -1,0 +1,208 @@
+"""Activation layers: parameter-free maps applied to each element (softmax: each row).
+
+Each class states its forward map and the derivative its pullback applies.
+All preserve the input's shape and dtype and accept any rank ≥ 1 (batch first).
+
+Example:
+    >>> import numpy as np
+    >>> ReLU().forward(np.array([[-1.0, 2.0]]))
+    array([[0., 2.]])
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+import numpy as np
+
+from fnn.layers._base import Array, Layer, Pullback, check_input
+from fnn.random import KeyLike
+
+__all__ = ["ELU", "GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh"]
+
+
+@attrs.frozen(eq=False)
+class _Elementwise(Layer):
+    """Shared plumbing: ``y = f(x)``, ``dx = dy * f'(x)`` computed from ``x`` and ``y``."""
+
+    def _f(self, x: Array) -> Array:
+        raise NotImplementedError
+
+    def _df(self, x: Array, y: Array) -> Array:
+        raise NotImplementedError
+
+    def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
+        return self._f(check_input(self, x, None, "(batch, ...)"))
+
+    def vjp(
+        self,
+        x: Array,
+        *,
+        key: KeyLike | None = None,
+        training: bool = False,
+        need_dx: bool = True,
+    ) -> tuple[Array, Pullback]:
+        y = self.forward(x)
+
+        def pullback(dy: Array) -> tuple[Layer, Array | None]:
+            if dy.shape != y.shape:
+                raise ValueError(f"{self.name}: dy has shape {dy.shape}, expected {y.shape}")
+            return self, (dy * self._df(x, y) if need_dx else None)
+
+        return y, pullback
+
+
+@attrs.frozen(eq=False)
+class Identity(_Elementwise):
+    """``y = x``; ``dx = dy``."""
+
+    def _f(self, x: Array) -> Array:
+        return x.copy()
+
+    def _df(self, x: Array, y: Array) -> Array:
+        return np.ones_like(x)
+
+
+@attrs.frozen(eq=False)
+class ReLU(_Elementwise):
+    """``y = max(x, 0)``; ``dx = dy · [x > 0]`` (the derivative at 0 is taken as 0)."""
+
+    def _f(self, x: Array) -> Array:
+        return np.maximum(x, 0)
+
+    def _df(self, x: Array, y: Array) -> Array:
+        return (x > 0).astype(x.dtype)
+
+
+def _finite_nonneg(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+        raise ValueError(
+            f"{type(instance).__name__}: {attribute.name} must be a finite number >= 0, "
+            f"got {value!r}"
+        )
+
+
+@attrs.frozen(eq=False)
+class LeakyReLU(_Elementwise):
+    """``y = x`` for x > 0, ``negative_slope · x`` otherwise; ``dx = dy · (1 or slope)``."""
+
+    negative_slope: float = attrs.field(default=0.01, validator=_finite_nonneg)
+
+    @property
+    def name(self) -> str:
+        return f"LeakyReLU(negative_slope={self.negative_slope})"
+
+    def _f(self, x: Array) -> Array:
+        return np.where(x > 0, x, x * x.dtype.type(self.negative_slope))
+
+    def _df(self, x: Array, y: Array) -> Array:
+        return np.where(x > 0, x.dtype.type(1), x.dtype.type(self.negative_slope))
+
+
+@attrs.frozen(eq=False)
+class ELU(_Elementwise):
+    """``y = x`` for x > 0, ``alpha · (eˣ − 1)`` otherwise; ``dx = dy · (1 or y + alpha)``."""
+
+    alpha: float = attrs.field(default=1.0, validator=_finite_nonneg)
+
+    @property
+    def name(self) -> str:
+        return f"ELU(alpha={self.alpha})"
+
+    def _f(self, x: Array) -> Array:
+        neg = x.dtype.type(self.alpha) * np.expm1(np.minimum(x, 0))
+        return np.where(x > 0, x, neg)
+
+    def _df(self, x: Array, y: Array) -> Array:
+        return np.where(x > 0, x.dtype.type(1), y + x.dtype.type(self.alpha))
+
+
+@attrs.frozen(eq=False)
+class Tanh(_Elementwise):
+    """``y = tanh(x)``; ``dx = dy · (1 − y²)``."""
+
+    def _f(self, x: Array) -> Array:
+        return np.tanh(x)
+
+    def _df(self, x: Array, y: Array) -> Array:
+        return 1 - y * y
+
+
+def sigmoid(x: Array) -> Array:
+    """Logistic function 1 / (1 + e⁻ˣ), computed without overflow for any x."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+@attrs.frozen(eq=False)
+class Sigmoid(_Elementwise):
+    """``y = 1 / (1 + e⁻ˣ)``; ``dx = dy · y · (1 − y)``."""
+
+    def _f(self, x: Array) -> Array:
+        return sigmoid(x)
+
+    def _df(self, x: Array, y: Array) -> Array:
+        return y * (1 - y)
+
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+_GELU_K = 0.044715
+
+
+@attrs.frozen(eq=False)
+class GELU(_Elementwise):
+    """GELU, tanh approximation: ``y = ½x(1 + tanh(u))``, ``u = c(x + k x³)``.
+
+    With ``c = √(2/π)``, ``k = 0.044715`` and ``t = tanh(u)``:
+    ``dy/dx = ½(1 + t) + ½x(1 − t²)·c(1 + 3k x²)``.
+    """
+
+    def _f(self, x: Array) -> Array:
+        return 0.5 * x * (1 + np.tanh(_GELU_C * (x + _GELU_K * x**3)))
+
+    def _df(self, x: Array, y: Array) -> Array:
+        t = np.tanh(_GELU_C * (x + _GELU_K * x**3))
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _GELU_C * (1 + 3 * _GELU_K * x * x)
+
+
+@attrs.frozen(eq=False)
+class Softmax(Layer):
+    """Softmax over the last axis: ``y_i = e^{x_i} / Σ_j e^{x_j}``.
+
+    Backward (Jacobian ``diag(y) − y yᵀ`` per row): ``dx = y ⊙ (dy − Σ_j dy_j y_j)``.
+    Computed with the row maximum subtracted first, so logits of ±1000 do not
+    overflow. For classification prefer a linear output with
+    ``fnn.losses.softmax_cross_entropy``, which is more accurate than
+    ``Softmax`` followed by a log.
+    """
+
+    def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
+        x = check_input(self, x, None, "(batch, ..., classes)")
+        if x.ndim < 2:
+            raise ValueError(
+                f"Softmax: x must have shape (batch, ..., classes), got {x.shape}; "
+                "add a batch axis with x[None] or a class axis with x.reshape(-1, 1)"
+            )
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        e /= e.sum(axis=-1, keepdims=True)
+        return e
+
+    def vjp(
+        self,
+        x: Array,
+        *,
+        key: KeyLike | None = None,
+        training: bool = False,
+        need_dx: bool = True,
+    ) -> tuple[Array, Pullback]:
+        y = self.forward(x)
+
+        def pullback(dy: Array) -> tuple[Layer, Array | None]:
+            if dy.shape != y.shape:
+                raise ValueError(f"Softmax: dy has shape {dy.shape}, expected {y.shape}")
+            if not need_dx:
+                return self, None
+            return self, y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+
+        return y, pullback

@@ -1,0 +1,240 @@
+"""Losses and their gradients with respect to the prediction.
+
+Reduction convention (one rule for every loss): **the mean over the batch**.
+For element-wise losses (MSE, binary cross-entropy) that is the mean over every
+element of the prediction, as in Keras and PyTorch; for the softmax
+cross-entropies it is the per-example sum over classes, averaged over the batch.
+
+=====================================  =========================  ==========================================
+loss                                   targets ``y``              value; gradient dL/dpred
+=====================================  =========================  ==========================================
+``mse``                                shape of pred              mean((p − y)²); 2(p − y)/N
+``binary_cross_entropy``               shape of pred, in [0, 1]   −mean(y log p + (1−y) log(1−p)); (p − y)/(p(1−p))/N
+``binary_cross_entropy_with_logits``   shape of pred, in [0, 1]   same with p = σ(z); (σ(z) − y)/N
+``softmax_cross_entropy``              (batch, classes) one-hot   −Σ y log softmax(z) / B; (softmax(z)·Σy − y)/B
+``sparse_softmax_cross_entropy``       (batch,) int labels        −Σ log softmax(z)[y] / B; (softmax(z) − onehot(y))/B
+=====================================  =========================  ==========================================
+
+N is the number of elements of the prediction, B the batch size. Probabilities
+given to ``binary_cross_entropy`` are clipped to [eps, 1 − eps] (eps of the
+dtype) so that the log is finite; logits are never clipped.
+
+A :class:`Loss` is a small immutable object: ``loss(pred, y)`` gives the value
+as a Python float and ``loss.value_and_grad(pred, y)`` gives the value and
+dL/dpred (same shape and dtype as ``pred``). Targets are never broadcast:
+``pred`` and ``y`` must have exactly the shapes the loss documents.
+
+Example:
+    >>> import numpy as np
+    >>> pred, y = np.array([[1.0], [3.0]]), np.array([[0.0], [1.0]])
+    >>> mse(pred, y)
+    2.5
+    >>> mse.value_and_grad(pred, y)[1]
+    array([[1.],
+           [2.]])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+import numpy as np
+
+from fnn.layers.activations import sigmoid
+
+Array = np.ndarray
+LossFn = Callable[[Array, Array], tuple[float, Array]]
+
+__all__ = [
+    "Loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "mse",
+    "softmax_cross_entropy",
+    "sparse_softmax_cross_entropy",
+]
+
+
+@attrs.frozen
+class Loss:
+    """A loss: a name plus ``value_and_grad(pred, y) -> (value, dL/dpred)``."""
+
+    name: str
+    fn: LossFn = attrs.field(repr=False)
+
+    def value_and_grad(self, pred: Array, y: Array) -> tuple[float, Array]:
+        """Return the loss value and its gradient with respect to ``pred``."""
+        return self.fn(pred, y)
+
+    def __call__(self, pred: Array, y: Array) -> float:
+        return self.fn(pred, y)[0]
+
+
+def _check_pred(who: str, pred: object) -> Array:
+    if not isinstance(pred, np.ndarray):
+        raise TypeError(f"{who}: pred must be a NumPy array, got {type(pred).__name__}")
+    if not np.issubdtype(pred.dtype, np.floating):
+        raise TypeError(f"{who}: pred must be floating-point, got dtype {pred.dtype}")
+    if pred.ndim < 1 or pred.shape[0] == 0:
+        raise ValueError(f"{who}: pred must have a non-empty batch axis, got shape {pred.shape}")
+    return pred
+
+
+def _check_target(who: str, pred: Array, y: object) -> Array:
+    """A float target of exactly ``pred``'s shape, cast to ``pred``'s dtype."""
+    if not isinstance(y, np.ndarray):
+        raise TypeError(
+            f"{who}: y must be a NumPy array, got {type(y).__name__}; use np.asarray(y)"
+        )
+    if y.shape != pred.shape:
+        hint = ""
+        if y.ndim == 1 and pred.shape == (y.shape[0], 1):
+            hint = " reshape the target with y.reshape(-1, 1)"
+        elif y.ndim == 1 and pred.ndim == 2 and y.shape[0] == pred.shape[0]:
+            hint = " for integer class labels use fnn.losses.sparse_softmax_cross_entropy"
+        elif y.shape[::-1] == pred.shape:
+            hint = " did you pass y transposed?"
+        raise ValueError(
+            f"{who}: y has shape {y.shape} but pred has shape {pred.shape}; targets are "
+            f"never broadcast, they must match exactly;{hint or ' check the output layer size'}"
+        )
+    if not (np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.integer)
+            or y.dtype == np.bool_):
+        raise TypeError(f"{who}: y must be numeric, got dtype {y.dtype}")
+    y = y.astype(pred.dtype, copy=False)
+    if not np.isfinite(y).all():
+        raise ValueError(f"{who}: y contains NaN or inf; clean the targets first")
+    return y
+
+
+def _mse(pred: Array, y: Array) -> tuple[float, Array]:
+    pred = _check_pred("mse", pred)
+    y = _check_target("mse", pred, y)
+    diff = pred - y
+    n = pred.dtype.type(diff.size)
+    return float((diff * diff).sum() / n), diff * (2 / n)
+
+
+mse = Loss("mse", _mse)
+
+
+def _check_probability_target(who: str, y: Array) -> None:
+    if ((y < 0) | (y > 1)).any():
+        raise ValueError(f"{who}: targets must lie in [0, 1], got values outside it")
+
+
+def _bce(pred: Array, y: Array) -> tuple[float, Array]:
+    who = "binary_cross_entropy"
+    pred = _check_pred(who, pred)
+    y = _check_target(who, pred, y)
+    _check_probability_target(who, y)
+    if ((pred < 0) | (pred > 1)).any() or not np.isfinite(pred).all():
+        raise ValueError(
+            f"{who}: pred must be probabilities in [0, 1]; for raw scores (logits) use "
+            "fnn.losses.binary_cross_entropy_with_logits"
+        )
+    eps = np.finfo(pred.dtype).eps
+    p = np.clip(pred, eps, 1 - eps)
+    n = pred.dtype.type(pred.size)
+    value = -(y * np.log(p) + (1 - y) * np.log1p(-p)).sum() / n
+    return float(value), (p - y) / (p * (1 - p)) / n
+
+
+binary_cross_entropy = Loss("binary_cross_entropy", _bce)
+
+
+def _bce_logits(z: Array, y: Array) -> tuple[float, Array]:
+    who = "binary_cross_entropy_with_logits"
+    z = _check_pred(who, z)
+    y = _check_target(who, z, y)
+    _check_probability_target(who, y)
+    n = z.dtype.type(z.size)
+    # log(1 + e^z) − y·z, written so that no exponent is positive.
+    value = (np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).sum() / n
+    return float(value), (sigmoid(z) - y) / n
+
+
+binary_cross_entropy_with_logits = Loss("binary_cross_entropy_with_logits", _bce_logits)
+
+
+def _log_softmax(z: Array) -> Array:
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _check_logits(who: str, z: object) -> Array:
+    z = _check_pred(who, z)
+    if z.ndim != 2:
+        raise ValueError(
+            f"{who}: logits must have shape (batch, classes), got {z.shape}; "
+            "add a batch axis with z[None] or flatten the output"
+        )
+    return z
+
+
+def _softmax_ce(z: Array, y: Array) -> tuple[float, Array]:
+    who = "softmax_cross_entropy"
+    z = _check_logits(who, z)
+    if isinstance(y, np.ndarray) and y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
+        raise ValueError(
+            f"{who}: got integer labels of shape {y.shape}; it expects one-hot or probability "
+            "targets of shape (batch, classes); use fnn.losses.sparse_softmax_cross_entropy "
+            "for integer labels"
+        )
+    y = _check_target(who, z, y)
+    _check_probability_target(who, y)
+    logp = _log_softmax(z)
+    b = z.dtype.type(z.shape[0])
+    value = -(y * logp).sum() / b
+    grad = (np.exp(logp) * y.sum(axis=-1, keepdims=True) - y) / b
+    return float(value), grad
+
+
+softmax_cross_entropy = Loss("softmax_cross_entropy", _softmax_ce)
+
+
+def _check_labels(who: str, z: Array, y: object) -> Array:
+    if not isinstance(y, np.ndarray):
+        raise TypeError(f"{who}: y must be a NumPy array of integer labels, got {type(y).__name__}")
+    if y.shape == z.shape:
+        raise ValueError(
+            f"{who}: y has shape {y.shape}, like one-hot targets; it expects integer labels of "
+            f"shape (batch,); use fnn.losses.softmax_cross_entropy for one-hot targets or "
+            "pass y.argmax(axis=1)"
+        )
+    if y.shape != (z.shape[0],):
+        hint = " flatten the labels with y.ravel()" if y.size == z.shape[0] else ""
+        raise ValueError(
+            f"{who}: y has shape {y.shape} but expected integer labels of shape "
+            f"({z.shape[0]},) for logits of shape {z.shape};{hint or ' one label per example'}"
+        )
+    if not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(
+            f"{who}: labels must be integers, got dtype {y.dtype}; use y.astype(np.int64)"
+        )
+    classes = z.shape[1]
+    if y.size and (y.min() < 0 or y.max() >= classes):
+        bad = y[(y < 0) | (y >= classes)][0]
+        raise ValueError(
+            f"{who}: label {bad} is out of range for {classes} classes (labels must be in "
+            f"0..{classes - 1}); check the output layer size"
+        )
+    return y
+
+
+def _sparse_softmax_ce(z: Array, y: Array) -> tuple[float, Array]:
+    who = "sparse_softmax_cross_entropy"
+    z = _check_logits(who, z)
+    y = _check_labels(who, z, y)
+    logp = _log_softmax(z)
+    rows = np.arange(z.shape[0])
+    b = z.dtype.type(z.shape[0])
+    value = -logp[rows, y].sum() / b
+    grad = np.exp(logp)
+    grad[rows, y] -= 1  # grad was just allocated by np.exp
+    grad /= b
+    return float(value), grad
+
+
+sparse_softmax_cross_entropy = Loss("sparse_softmax_cross_entropy", _sparse_softmax_ce)

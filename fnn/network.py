@@ -1,0 +1,492 @@
+"""Network values and the pure functions over them: init, forward, loss, grad, sgd_step.
+
+A :class:`Network` is a frozen tuple of built layers plus the input shape and
+dtype it was built for. ``grad`` returns a ``Network`` of the same structure
+whose arrays are partial derivatives, so every optimizer is a map over trees.
+
+Example:
+    >>> import numpy as np, fnn
+    >>> net = fnn.init([fnn.Dense(3), fnn.Tanh(), fnn.Dense(1)], (2,), key=0)
+    >>> x, y = np.zeros((4, 2), np.float32), np.ones((4, 1), np.float32)
+    >>> g = fnn.grad(net, x, y, fnn.losses.mse)
+    >>> g.layers[0].w.shape
+    (2, 3)
+    >>> new = fnn.sgd_step(net, g, lr=0.1)
+    >>> fnn.loss(new, x, y, fnn.losses.mse) < fnn.loss(net, x, y, fnn.losses.mse)
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from typing import IO, Any, TypeVar
+
+import attrs
+import numpy as np
+
+from fnn import tree
+from fnn.layers._base import Array, Layer, Pullback, Shape
+from fnn.losses import Loss
+from fnn.random import Key, KeyLike, as_key, fold_in
+
+__all__ = [
+    "Network",
+    "activations",
+    "forward",
+    "grad",
+    "init",
+    "loss",
+    "sgd_step",
+    "summary",
+    "value_and_grad",
+]
+
+E = TypeVar("E", bound=Exception)
+
+
+def _layers_tuple(value: object) -> tuple[Layer, ...]:
+    if not isinstance(value, tuple | list):
+        raise TypeError(f"Network: layers must be a list or tuple of layers, got {value!r}")
+    for i, layer in enumerate(value):
+        if not isinstance(layer, Layer):
+            raise TypeError(
+                f"Network: layers[{i}] is {type(layer).__name__}, not an fnn layer; "
+                "layers subclass fnn.Layer (e.g. fnn.Dense(10), fnn.ReLU())"
+            )
+    return tuple(value)
+
+
+@attrs.frozen(eq=False)
+class Network:
+    """An immutable network: a tuple of built layers, the input shape and the dtype.
+
+    Build one with :func:`init`. A network is also a tree (``fnn.tree``), so
+    gradients, optimizer states and checkpoints share its structure.
+
+    Attributes:
+        layers: the built layers, in order.
+        input_shape: the shape of one example (batch axis excluded).
+        dtype: the parameters' floating dtype; inputs are cast to it.
+    """
+
+    layers: tuple[Layer, ...] = attrs.field(converter=_layers_tuple)
+    input_shape: tuple[int, ...] = attrs.field(converter=tuple)
+    dtype: np.dtype = attrs.field(converter=np.dtype)
+
+    @property
+    def output_shape(self) -> Shape:
+        """The shape of one output (batch axis excluded)."""
+        shape: Shape = self.input_shape
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        return shape
+
+
+def _where(i: int, layer: Layer) -> str:
+    return f"layers[{i}] ({layer.name})"
+
+
+def _reraise(err: E, prefix: str) -> E:
+    """The same kind of error with ``prefix`` naming where it happened."""
+    return type(err)(f"{prefix}: {err}")
+
+
+def _check_dtype_arg(dtype: object) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(f"fnn.init: dtype must be a NumPy floating dtype, got {dtype!r}") from None
+    if not np.issubdtype(dt, np.floating):
+        raise TypeError(
+            f"fnn.init: dtype must be floating (np.float32 or np.float64), got {dt}"
+        )
+    return dt
+
+
+def _check_shape_arg(input_shape: object) -> Shape:
+    if isinstance(input_shape, int) and not isinstance(input_shape, bool):
+        input_shape = (input_shape,)
+    if not isinstance(input_shape, tuple | list) or not all(
+        isinstance(d, int | np.integer) and not isinstance(d, bool) and d > 0 for d in input_shape
+    ):
+        raise ValueError(
+            f"fnn.init: input_shape must be a tuple of positive ints without the batch axis, "
+            f"got {input_shape!r}; e.g. (784,) for MNIST vectors or (28, 28, 1) for images"
+        )
+    return tuple(int(d) for d in input_shape)
+
+
+def init(
+    layers: Sequence[Layer],
+    input_shape: Shape | int,
+    key: KeyLike,
+    dtype: type | np.dtype | str = np.float32,
+) -> Network:
+    """Build every layer's parameters for inputs of ``(batch, *input_shape)``.
+
+    Shapes are inferred layer by layer from ``input_shape`` (the batch axis is
+    left out), so nobody computes a flatten size by hand. Layer ``i`` gets the
+    key ``fold_in(key, i)``: the same key gives bit-identical parameters.
+
+    Args:
+        layers: unbuilt layers such as ``[Dense(32), ReLU(), Dense(10)]``.
+        input_shape: one example's shape, e.g. ``(784,)``.
+        key: an ``fnn.random.Key`` or an int seed.
+        dtype: the floating dtype of every parameter (float32 by default).
+
+    Returns:
+        The built :class:`Network`.
+
+    Raises:
+        TypeError: a layer is not an fnn layer, or dtype is not floating.
+        ValueError: a layer cannot take its input shape; names the layer.
+
+    Example:
+        >>> import fnn
+        >>> net = fnn.init([fnn.Flatten(), fnn.Dense(10)], (28, 28, 1), key=0)
+        >>> net.layers[1].w.shape
+        (784, 10)
+    """
+    layers_t = _layers_tuple(layers)
+    shape = _check_shape_arg(input_shape)
+    dt = _check_dtype_arg(dtype)
+    k = as_key(key, "fnn.init")
+    built = []
+    for i, layer in enumerate(layers_t):
+        try:
+            layer_i, shape = layer.init(fold_in(k, i), shape, dt)
+        except (ValueError, TypeError) as err:
+            raise _reraise(err, f"fnn.init: {_where(i, layer)}") from err
+        built.append(layer_i)
+    return Network(tuple(built), _check_shape_arg(input_shape), dt)
+
+
+def _check_network(who: str, net: object) -> Network:
+    if not isinstance(net, Network):
+        raise TypeError(
+            f"{who}: expected an fnn.Network (from fnn.init), got {type(net).__name__}"
+        )
+    return net
+
+
+def prepare_input(who: str, net: Network, x: object) -> Array:
+    """Check ``x`` against the network and cast it to the network's dtype.
+
+    Integer and floating inputs are cast to ``net.dtype`` (so uint8 images and
+    float64 data go straight in); anything else is a ``TypeError``.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(
+            f"{who}: x must be a NumPy array of shape (batch, {', '.join(map(str, net.input_shape))}), "
+            f"got {type(x).__name__}; use np.asarray(x, dtype=np.{net.dtype})"
+        )
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise TypeError(
+            f"{who}: x has dtype {x.dtype}; fnn takes real numbers, cast with x.astype(np.{net.dtype})"
+        )
+    expected = net.input_shape
+    if x.shape[1:] != expected or x.ndim == 0:
+        if x.shape == expected:
+            hint = "a single example needs a batch axis: pass x[None]"
+        elif x.ndim == len(expected) + 1 and x.shape[::-1][: len(expected)] == expected[::-1]:
+            hint = "check the example shape"
+        elif x.ndim == 2 and len(expected) == 1 and x.shape[0] == expected[0]:
+            hint = "did you pass x transposed? use x.T"
+        elif len(expected) == 3 and x.ndim == 4 and x.shape[1] == expected[2]:
+            hint = (
+                "images are (batch, height, width, channels); "
+                "use x.transpose(0, 2, 3, 1) for (batch, channels, height, width) data"
+            )
+        else:
+            hint = "the batch axis comes first"
+        raise ValueError(
+            f"{who}: x has shape {x.shape} but the network takes (batch, "
+            f"{', '.join(map(str, expected))}); {hint}"
+        )
+    if x.shape[0] == 0:
+        raise ValueError(f"{who}: x is an empty batch (shape {x.shape}); pass at least one example")
+    x = x.astype(net.dtype, copy=False)
+    if not np.isfinite(x).all():
+        raise ValueError(f"{who}: x contains NaN or inf; clean or impute the input first")
+    return x
+
+
+def _layer_key(
+    who: str, key: Key | None, i: int, layer: Layer, training: bool
+) -> Key | None:
+    if not layer.stochastic or not training:
+        return None
+    if key is None:
+        raise ValueError(
+            f"{who}: {_where(i, layer)} is random in training mode and needs a key; "
+            "pass key=fnn.random.key(0) (or training=False for evaluation)"
+        )
+    return fold_in(key, i)
+
+
+def _check_finite(who: str, a: Array, i: int, layer: Layer, stage: str) -> None:
+    if not np.isfinite(a).all():
+        raise FloatingPointError(
+            f"{who}: non-finite value in the {stage} pass at {_where(i, layer)}; "
+            "lower the learning rate, check the input scale, or clip gradients"
+        )
+
+
+def forward(
+    net: Network,
+    x: Array,
+    *,
+    key: KeyLike | None = None,
+    training: bool = False,
+) -> Array:
+    """The network's output for a batch ``x`` of shape ``(batch, *input_shape)``.
+
+    Args:
+        net: a built network.
+        x: the input batch; integer or float arrays are cast to ``net.dtype``.
+        key: needed only in training mode by random layers (dropout).
+        training: training mode (dropout active, batch statistics used).
+
+    Returns:
+        ``(batch, *net.output_shape)`` array of ``net.dtype``.
+
+    Raises:
+        TypeError: ``x`` is not a real-valued NumPy array.
+        ValueError: wrong shape, NaN/inf in ``x``, or a random layer without a key.
+    """
+    who = "fnn.forward"
+    return activations(_check_network(who, net), x, key=key, training=training, who=who)[-1]
+
+
+def activations(
+    net: Network,
+    x: Array,
+    *,
+    key: KeyLike | None = None,
+    training: bool = False,
+    who: str = "fnn.activations",
+) -> tuple[Array, ...]:
+    """Every layer's output for ``x``: ``(x_cast, y_0, y_1, ..., y_last)``.
+
+    The first entry is the input after casting to ``net.dtype``; entry ``i + 1``
+    is the output of ``net.layers[i]``. Useful for seeing inside a network.
+    """
+    net = _check_network(who, net)
+    k = as_key(key, who) if key is not None else None
+    outs = [prepare_input(who, net, x)]
+    for i, layer in enumerate(net.layers):
+        lk = _layer_key(who, k, i, layer, training)
+        try:
+            outs.append(layer.forward(outs[-1], key=lk, training=training))
+        except (ValueError, TypeError) as err:
+            raise _reraise(err, f"{who}: {_where(i, layer)}") from err
+    return tuple(outs)
+
+
+def _check_loss_fn(who: str, loss_fn: object) -> Loss:
+    if not isinstance(loss_fn, Loss):
+        raise TypeError(
+            f"{who}: loss_fn must be an fnn.losses.Loss such as fnn.losses.mse, "
+            f"got {type(loss_fn).__name__}"
+        )
+    return loss_fn
+
+
+def loss(
+    net: Network,
+    x: Array,
+    y: Array,
+    loss_fn: Loss,
+    *,
+    key: KeyLike | None = None,
+    training: bool = False,
+) -> float:
+    """The loss of ``net`` on a batch, as a Python float (mean over the batch)."""
+    who = "fnn.loss"
+    fn = _check_loss_fn(who, loss_fn)
+    pred = activations(_check_network(who, net), x, key=key, training=training, who=who)[-1]
+    return fn(pred, y)
+
+
+def _chain(
+    who: str,
+    net: Network,
+    x: Array,
+    key: KeyLike | None,
+    training: bool,
+    check_finite: bool,
+) -> tuple[Array, list[Pullback], Network]:
+    """Forward through every layer, keeping pullbacks and updated state."""
+    k = as_key(key, who) if key is not None else None
+    h = prepare_input(who, net, x)
+    pullbacks: list[Pullback] = []
+    new_layers: list[Layer] = []
+    for i, layer in enumerate(net.layers):
+        lk = _layer_key(who, k, i, layer, training)
+        try:
+            if layer.stateful:
+                h, pb, new_layer = layer.vjp_with_state(h, key=lk, training=training, need_dx=i > 0)
+            else:
+                h, pb = layer.vjp(h, key=lk, training=training, need_dx=i > 0)
+                new_layer = layer
+        except (ValueError, TypeError) as err:
+            raise _reraise(err, f"{who}: {_where(i, layer)}") from err
+        if check_finite:
+            _check_finite(who, h, i, layer, "forward")
+        pullbacks.append(pb)
+        new_layers.append(new_layer)
+    return h, pullbacks, attrs.evolve(net, layers=tuple(new_layers))
+
+
+def value_and_grad(
+    net: Network,
+    x: Array,
+    y: Array,
+    loss_fn: Loss,
+    *,
+    key: KeyLike | None = None,
+    training: bool = True,
+    check_finite: bool = False,
+    with_state: bool = False,
+) -> Any:
+    """The loss and its gradient with respect to every parameter.
+
+    Runs the forward pass keeping each layer's pullback, then applies the
+    pullbacks in reverse (the chain rule): with δ = dL/dpred from the loss,
+    ``(dlayer_i, δ) = pullback_i(δ)`` for ``i = n-1, ..., 0``.
+
+    Args:
+        net: a built network.
+        x: ``(batch, *input_shape)`` inputs.
+        y: targets in the layout ``loss_fn`` expects.
+        loss_fn: an ``fnn.losses.Loss``.
+        key: for random layers in training mode.
+        training: training mode (default ``True``: this is a training step).
+        check_finite: raise ``FloatingPointError`` naming the layer and pass
+            (forward or backward) where a NaN/inf first appears.
+        with_state: also return the network with updated non-trainable state
+            (batch-norm running statistics).
+
+    Returns:
+        ``(loss, grads)``, or ``(loss, grads, new_net)`` with ``with_state``.
+        ``grads`` is a :class:`Network` like ``net`` (zeros for state arrays).
+    """
+    who = "fnn.value_and_grad"
+    net = _check_network(who, net)
+    fn = _check_loss_fn(who, loss_fn)
+    pred, pullbacks, new_net = _chain(who, net, x, key, training, check_finite)
+    value, dy = fn.value_and_grad(pred, y)
+    if check_finite and not math.isfinite(value):
+        raise FloatingPointError(f"{who}: the loss is {value}; the prediction or target is off")
+    dlayers: list[Layer] = [net.layers[0]] * len(net.layers)
+    for i in range(len(net.layers) - 1, -1, -1):
+        dlayer, dx = pullbacks[i](dy)
+        if check_finite:
+            for p, leaf in tree.leaves_with_path(dlayer):
+                _check_finite(who, leaf, i, net.layers[i], f"backward ({p})")
+        dlayers[i] = dlayer
+        if dx is not None:
+            dy = dx
+    grads = attrs.evolve(net, layers=tuple(dlayers))
+    if with_state:
+        return value, grads, new_net
+    return value, grads
+
+
+def grad(
+    net: Network,
+    x: Array,
+    y: Array,
+    loss_fn: Loss,
+    *,
+    key: KeyLike | None = None,
+    training: bool = True,
+) -> Network:
+    """The gradient of ``loss(net, x, y, loss_fn)``: a Network of partial derivatives."""
+    return value_and_grad(net, x, y, loss_fn, key=key, training=training)[1]  # type: ignore[no-any-return]
+
+
+def check_lr(who: str, lr: object) -> float:
+    """A learning rate must be a finite number > 0."""
+    if isinstance(lr, bool) or not isinstance(lr, int | float | np.floating | np.integer):
+        raise TypeError(f"{who}: lr must be a number, got {type(lr).__name__}")
+    if not math.isfinite(float(lr)) or float(lr) <= 0:
+        raise ValueError(f"{who}: lr must be a finite number > 0, got {lr}")
+    return float(lr)
+
+
+def sgd_step(net: Network, grads: Network, lr: float) -> Network:
+    """One plain gradient-descent step: ``θ ← θ − lr · ∂L/∂θ`` for every parameter.
+
+    Args:
+        net: the current network.
+        grads: ``grad(net, ...)``, same structure.
+        lr: learning rate, a finite number > 0.
+
+    Returns:
+        A new network; ``net`` and ``grads`` are unchanged.
+
+    Raises:
+        ValueError: ``lr`` is not > 0 and finite, or the trees differ (names the path).
+    """
+    who = "fnn.sgd_step"
+    rate = check_lr(who, lr)
+    _check_network(who, net)
+    _check_network(who, grads)
+    return tree.map(lambda p, g: p - p.dtype.type(rate) * g, net, grads)  # type: ignore[no-any-return]
+
+
+def _param_counts(layer: Layer) -> tuple[int, int, int]:
+    """(trainable, state, bytes) of a layer's arrays."""
+    state = tree.state_paths(layer)
+    trainable = n_state = nbytes = 0
+    for path, leaf in tree.leaves_with_path(layer):
+        nbytes += leaf.nbytes
+        if path in state:
+            n_state += leaf.size
+        else:
+            trainable += leaf.size
+    return trainable, n_state, nbytes
+
+
+def summary(net: Network, *, file: IO[str] | None = sys.stdout) -> str:
+    """A Keras-style table of layers, output shapes and parameter counts.
+
+    Prints the table to ``file`` (``None`` to only return it) and returns it.
+    Shows trainable and non-trainable (state) counts, the dtype and the bytes
+    the parameters take; an array shared by two layers is counted once.
+    """
+    net = _check_network("fnn.summary", net)
+    rows = [("#", "layer", "output shape", "params")]
+    shape: Shape = net.input_shape
+    seen: set[tuple[int, int]] = set()
+    total = n_state = nbytes = 0
+    for i, layer in enumerate(net.layers):
+        shape = layer.output_shape(shape)
+        t, s, b = _param_counts(layer)
+        ids = {(leaf.__array_interface__["data"][0], leaf.nbytes) for leaf in tree.leaves(layer)}
+        if ids and ids <= seen:
+            t = s = b = 0
+        seen |= ids
+        total, n_state, nbytes = total + t, n_state + s, nbytes + b
+        rows.append((str(i), layer.name, str((None, *shape)), f"{t + s:,}"))
+    widths = [max(len(r[c]) for r in rows) for c in range(4)]
+    line = "  ".join("-" * w for w in widths)
+    text = [line] + [
+        "  ".join(cell.ljust(w) if c < 3 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths)))
+        for r in rows
+    ]
+    text.insert(2, line)
+    text += [
+        line,
+        f"input (None, {', '.join(map(str, net.input_shape))})  dtype {net.dtype}",
+        f"parameters: {total + n_state:,} ({total:,} trainable, {n_state:,} non-trainable), "
+        f"{nbytes:,} bytes",
+    ]
+    out = "\n".join(text)
+    if file is not None:
+        print(out, file=file)
+    return out
+

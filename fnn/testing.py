@@ -1,0 +1,415 @@
+"""Gradient checks and Hypothesis strategies, public so users can test their own layers.
+
+A check compares an analytic gradient with central finite differences in
+float64. For a random cotangent ``dy`` (never all ones: a zero backward pass
+must not pass) the scalar ``s(θ) = ⟨f(θ), dy⟩`` has directional derivative
+``⟨∂s/∂θ, v⟩`` along a random direction ``v``; the check compares
+
+    analytic = ⟨pullback(dy), v⟩    with    numeric = (s(θ + εv) − s(θ − εv)) / 2ε
+
+for the input and separately for every parameter array, so a wrong gradient
+in one place cannot hide behind a right one elsewhere. An entry passes when
+``|analytic − numeric| ≤ atol + rtol · max(|analytic|, |numeric|)``.
+
+Example:
+    >>> import numpy as np, fnn
+    >>> from fnn import testing
+    >>> layer, _ = fnn.Dense(3).init(0, (4,), np.float64)
+    >>> report = testing.check_layer(layer, np.random.default_rng(0).normal(size=(2, 4)))
+    >>> report.ok
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import numpy as np
+
+from fnn import tree
+from fnn.layers._base import Layer
+from fnn.losses import Loss
+from fnn.network import Network, value_and_grad
+from fnn.network import loss as network_loss
+from fnn.random import KeyLike, generator
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+
+__all__ = [
+    "GradientCheckError",
+    "GradientReport",
+    "arrays",
+    "batch_sizes",
+    "check_layer",
+    "check_loss",
+    "check_network",
+    "check_vjp",
+    "dense_layers",
+    "elementwise_activations",
+    "networks",
+    "shapes",
+]
+
+Array = np.ndarray
+
+DEFAULT_EPS = 1e-6
+DEFAULT_RTOL = 1e-6
+DEFAULT_ATOL = 1e-8
+
+
+class GradientCheckError(AssertionError):
+    """An analytic gradient disagrees with finite differences; the message is the report."""
+
+
+@attrs.frozen
+class Entry:
+    """One comparison: where, the analytic and numeric directional derivatives."""
+
+    where: str
+    analytic: float
+    numeric: float
+    rel_error: float
+    ok: bool
+
+
+@attrs.frozen
+class GradientReport:
+    """All comparisons of one check. ``ok`` iff every entry passed."""
+
+    who: str
+    entries: tuple[Entry, ...]
+    rtol: float
+    atol: float
+
+    @property
+    def ok(self) -> bool:
+        return all(e.ok for e in self.entries)
+
+    @property
+    def worst(self) -> Entry:
+        """The entry with the largest relative error."""
+        return max(self.entries, key=lambda e: e.rel_error)
+
+    @property
+    def max_rel_error(self) -> float:
+        return self.worst.rel_error
+
+    def __str__(self) -> str:
+        head = (
+            f"gradient check of {self.who}: {'ok' if self.ok else 'FAILED'}; worst relative "
+            f"error {self.max_rel_error:.3g} at {self.worst.where} "
+            f"(rtol={self.rtol:g}, atol={self.atol:g})"
+        )
+        rows = [
+            f"  {'ok  ' if e.ok else 'FAIL'} {e.where:<28} analytic {e.analytic: .10e}  "
+            f"numeric {e.numeric: .10e}  rel.err {e.rel_error:.2e}"
+            for e in self.entries
+        ]
+        return "\n".join([head, *rows])
+
+
+def _entry(where: str, analytic: float, numeric: float, rtol: float, atol: float) -> Entry:
+    diff = abs(analytic - numeric)
+    scale = max(abs(analytic), abs(numeric))
+    rel = diff / max(scale, atol / rtol)
+    return Entry(where, analytic, numeric, rel, diff <= atol + rtol * scale)
+
+
+def _finish(report: GradientReport, raise_on_fail: bool) -> GradientReport:
+    if raise_on_fail and not report.ok:
+        raise GradientCheckError(str(report))
+    return report
+
+
+def _require_float64(who: str, *arrays: Array) -> None:
+    for a in arrays:
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{who}: expected NumPy arrays, got {type(a).__name__}")
+        if a.dtype != np.float64:
+            raise TypeError(
+                f"{who}: gradient checks run in float64 (central differences in float32 are "
+                f"too noisy); got dtype {a.dtype}; build with dtype=np.float64 / x.astype(np.float64)"
+            )
+
+
+def _directional(
+    s: Callable[[float], float], eps: float
+) -> float:
+    return (s(eps) - s(-eps)) / (2 * eps)
+
+
+def check_vjp(
+    f: Callable[[Array], Array],
+    vjp: Callable[[Array], tuple[Array, Callable[[Array], Array]]],
+    x: Array,
+    *,
+    seed: int = 0,
+    n_directions: int = 2,
+    eps: float = DEFAULT_EPS,
+    rtol: float = DEFAULT_RTOL,
+    atol: float = DEFAULT_ATOL,
+    raise_on_fail: bool = True,
+    who: str = "vjp",
+) -> GradientReport:
+    """Check ``vjp(x) = (f(x), pullback)`` with ``pullback(dy) = dL/dx`` for ``L = ⟨f(x), dy⟩``.
+
+    Args:
+        f: the forward function of one float64 array.
+        vjp: returns ``(y, pullback)``; ``pullback(dy)`` returns ``dx``.
+        x: the point to check at (float64).
+        seed: seeds the random cotangent and directions.
+        n_directions: random directions to try.
+        eps, rtol, atol: finite-difference step and tolerances.
+        raise_on_fail: raise :class:`GradientCheckError` with the report.
+
+    Returns:
+        A :class:`GradientReport`.
+    """
+    _require_float64(who, x)
+    rng = generator(seed)
+    y, pullback = vjp(x)
+    dy = rng.standard_normal(np.shape(y))
+    dx = pullback(dy)
+    entries = []
+    for d in range(n_directions):
+        v = rng.standard_normal(x.shape)
+        numeric = _directional(lambda e: float(np.vdot(f(x + e * v), dy)), eps)
+        entries.append(_entry(f"x (direction {d})", float(np.vdot(dx, v)), numeric, rtol, atol))
+    return _finish(GradientReport(who, tuple(entries), rtol, atol), raise_on_fail)
+
+
+def _perturb(t: Any, path: str, v: Array, e: float) -> Any:
+    return tree.map_with_path(lambda p, a: a + e * v if p == path else a, t)
+
+
+def _trainable_leaves(t: Any) -> list[tuple[str, Array]]:
+    state = tree.state_paths(t)
+    return [(p, a) for p, a in tree.leaves_with_path(t) if p not in state]
+
+
+def check_layer(
+    layer: Layer,
+    x: Array,
+    *,
+    key: KeyLike | None = None,
+    training: bool = False,
+    seed: int = 0,
+    n_directions: int = 2,
+    eps: float = DEFAULT_EPS,
+    rtol: float = DEFAULT_RTOL,
+    atol: float = DEFAULT_ATOL,
+    raise_on_fail: bool = True,
+) -> GradientReport:
+    """Check a built layer's pullback for its input and for each trainable parameter array.
+
+    The layer's ``forward`` (with the same ``key`` and ``training``) is the
+    function differentiated numerically; ``vjp``'s pullback is the analytic side.
+    The cotangent ``dy`` and directions are standard normal from ``seed``.
+
+    Raises:
+        TypeError: the layer or ``x`` is not float64.
+        GradientCheckError: with ``raise_on_fail``, when any entry fails.
+    """
+    who = layer.name
+    _require_float64(who, x, *tree.leaves(layer))
+    rng = generator(seed)
+    y, pullback = layer.vjp(x, key=key, training=training)
+    dy = rng.standard_normal(y.shape)
+    dlayer, dx = pullback(dy)
+    if dx is None:
+        raise TypeError(f"{who}: pullback returned dx=None although need_dx=True")
+    tree.check_same_structure(layer, dlayer)
+
+    def s_of(lay: Layer, xx: Array) -> float:
+        return float(np.vdot(lay.forward(xx, key=key, training=training), dy))
+
+    entries = []
+    for d in range(n_directions):
+        v = rng.standard_normal(x.shape)
+        numeric = _directional(lambda e: s_of(layer, x + e * v), eps)
+        entries.append(_entry(f"x (direction {d})", float(np.vdot(dx, v)), numeric, rtol, atol))
+    grads = dict(tree.leaves_with_path(dlayer))
+    for path, leaf in _trainable_leaves(layer):
+        for d in range(n_directions):
+            v = rng.standard_normal(leaf.shape)
+            numeric = _directional(lambda e: s_of(_perturb(layer, path, v, e), x), eps)
+            analytic = float(np.vdot(grads[path], v))
+            entries.append(_entry(f"{path} (direction {d})", analytic, numeric, rtol, atol))
+    return _finish(GradientReport(who, tuple(entries), rtol, atol), raise_on_fail)
+
+
+def check_loss(
+    loss_fn: Loss,
+    pred: Array,
+    y: Array,
+    *,
+    seed: int = 0,
+    n_directions: int = 3,
+    eps: float = DEFAULT_EPS,
+    rtol: float = DEFAULT_RTOL,
+    atol: float = DEFAULT_ATOL,
+    raise_on_fail: bool = True,
+) -> GradientReport:
+    """Check ``loss_fn.value_and_grad(pred, y)[1]`` against finite differences in ``pred``."""
+    who = loss_fn.name
+    _require_float64(who, pred)
+    rng = generator(seed)
+    _, dpred = loss_fn.value_and_grad(pred, y)
+    if dpred.shape != pred.shape or dpred.dtype != pred.dtype:
+        raise GradientCheckError(
+            f"{who}: gradient has shape {dpred.shape} and dtype {dpred.dtype}, expected "
+            f"{pred.shape} and {pred.dtype}"
+        )
+    entries = []
+    for d in range(n_directions):
+        v = rng.standard_normal(pred.shape)
+        numeric = _directional(lambda e: loss_fn(pred + e * v, y), eps)
+        entries.append(_entry(f"pred (direction {d})", float(np.vdot(dpred, v)), numeric, rtol, atol))
+    return _finish(GradientReport(who, tuple(entries), rtol, atol), raise_on_fail)
+
+
+def check_network(
+    net: Network,
+    x: Array,
+    y: Array,
+    loss_fn: Loss,
+    *,
+    key: KeyLike | None = None,
+    training: bool = True,
+    seed: int = 0,
+    n_directions: int = 1,
+    eps: float = DEFAULT_EPS,
+    rtol: float = DEFAULT_RTOL,
+    atol: float = DEFAULT_ATOL,
+    raise_on_fail: bool = True,
+) -> GradientReport:
+    """Check ``fnn.grad`` of a whole network against finite differences of ``fnn.loss``.
+
+    Each trainable parameter array is perturbed along its own random
+    direction(s); the loss is evaluated with the same ``key`` and ``training``.
+    """
+    who = "network"
+    _require_float64(who, *tree.leaves(net))
+    rng = generator(seed)
+    _, grads = value_and_grad(net, x, y, loss_fn, key=key, training=training)
+    gmap = dict(tree.leaves_with_path(grads))
+    entries = []
+    for path, leaf in _trainable_leaves(net):
+        for d in range(n_directions):
+            v = rng.standard_normal(leaf.shape)
+            numeric = _directional(
+                lambda e: network_loss(
+                    _perturb(net, path, v, e), x, y, loss_fn, key=key, training=training
+                ),
+                eps,
+            )
+            entries.append(
+                _entry(f"{path} (direction {d})", float(np.vdot(gmap[path], v)), numeric, rtol, atol)
+            )
+    return _finish(GradientReport(who, tuple(entries), rtol, atol), raise_on_fail)
+
+
+# ----------------------------------------------------------------------------
+# Hypothesis strategies (hypothesis is imported lazily: it is a test dependency)
+
+
+def _st() -> Any:
+    try:
+        from hypothesis import strategies
+    except ImportError:  # pragma: no cover - exercised only without hypothesis
+        raise ImportError(
+            "fnn.testing strategies need Hypothesis: pip install hypothesis"
+        ) from None
+    return strategies
+
+
+def batch_sizes(max_size: int = 5) -> SearchStrategy[int]:
+    """Batch sizes from 1 (always worth testing) to ``max_size``."""
+    return _st().integers(1, max_size)  # type: ignore[no-any-return]
+
+
+def shapes(
+    min_rank: int = 1, max_rank: int = 3, min_side: int = 1, max_side: int = 5
+) -> SearchStrategy[tuple[int, ...]]:
+    """Array shapes (batch axis included) with the given ranks and side lengths."""
+    st = _st()
+    return st.lists(  # type: ignore[no-any-return]
+        st.integers(min_side, max_side), min_size=min_rank, max_size=max_rank
+    ).map(tuple)
+
+
+def arrays(
+    shape: tuple[int, ...] | SearchStrategy[tuple[int, ...]],
+    *,
+    low: float = -3.0,
+    high: float = 3.0,
+    away_from: Sequence[float] = (),
+    margin: float = 1e-3,
+) -> SearchStrategy[Array]:
+    """float64 arrays with elements in ``[low, high]``, each at least ``margin`` from
+    every point in ``away_from`` (e.g. ``(0.0,)`` keeps ReLU inputs off its kink, where
+    finite differences are meaningless)."""
+    st = _st()
+    from hypothesis.extra import numpy as hnp
+
+    def keep(v: float) -> bool:
+        return all(abs(v - a) >= margin for a in away_from)
+
+    elements = st.floats(low, high, allow_nan=False, allow_infinity=False, width=64).filter(keep)
+    return hnp.arrays(np.float64, shape, elements=elements)  # type: ignore[no-any-return]
+
+
+def elementwise_activations() -> SearchStrategy[Layer]:
+    """Every built-in parameter-free activation with generated hyper-parameters."""
+    st = _st()
+    from fnn.layers import activations as act
+
+    return st.one_of(  # type: ignore[no-any-return]
+        st.just(act.ReLU()),
+        st.just(act.Tanh()),
+        st.just(act.Sigmoid()),
+        st.just(act.GELU()),
+        st.just(act.Identity()),
+        st.floats(0.0, 0.5).map(lambda s: act.LeakyReLU(s)),
+        st.floats(0.1, 2.0).map(lambda a: act.ELU(a)),
+    )
+
+
+def dense_layers(max_units: int = 6) -> SearchStrategy[Layer]:
+    """Unbuilt Dense layers with and without bias."""
+    st = _st()
+    from fnn.layers.dense import Dense
+
+    return st.builds(Dense, st.integers(1, max_units), use_bias=st.booleans())  # type: ignore[no-any-return]
+
+
+def networks(
+    max_layers: int = 4, max_width: int = 6, max_input: int = 5
+) -> SearchStrategy[Network]:
+    """Built float64 MLPs: Dense layers interleaved with smooth activations.
+
+    Activations are smooth (tanh, sigmoid, GELU, ELU at alpha=1) so that finite
+    differences are meaningful everywhere.
+    """
+    st = _st()
+    from fnn.layers import activations as act
+    from fnn.layers.dense import Dense
+    from fnn.network import init
+
+    smooth = st.sampled_from([act.Tanh(), act.Sigmoid(), act.GELU(), act.ELU(1.0)])
+
+    @st.composite  # type: ignore[misc]
+    def build(draw: Any) -> Network:
+        n = draw(st.integers(1, max_layers))
+        layers: list[Layer] = []
+        for i in range(n):
+            layers.append(Dense(draw(st.integers(1, max_width)), use_bias=draw(st.booleans())))
+            if i < n - 1 or draw(st.booleans()):
+                layers.append(draw(smooth))
+        d_in = draw(st.integers(1, max_input))
+        return init(layers, (d_in,), key=draw(st.integers(0, 2**31 - 1)), dtype=np.float64)
+
+    return build()  # type: ignore[no-any-return]

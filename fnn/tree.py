@@ -1,0 +1,313 @@
+"""Pytree utilities: NumPy arrays are the leaves, everything else is structure.
+
+A *tree* is any nesting of tuples, lists, dicts and ``attrs`` instances. NumPy
+arrays (``np.ndarray``, including 0-d arrays) are its leaves. Everything that is
+neither a container nor an array (ints, floats, strings, ``None``, functions,
+keys) is *structure*: it is carried through every map untouched, taken from the
+first tree.
+
+Two trees that must match and do not raise ``ValueError`` naming the first path
+where they differ, e.g. ``layers[2].w: shape (32, 16) vs (16, 32)``.
+
+Every array that a map produces is marked read-only, so a tree built by fnn is a
+value: nobody holding it can change it behind someone else's back.
+
+Example:
+    >>> import numpy as np
+    >>> from fnn import tree
+    >>> t = {"a": np.array([1.0, 2.0]), "b": (np.array(3.0), "tag")}
+    >>> tree.size(t)
+    3
+    >>> doubled = tree.scale(t, 2.0)
+    >>> float(tree.vdot(t, doubled))
+    28.0
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+import numpy as np
+
+__all__ = [
+    "add",
+    "allclose",
+    "check_same_structure",
+    "leaves",
+    "leaves_with_path",
+    "map",
+    "map_with_path",
+    "norm",
+    "readonly",
+    "scale",
+    "size",
+    "state_paths",
+    "sub",
+    "vdot",
+    "zeros_like",
+]
+
+Tree = Any
+"""Any nesting of tuples, lists, dicts and attrs instances with array leaves."""
+
+STATE_METADATA_KEY = "fnn_state"
+"""attrs field metadata key marking a non-trainable array (e.g. running statistics)."""
+
+
+def readonly(a: np.ndarray) -> np.ndarray:
+    """Return ``a`` itself if already read-only, else a read-only view of it.
+
+    The caller's array keeps its own flags: a view gets the read-only flag, so
+    marking never changes an array somebody else holds.
+    """
+    if not a.flags.writeable:
+        return a
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+def _is_attrs(x: object) -> bool:
+    return attrs.has(type(x))
+
+
+def _children(node: object) -> list[tuple[str, object]] | None:
+    """Return ``(path_suffix, child)`` pairs of a container, ``None`` for a non-container."""
+    if isinstance(node, tuple | list):
+        return [(f"[{i}]", c) for i, c in enumerate(node)]
+    if isinstance(node, dict):
+        return [(f"[{k!r}]", node[k]) for k in node]
+    if _is_attrs(node):
+        return [(f".{f.name}", getattr(node, f.name)) for f in attrs.fields(type(node))]
+    return None
+
+
+def _rebuild(node: object, new_children: list[object]) -> object:
+    """Make a container of ``node``'s kind holding ``new_children``."""
+    if isinstance(node, list):
+        return new_children
+    if isinstance(node, tuple):
+        if hasattr(node, "_fields"):  # namedtuple
+            return type(node)(*new_children)
+        return tuple(new_children)
+    if isinstance(node, dict):
+        return dict(zip(node.keys(), new_children, strict=True))
+    # attrs instance: bypass __init__ (the structure was validated when `node` was
+    # built; running validators and converters again on every optimizer step
+    # would cost more than a small network's arithmetic).
+    cls = type(node)
+    new = object.__new__(cls)
+    for f, v in zip(attrs.fields(cls), new_children, strict=True):
+        object.__setattr__(new, f.name, v)
+    return new
+
+
+def _describe(x: object) -> str:
+    if isinstance(x, np.ndarray):
+        return f"shape {x.shape}"
+    kids = _children(x)
+    if kids is None:
+        return "a non-array value" if x is not None else "None"
+    if isinstance(x, dict):
+        return f"dict with keys {sorted(map(str, x))}"
+    if _is_attrs(x):
+        return type(x).__name__
+    return f"{type(x).__name__} of length {len(kids)}"
+
+
+def _mismatch(path: str, first: object, other: object) -> ValueError:
+    where = path.lstrip(".") or "<root>"
+    return ValueError(
+        f"tree structures differ at {where}: {_describe(first)} vs {_describe(other)}; "
+        "trees combined by fnn.tree must have the same containers and array shapes"
+    )
+
+
+def _same_kind(a: object, b: object) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (
+            isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
+        )
+    if isinstance(a, dict):
+        return isinstance(b, dict) and list(a.keys()) == list(b.keys())
+    if isinstance(a, tuple | list):
+        return type(a) is type(b) and len(a) == len(b)
+    if _is_attrs(a):
+        return type(a) is type(b)
+    return _children(b) is None
+
+
+def _map(f: Callable[..., Any], path: str, nodes: tuple[object, ...], with_path: bool) -> object:
+    first = nodes[0]
+    for other in nodes[1:]:
+        if not _same_kind(first, other):
+            raise _mismatch(path, first, other)
+    if isinstance(first, np.ndarray):
+        out = f(path.lstrip("."), *nodes) if with_path else f(*nodes)
+        out = np.asarray(out)
+        return readonly(out)
+    kids = _children(first)
+    if kids is None:
+        return first
+    kids_per_tree = [kids] + [_children(n) for n in nodes[1:]]
+    new = [
+        _map(f, path + suffix, tuple(k[i][1] for k in kids_per_tree), with_path)  # type: ignore[index]
+        for i, (suffix, _) in enumerate(kids)
+    ]
+    return _rebuild(first, new)
+
+
+def map(f: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:  # noqa: A001
+    """Apply ``f`` leaf-wise over one or more trees of the same structure.
+
+    ``out_leaf = f(leaf, *other_leaves)``; non-array values come from ``tree``.
+
+    Args:
+        f: function of as many arrays as there are trees, returning an array.
+        tree: the tree whose structure the result takes.
+        *rest: more trees with the same structure and leaf shapes.
+
+    Returns:
+        A tree like ``tree`` whose leaves are the (read-only) results of ``f``.
+
+    Raises:
+        ValueError: the trees differ in structure; names the first differing path.
+
+    Example:
+        >>> import numpy as np
+        >>> map(lambda a, b: a - b, [np.ones(2)], [np.ones(2)])[0]
+        array([0., 0.])
+    """
+    return _map(f, "", (tree, *rest), with_path=False)
+
+
+def map_with_path(f: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:
+    """Like :func:`map`, but ``f(path, leaf, *other_leaves)`` also gets the leaf's path.
+
+    The path is a string such as ``"layers[0].w"``: masks by path are one line,
+    e.g. ``lambda p, x: x if p.startswith("layers[0]") else x * 0``.
+
+    Example:
+        >>> import numpy as np
+        >>> map_with_path(lambda p, x: x * len(p), {"ab": np.ones(1)})
+        {'ab': array([6.])}
+    """
+    return _map(f, "", (tree, *rest), with_path=True)
+
+
+def _walk(node: object, path: str, state: bool) -> Iterator[tuple[str, np.ndarray, bool]]:
+    if isinstance(node, np.ndarray):
+        yield path.lstrip("."), node, state
+        return
+    if _is_attrs(node):
+        for fld in attrs.fields(type(node)):
+            is_state = state or bool(fld.metadata.get(STATE_METADATA_KEY, False))
+            yield from _walk(getattr(node, fld.name), f"{path}.{fld.name}", is_state)
+        return
+    kids = _children(node)
+    for suffix, child in kids or ():
+        yield from _walk(child, path + suffix, state)
+
+
+def leaves(tree: Tree) -> list[np.ndarray]:
+    """Return the array leaves of ``tree`` in a fixed (depth-first) order.
+
+    Example:
+        >>> import numpy as np
+        >>> len(leaves({"w": np.zeros(3), "name": "dense", "b": None}))
+        1
+    """
+    return [leaf for _, leaf, _ in _walk(tree, "", False)]
+
+
+def leaves_with_path(tree: Tree) -> list[tuple[str, np.ndarray]]:
+    """Return ``(path, leaf)`` pairs in the order of :func:`leaves`.
+
+    Example:
+        >>> import numpy as np
+        >>> leaves_with_path({"w": np.zeros(2)})
+        [("['w']", array([0., 0.]))]
+    """
+    return [(p, leaf) for p, leaf, _ in _walk(tree, "", False)]
+
+
+def state_paths(tree: Tree) -> frozenset[str]:
+    """Paths of non-trainable array leaves (attrs fields marked as state).
+
+    Optimizers never decay or update these; e.g. BatchNorm's running mean.
+    """
+    return frozenset(p for p, _, st in _walk(tree, "", False) if st)
+
+
+def check_same_structure(a: Tree, b: Tree) -> None:
+    """Raise ``ValueError`` naming the first path where ``a`` and ``b`` differ.
+
+    Example:
+        >>> import numpy as np
+        >>> check_same_structure([np.zeros(2)], [np.zeros(3)])
+        Traceback (most recent call last):
+        ...
+        ValueError: tree structures differ at [0]: shape (2,) vs shape (3,); trees combined by fnn.tree must have the same containers and array shapes
+    """
+    _map(lambda *xs: xs[0], "", (a, b), with_path=False)
+
+
+def add(a: Tree, b: Tree) -> Tree:
+    """Leaf-wise ``a + b``."""
+    return map(np.add, a, b)
+
+
+def sub(a: Tree, b: Tree) -> Tree:
+    """Leaf-wise ``a - b``."""
+    return map(np.subtract, a, b)
+
+
+def scale(tree: Tree, s: float) -> Tree:
+    """Leaf-wise ``s * tree``; the scalar takes each leaf's dtype (no upcasting)."""
+    return map(lambda x: x * x.dtype.type(s), tree)
+
+
+def zeros_like(tree: Tree) -> Tree:
+    """A tree of the same structure with all-zero leaves of the same dtypes."""
+    return map(np.zeros_like, tree)
+
+
+def vdot(a: Tree, b: Tree) -> float:
+    """Sum over leaves of ``vdot(a_leaf, b_leaf)``, as a Python float (accumulated in float64)."""
+    check_same_structure(a, b)
+    return float(
+        builtins.sum(
+            float(np.vdot(x.astype(np.float64, copy=False), y.astype(np.float64, copy=False)))
+            for x, y in zip(leaves(a), leaves(b), strict=True)
+        )
+    )
+
+
+def norm(tree: Tree) -> float:
+    """Global L2 norm ``sqrt(sum of squares of all leaves)``, as a Python float."""
+    return math.sqrt(vdot(tree, tree))
+
+
+def size(tree: Tree) -> int:
+    """Total number of array elements in ``tree``."""
+    return builtins.sum(int(x.size) for x in leaves(tree))
+
+
+def allclose(a: Tree, b: Tree, rtol: float = 1e-7, atol: float = 0.0) -> bool:
+    """True iff the trees have the same structure and every leaf pair is ``np.allclose``.
+
+    A structure mismatch returns ``False`` (use :func:`check_same_structure` to
+    learn where they differ).
+    """
+    try:
+        check_same_structure(a, b)
+    except ValueError:
+        return False
+    return all(
+        np.allclose(x, y, rtol=rtol, atol=atol, equal_nan=False)
+        for x, y in zip(leaves(a), leaves(b), strict=True)
+    )
