@@ -5,15 +5,17 @@ For element-wise losses (MSE, binary cross-entropy) that is the mean over every
 element of the prediction, as in Keras and PyTorch; for the softmax
 cross-entropies it is the per-example sum over classes, averaged over the batch.
 
-=====================================  =========================  ==========================================
-loss                                   targets ``y``              value; gradient dL/dpred
-=====================================  =========================  ==========================================
-``mse``                                shape of pred              mean((p − y)²); 2(p − y)/N
-``binary_cross_entropy``               shape of pred, in [0, 1]   −mean(y log p + (1−y) log(1−p)); (p − y)/(p(1−p))/N
-``binary_cross_entropy_with_logits``   shape of pred, in [0, 1]   same with p = σ(z); (σ(z) − y)/N
-``softmax_cross_entropy``              (batch, classes) one-hot   −Σ y log softmax(z) / B; (softmax(z)·Σy − y)/B
-``sparse_softmax_cross_entropy``       (batch,) int labels        −Σ log softmax(z)[y] / B; (softmax(z) − onehot(y))/B
-=====================================  =========================  ==========================================
+Each loss, its targets ``y``, its value and its gradient dL/dpred:
+
+- ``mse``: targets of pred's shape. mean((p − y)²); 2(p − y)/N.
+- ``binary_cross_entropy``: targets of pred's shape in [0, 1], pred probabilities.
+  −mean(y log p + (1 − y) log(1 − p)); (p − y) / (p(1 − p)) / N.
+- ``binary_cross_entropy_with_logits``: as above with p = σ(z) for logits z;
+  (σ(z) − y)/N.
+- ``softmax_cross_entropy``: one-hot (or probability) targets (batch, classes).
+  −Σ y log softmax(z) / B; (softmax(z)·Σ_c y − y)/B.
+- ``sparse_softmax_cross_entropy``: integer labels (batch,).
+  −Σ_b log softmax(z)[b, y_b] / B; (softmax(z) − onehot(y))/B.
 
 N is the number of elements of the prediction, B the batch size. Probabilities
 given to ``binary_cross_entropy`` are clipped to [eps, 1 − eps] (eps of the
@@ -99,8 +101,11 @@ def _check_target(who: str, pred: Array, y: object) -> Array:
             f"{who}: y has shape {y.shape} but pred has shape {pred.shape}; targets are "
             f"never broadcast, they must match exactly;{hint or ' check the output layer size'}"
         )
-    if not (np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.integer)
-            or y.dtype == np.bool_):
+    if not (
+        np.issubdtype(y.dtype, np.floating)
+        or np.issubdtype(y.dtype, np.integer)
+        or y.dtype == np.bool_
+    ):
         raise TypeError(f"{who}: y must be numeric, got dtype {y.dtype}")
     y = y.astype(pred.dtype, copy=False)
     if not np.isfinite(y).all():
@@ -160,7 +165,8 @@ binary_cross_entropy_with_logits = Loss("binary_cross_entropy_with_logits", _bce
 
 def _log_softmax(z: Array) -> Array:
     shifted = z - z.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    out: Array = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return out
 
 
 def _check_logits(who: str, z: object) -> Array:

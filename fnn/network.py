@@ -58,6 +58,10 @@ def _layers_tuple(value: object) -> tuple[Layer, ...]:
     return tuple(value)
 
 
+def _int_tuple(value: Sequence[int]) -> tuple[int, ...]:
+    return tuple(int(v) for v in value)
+
+
 @attrs.frozen(eq=False)
 class Network:
     """An immutable network: a tuple of built layers, the input shape and the dtype.
@@ -72,7 +76,7 @@ class Network:
     """
 
     layers: tuple[Layer, ...] = attrs.field(converter=_layers_tuple)
-    input_shape: tuple[int, ...] = attrs.field(converter=tuple)
+    input_shape: tuple[int, ...] = attrs.field(converter=_int_tuple)
     dtype: np.dtype = attrs.field(converter=np.dtype)
 
     @property
@@ -95,13 +99,11 @@ def _reraise(err: E, prefix: str) -> E:
 
 def _check_dtype_arg(dtype: object) -> np.dtype:
     try:
-        dt = np.dtype(dtype)  # type: ignore[call-overload]
+        dt: np.dtype = np.dtype(dtype)  # type: ignore[call-overload]
     except TypeError:
         raise TypeError(f"fnn.init: dtype must be a NumPy floating dtype, got {dtype!r}") from None
     if not np.issubdtype(dt, np.floating):
-        raise TypeError(
-            f"fnn.init: dtype must be floating (np.float32 or np.float64), got {dt}"
-        )
+        raise TypeError(f"fnn.init: dtype must be floating (np.float32 or np.float64), got {dt}")
     return dt
 
 
@@ -165,10 +167,12 @@ def init(
 
 def _check_network(who: str, net: object) -> Network:
     if not isinstance(net, Network):
-        raise TypeError(
-            f"{who}: expected an fnn.Network (from fnn.init), got {type(net).__name__}"
-        )
+        raise TypeError(f"{who}: expected an fnn.Network (from fnn.init), got {type(net).__name__}")
     return net
+
+
+def _dims(shape: Shape) -> str:
+    return ", ".join(map(str, shape))
 
 
 def prepare_input(who: str, net: Network, x: object) -> Array:
@@ -179,19 +183,18 @@ def prepare_input(who: str, net: Network, x: object) -> Array:
     """
     if not isinstance(x, np.ndarray):
         raise TypeError(
-            f"{who}: x must be a NumPy array of shape (batch, {', '.join(map(str, net.input_shape))}), "
+            f"{who}: x must be a NumPy array of shape (batch, {_dims(net.input_shape)}), "
             f"got {type(x).__name__}; use np.asarray(x, dtype=np.{net.dtype})"
         )
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise TypeError(
-            f"{who}: x has dtype {x.dtype}; fnn takes real numbers, cast with x.astype(np.{net.dtype})"
+            f"{who}: x has dtype {x.dtype}; fnn takes real numbers, "
+            f"cast with x.astype(np.{net.dtype})"
         )
     expected = net.input_shape
     if x.shape[1:] != expected or x.ndim == 0:
         if x.shape == expected:
             hint = "a single example needs a batch axis: pass x[None]"
-        elif x.ndim == len(expected) + 1 and x.shape[::-1][: len(expected)] == expected[::-1]:
-            hint = "check the example shape"
         elif x.ndim == 2 and len(expected) == 1 and x.shape[0] == expected[0]:
             hint = "did you pass x transposed? use x.T"
         elif len(expected) == 3 and x.ndim == 4 and x.shape[1] == expected[2]:
@@ -202,8 +205,7 @@ def prepare_input(who: str, net: Network, x: object) -> Array:
         else:
             hint = "the batch axis comes first"
         raise ValueError(
-            f"{who}: x has shape {x.shape} but the network takes (batch, "
-            f"{', '.join(map(str, expected))}); {hint}"
+            f"{who}: x has shape {x.shape} but the network takes (batch, {_dims(expected)}); {hint}"
         )
     if x.shape[0] == 0:
         raise ValueError(f"{who}: x is an empty batch (shape {x.shape}); pass at least one example")
@@ -213,9 +215,7 @@ def prepare_input(who: str, net: Network, x: object) -> Array:
     return x
 
 
-def _layer_key(
-    who: str, key: Key | None, i: int, layer: Layer, training: bool
-) -> Key | None:
+def _layer_key(who: str, key: Key | None, i: int, layer: Layer, training: bool) -> Key | None:
     if not layer.stochastic or not training:
         return None
     if key is None:
@@ -475,7 +475,10 @@ def summary(net: Network, *, file: IO[str] | None = sys.stdout) -> str:
     widths = [max(len(r[c]) for r in rows) for c in range(4)]
     line = "  ".join("-" * w for w in widths)
     text = [line] + [
-        "  ".join(cell.ljust(w) if c < 3 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths)))
+        "  ".join(
+            cell.ljust(w) if c < 3 else cell.rjust(w)
+            for c, (cell, w) in enumerate(zip(r, widths, strict=True))
+        )
         for r in rows
     ]
     text.insert(2, line)
@@ -489,4 +492,3 @@ def summary(net: Network, *, file: IO[str] | None = sys.stdout) -> str:
     if file is not None:
         print(out, file=file)
     return out
-

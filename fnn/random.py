@@ -21,6 +21,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import attrs
 import numpy as np
 
@@ -35,12 +37,16 @@ def _check_seed(instance: object, attribute: attrs.Attribute[int], value: int) -
         )
 
 
+def _path(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(int(v) for v in value)
+
+
 @attrs.frozen
 class Key:
     """An immutable random key: a seed plus the path of splits that led to it."""
 
     seed: int = attrs.field(validator=_check_seed, converter=int)
-    path: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    path: tuple[int, ...] = attrs.field(default=(), converter=_path)
 
     def __repr__(self) -> str:
         return f"Key(seed={self.seed}, path={self.path})"

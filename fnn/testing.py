@@ -131,14 +131,18 @@ def _require_float64(who: str, *arrays: Array) -> None:
         if a.dtype != np.float64:
             raise TypeError(
                 f"{who}: gradient checks run in float64 (central differences in float32 are "
-                f"too noisy); got dtype {a.dtype}; build with dtype=np.float64 / x.astype(np.float64)"
+                f"too noisy); got dtype {a.dtype}; build with dtype=np.float64 and pass "
+                "x.astype(np.float64)"
             )
 
 
-def _directional(
-    s: Callable[[float], float], eps: float
-) -> float:
-    return (s(eps) - s(-eps)) / (2 * eps)
+Probe = Callable[[float, Array, str], float]
+"""``s(e, v, path)``: the scalar with the array at ``path`` moved by ``e·v``."""
+
+
+def _directional(s: Probe, v: Array, path: str, eps: float) -> float:
+    """Central difference (s(ε) − s(−ε)) / 2ε along direction ``v``."""
+    return (s(eps, v, path) - s(-eps, v, path)) / (2 * eps)
 
 
 def check_vjp(
@@ -173,10 +177,14 @@ def check_vjp(
     y, pullback = vjp(x)
     dy = rng.standard_normal(np.shape(y))
     dx = pullback(dy)
+
+    def s(e: float, v: Array, _: str) -> float:
+        return float(np.vdot(f(x + e * v), dy))
+
     entries = []
     for d in range(n_directions):
         v = rng.standard_normal(x.shape)
-        numeric = _directional(lambda e: float(np.vdot(f(x + e * v), dy)), eps)
+        numeric = _directional(s, v, "x", eps)
         entries.append(_entry(f"x (direction {d})", float(np.vdot(dx, v)), numeric, rtol, atol))
     return _finish(GradientReport(who, tuple(entries), rtol, atol), raise_on_fail)
 
@@ -226,16 +234,22 @@ def check_layer(
     def s_of(lay: Layer, xx: Array) -> float:
         return float(np.vdot(lay.forward(xx, key=key, training=training), dy))
 
+    def s_x(e: float, v: Array, _: str) -> float:
+        return s_of(layer, x + e * v)
+
+    def s_param(e: float, v: Array, path: str) -> float:
+        return s_of(_perturb(layer, path, v, e), x)
+
     entries = []
     for d in range(n_directions):
         v = rng.standard_normal(x.shape)
-        numeric = _directional(lambda e: s_of(layer, x + e * v), eps)
+        numeric = _directional(s_x, v, "x", eps)
         entries.append(_entry(f"x (direction {d})", float(np.vdot(dx, v)), numeric, rtol, atol))
     grads = dict(tree.leaves_with_path(dlayer))
     for path, leaf in _trainable_leaves(layer):
         for d in range(n_directions):
             v = rng.standard_normal(leaf.shape)
-            numeric = _directional(lambda e: s_of(_perturb(layer, path, v, e), x), eps)
+            numeric = _directional(s_param, v, path, eps)
             analytic = float(np.vdot(grads[path], v))
             entries.append(_entry(f"{path} (direction {d})", analytic, numeric, rtol, atol))
     return _finish(GradientReport(who, tuple(entries), rtol, atol), raise_on_fail)
@@ -263,11 +277,17 @@ def check_loss(
             f"{who}: gradient has shape {dpred.shape} and dtype {dpred.dtype}, expected "
             f"{pred.shape} and {pred.dtype}"
         )
+
+    def s(e: float, v: Array, _: str) -> float:
+        return loss_fn(pred + e * v, y)
+
     entries = []
     for d in range(n_directions):
         v = rng.standard_normal(pred.shape)
-        numeric = _directional(lambda e: loss_fn(pred + e * v, y), eps)
-        entries.append(_entry(f"pred (direction {d})", float(np.vdot(dpred, v)), numeric, rtol, atol))
+        numeric = _directional(s, v, "pred", eps)
+        entries.append(
+            _entry(f"pred (direction {d})", float(np.vdot(dpred, v)), numeric, rtol, atol)
+        )
     return _finish(GradientReport(who, tuple(entries), rtol, atol), raise_on_fail)
 
 
@@ -296,49 +316,44 @@ def check_network(
     rng = generator(seed)
     _, grads = value_and_grad(net, x, y, loss_fn, key=key, training=training)
     gmap = dict(tree.leaves_with_path(grads))
+
+    def s(e: float, v: Array, path: str) -> float:
+        return network_loss(_perturb(net, path, v, e), x, y, loss_fn, key=key, training=training)
+
     entries = []
     for path, leaf in _trainable_leaves(net):
         for d in range(n_directions):
             v = rng.standard_normal(leaf.shape)
-            numeric = _directional(
-                lambda e: network_loss(
-                    _perturb(net, path, v, e), x, y, loss_fn, key=key, training=training
-                ),
-                eps,
-            )
+            numeric = _directional(s, v, path, eps)
             entries.append(
-                _entry(f"{path} (direction {d})", float(np.vdot(gmap[path], v)), numeric, rtol, atol)
+                _entry(
+                    f"{path} (direction {d})", float(np.vdot(gmap[path], v)), numeric, rtol, atol
+                )
             )
     return _finish(GradientReport(who, tuple(entries), rtol, atol), raise_on_fail)
 
 
 # ----------------------------------------------------------------------------
-# Hypothesis strategies (hypothesis is imported lazily: it is a test dependency)
-
-
-def _st() -> Any:
-    try:
-        from hypothesis import strategies
-    except ImportError:  # pragma: no cover - exercised only without hypothesis
-        raise ImportError(
-            "fnn.testing strategies need Hypothesis: pip install hypothesis"
-        ) from None
-    return strategies
+# Hypothesis strategies (hypothesis is imported inside each function: it is a
+# test dependency, not a runtime one, so `import fnn.testing` works without it)
 
 
 def batch_sizes(max_size: int = 5) -> SearchStrategy[int]:
     """Batch sizes from 1 (always worth testing) to ``max_size``."""
-    return _st().integers(1, max_size)  # type: ignore[no-any-return]
+    from hypothesis import strategies as st
+
+    return st.integers(1, max_size)
 
 
 def shapes(
     min_rank: int = 1, max_rank: int = 3, min_side: int = 1, max_side: int = 5
 ) -> SearchStrategy[tuple[int, ...]]:
     """Array shapes (batch axis included) with the given ranks and side lengths."""
-    st = _st()
-    return st.lists(  # type: ignore[no-any-return]
-        st.integers(min_side, max_side), min_size=min_rank, max_size=max_rank
-    ).map(tuple)
+    from hypothesis import strategies as st
+
+    return st.lists(st.integers(min_side, max_side), min_size=min_rank, max_size=max_rank).map(
+        tuple
+    )
 
 
 def arrays(
@@ -352,22 +367,23 @@ def arrays(
     """float64 arrays with elements in ``[low, high]``, each at least ``margin`` from
     every point in ``away_from`` (e.g. ``(0.0,)`` keeps ReLU inputs off its kink, where
     finite differences are meaningless)."""
-    st = _st()
+    from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp
 
     def keep(v: float) -> bool:
         return all(abs(v - a) >= margin for a in away_from)
 
     elements = st.floats(low, high, allow_nan=False, allow_infinity=False, width=64).filter(keep)
-    return hnp.arrays(np.float64, shape, elements=elements)  # type: ignore[no-any-return]
+    return hnp.arrays(np.float64, shape, elements=elements)
 
 
 def elementwise_activations() -> SearchStrategy[Layer]:
     """Every built-in parameter-free activation with generated hyper-parameters."""
-    st = _st()
+    from hypothesis import strategies as st
+
     from fnn.layers import activations as act
 
-    return st.one_of(  # type: ignore[no-any-return]
+    return st.one_of(
         st.just(act.ReLU()),
         st.just(act.Tanh()),
         st.just(act.Sigmoid()),
@@ -380,10 +396,11 @@ def elementwise_activations() -> SearchStrategy[Layer]:
 
 def dense_layers(max_units: int = 6) -> SearchStrategy[Layer]:
     """Unbuilt Dense layers with and without bias."""
-    st = _st()
+    from hypothesis import strategies as st
+
     from fnn.layers.dense import Dense
 
-    return st.builds(Dense, st.integers(1, max_units), use_bias=st.booleans())  # type: ignore[no-any-return]
+    return st.builds(Dense, st.integers(1, max_units), use_bias=st.booleans())
 
 
 def networks(
@@ -394,14 +411,15 @@ def networks(
     Activations are smooth (tanh, sigmoid, GELU, ELU at alpha=1) so that finite
     differences are meaningful everywhere.
     """
-    st = _st()
+    from hypothesis import strategies as st
+
     from fnn.layers import activations as act
     from fnn.layers.dense import Dense
     from fnn.network import init
 
     smooth = st.sampled_from([act.Tanh(), act.Sigmoid(), act.GELU(), act.ELU(1.0)])
 
-    @st.composite  # type: ignore[misc]
+    @st.composite
     def build(draw: Any) -> Network:
         n = draw(st.integers(1, max_layers))
         layers: list[Layer] = []
@@ -412,4 +430,4 @@ def networks(
         d_in = draw(st.integers(1, max_input))
         return init(layers, (d_in,), key=draw(st.integers(0, 2**31 - 1)), dtype=np.float64)
 
-    return build()  # type: ignore[no-any-return]
+    return build()

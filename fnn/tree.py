@@ -28,7 +28,7 @@ from __future__ import annotations
 import builtins
 import math
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import numpy as np
@@ -82,7 +82,7 @@ def _children(node: object) -> list[tuple[str, object]] | None:
     if isinstance(node, dict):
         return [(f"[{k!r}]", node[k]) for k in node]
     if _is_attrs(node):
-        return [(f".{f.name}", getattr(node, f.name)) for f in attrs.fields(type(node))]
+        return [(f".{f.name}", getattr(node, f.name)) for f in attrs.fields(cast(Any, type(node)))]
     return None
 
 
@@ -92,7 +92,7 @@ def _rebuild(node: object, new_children: list[object]) -> object:
         return new_children
     if isinstance(node, tuple):
         if hasattr(node, "_fields"):  # namedtuple
-            return type(node)(*new_children)
+            return cast(Any, type(node))(*new_children)
         return tuple(new_children)
     if isinstance(node, dict):
         return dict(zip(node.keys(), new_children, strict=True))
@@ -101,7 +101,7 @@ def _rebuild(node: object, new_children: list[object]) -> object:
     # would cost more than a small network's arithmetic).
     cls = type(node)
     new = object.__new__(cls)
-    for f, v in zip(attrs.fields(cls), new_children, strict=True):
+    for f, v in zip(attrs.fields(cast(Any, cls)), new_children, strict=True):
         object.__setattr__(new, f.name, v)
     return new
 
@@ -129,9 +129,7 @@ def _mismatch(path: str, first: object, other: object) -> ValueError:
 
 def _same_kind(a: object, b: object) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return (
-            isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
-        )
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
     if isinstance(a, dict):
         return isinstance(b, dict) and list(a.keys()) == list(b.keys())
     if isinstance(a, tuple | list):
@@ -204,7 +202,7 @@ def _walk(node: object, path: str, state: bool) -> Iterator[tuple[str, np.ndarra
         yield path.lstrip("."), node, state
         return
     if _is_attrs(node):
-        for fld in attrs.fields(type(node)):
+        for fld in attrs.fields(cast(Any, type(node))):
             is_state = state or bool(fld.metadata.get(STATE_METADATA_KEY, False))
             yield from _walk(getattr(node, fld.name), f"{path}.{fld.name}", is_state)
         return
@@ -248,10 +246,10 @@ def check_same_structure(a: Tree, b: Tree) -> None:
 
     Example:
         >>> import numpy as np
-        >>> check_same_structure([np.zeros(2)], [np.zeros(3)])
+        >>> check_same_structure([np.zeros(2)], [np.zeros(3)])  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: tree structures differ at [0]: shape (2,) vs shape (3,); trees combined by fnn.tree must have the same containers and array shapes
+        ValueError: tree structures differ at [0]: shape (2,) vs shape (3,); ...
     """
     _map(lambda *xs: xs[0], "", (a, b), with_path=False)
 

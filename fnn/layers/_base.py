@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from typing_extensions import Self
+
 import attrs
 import numpy as np
 
@@ -60,7 +62,10 @@ def param_field() -> Any:
 def state_field() -> Any:
     """A non-trainable array field (gradient is zero; optimizers leave it alone)."""
     return attrs.field(
-        default=None, converter=_to_readonly, kw_only=True, metadata={STATE_METADATA_KEY: True, PARAM_METADATA_KEY: True},
+        default=None,
+        converter=_to_readonly,
+        kw_only=True,
+        metadata={STATE_METADATA_KEY: True, PARAM_METADATA_KEY: True},
     )
 
 
@@ -89,7 +94,7 @@ class Layer:
         """Whether the parameter ``field_name`` is used by this configuration."""
         return True
 
-    def init(self, key: KeyLike, in_shape: Shape, dtype: np.dtype) -> tuple[Layer, Shape]:
+    def init(self, key: KeyLike, in_shape: Shape, dtype: np.dtype) -> tuple[Self, Shape]:
         """Return ``(layer with parameters, output shape without batch)``."""
         return self, self.output_shape(in_shape)
 
@@ -124,14 +129,14 @@ class Layer:
         y, pullback = self.vjp(x, key=key, training=training, need_dx=need_dx)
         return y, pullback, self
 
-    def zero_grad_like(self, **grads: Array) -> Layer:
+    def zero_grad_like(self, **grads: Array | None) -> Self:
         """This layer with ``grads`` in the named fields and zeros in the other arrays.
 
         Used by pullbacks to build ``dlayer``: every array field gets a value
         (state fields get zeros), so a gradient always has the structure of what
         it differentiates.
         """
-        changes: dict[str, Array] = {}
+        changes: dict[str, Array | None] = {}
         for f in attrs.fields(type(self)):
             if not f.metadata.get(PARAM_METADATA_KEY):
                 continue

@@ -69,7 +69,8 @@ class ReLU(_Elementwise):
     """``y = max(x, 0)``; ``dx = dy · [x > 0]`` (the derivative at 0 is taken as 0)."""
 
     def _f(self, x: Array) -> Array:
-        return np.maximum(x, 0)
+        out: Array = np.maximum(x, 0)
+        return out
 
     def _df(self, x: Array, y: Array) -> Array:
         return (x > 0).astype(x.dtype)
@@ -97,7 +98,8 @@ class LeakyReLU(_Elementwise):
         return np.where(x > 0, x, x * x.dtype.type(self.negative_slope))
 
     def _df(self, x: Array, y: Array) -> Array:
-        return np.where(x > 0, x.dtype.type(1), x.dtype.type(self.negative_slope))
+        out: Array = np.where(x > 0, x.dtype.type(1), x.dtype.type(self.negative_slope))
+        return out
 
 
 @attrs.frozen(eq=False)
@@ -115,7 +117,8 @@ class ELU(_Elementwise):
         return np.where(x > 0, x, neg)
 
     def _df(self, x: Array, y: Array) -> Array:
-        return np.where(x > 0, x.dtype.type(1), y + x.dtype.type(self.alpha))
+        out: Array = np.where(x > 0, x.dtype.type(1), y + x.dtype.type(self.alpha))
+        return out
 
 
 @attrs.frozen(eq=False)
@@ -123,16 +126,19 @@ class Tanh(_Elementwise):
     """``y = tanh(x)``; ``dx = dy · (1 − y²)``."""
 
     def _f(self, x: Array) -> Array:
-        return np.tanh(x)
+        out: Array = np.tanh(x)
+        return out
 
     def _df(self, x: Array, y: Array) -> Array:
-        return 1 - y * y
+        out: Array = 1 - y * y
+        return out
 
 
 def sigmoid(x: Array) -> Array:
     """Logistic function 1 / (1 + e⁻ˣ), computed without overflow for any x."""
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    out: Array = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    return out
 
 
 @attrs.frozen(eq=False)
@@ -143,7 +149,8 @@ class Sigmoid(_Elementwise):
         return sigmoid(x)
 
     def _df(self, x: Array, y: Array) -> Array:
-        return y * (1 - y)
+        out: Array = y * (1 - y)
+        return out
 
 
 _GELU_C = math.sqrt(2.0 / math.pi)
@@ -159,11 +166,13 @@ class GELU(_Elementwise):
     """
 
     def _f(self, x: Array) -> Array:
-        return 0.5 * x * (1 + np.tanh(_GELU_C * (x + _GELU_K * x**3)))
+        out: Array = 0.5 * x * (1 + np.tanh(_GELU_C * (x + _GELU_K * x**3)))
+        return out
 
     def _df(self, x: Array, y: Array) -> Array:
         t = np.tanh(_GELU_C * (x + _GELU_K * x**3))
-        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _GELU_C * (1 + 3 * _GELU_K * x * x)
+        out: Array = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _GELU_C * (1 + 3 * _GELU_K * x * x)
+        return out
 
 
 @attrs.frozen(eq=False)
@@ -186,7 +195,8 @@ class Softmax(Layer):
             )
         e = np.exp(x - x.max(axis=-1, keepdims=True))
         e /= e.sum(axis=-1, keepdims=True)
-        return e
+        out: Array = e
+        return out
 
     def vjp(
         self,

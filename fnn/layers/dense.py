@@ -109,7 +109,8 @@ class Dense(Layer):
         y = x @ cast(Array, self.w)
         if self.b is not None:
             y += self.b  # y was just allocated by the matmul
-        return y
+        out: Array = y
+        return out
 
     def vjp(
         self,

@@ -1,0 +1,196 @@
+"""Tests of fnn.losses: values, gradients w.r.t. the prediction, stability and errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from fnn import losses, testing
+
+batch = testing.batch_sizes()
+width = st.integers(1, 5)
+
+
+@st.composite
+def regression_case(draw):
+    shape = (draw(batch), draw(width))
+    return draw(testing.arrays(shape)), draw(testing.arrays(shape))
+
+
+@st.composite
+def probability_case(draw):
+    shape = (draw(batch), draw(width))
+    p = draw(testing.arrays(shape, low=0.02, high=0.98))
+    y = draw(testing.arrays(shape, low=0.0, high=1.0))
+    return p, y
+
+
+@st.composite
+def logits_case(draw, one_hot):
+    b, c = draw(batch), draw(st.integers(1, 5))
+    z = draw(testing.arrays((b, c), low=-8, high=8))
+    labels = draw(hnp.arrays(np.int64, (b,), elements=st.integers(0, c - 1)))
+    y = np.eye(c)[labels] if one_hot else labels
+    return z, y
+
+
+@given(regression_case(), st.integers(0, 2**31))
+def test_mse_gradient(case, seed):
+    """MSE's gradient agrees with central differences."""
+    testing.check_loss(losses.mse, *case, seed=seed)
+
+
+@given(probability_case(), st.integers(0, 2**31))
+def test_bce_gradient(case, seed):
+    """Binary cross-entropy on probabilities: gradient agrees with central differences."""
+    testing.check_loss(losses.binary_cross_entropy, *case, seed=seed)
+
+
+@given(probability_case(), st.integers(0, 2**31))
+def test_bce_logits_gradient_and_agreement(case, seed):
+    """BCE from logits: gradient checks, and its value equals BCE of sigmoid(logits)."""
+    p, y = case
+    z = np.log(p / (1 - p))
+    testing.check_loss(losses.binary_cross_entropy_with_logits, z, y, seed=seed)
+    assert np.isclose(
+        losses.binary_cross_entropy_with_logits(z, y), losses.binary_cross_entropy(p, y), rtol=1e-9
+    )
+
+
+@given(logits_case(one_hot=True), st.integers(0, 2**31))
+def test_softmax_ce_gradient(case, seed):
+    """Softmax cross-entropy with one-hot targets: gradient agrees with central differences."""
+    testing.check_loss(losses.softmax_cross_entropy, *case, seed=seed)
+
+
+@given(logits_case(one_hot=False), st.integers(0, 2**31))
+def test_sparse_softmax_ce_gradient_and_agreement(case, seed):
+    """Integer-label cross-entropy checks, and equals the one-hot version."""
+    z, labels = case
+    testing.check_loss(losses.sparse_softmax_cross_entropy, z, labels, seed=seed)
+    onehot = np.eye(z.shape[1])[labels]
+    v1, g1 = losses.sparse_softmax_cross_entropy.value_and_grad(z, labels)
+    v2, g2 = losses.softmax_cross_entropy.value_and_grad(z, onehot)
+    assert np.isclose(v1, v2, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(g1, g2, rtol=1e-12, atol=1e-15)
+
+
+def test_reduction_is_mean_over_batch():
+    """Doubling the batch by repetition leaves every loss unchanged (mean, not sum)."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(3, 4))
+    labels = np.array([0, 3, 1])
+    p = 1 / (1 + np.exp(-z))
+    y = (rng.random((3, 4)) > 0.5).astype(float)
+    cases = [
+        (losses.mse, z, y),
+        (losses.binary_cross_entropy, p, y),
+        (losses.binary_cross_entropy_with_logits, z, y),
+        (losses.softmax_cross_entropy, z, np.eye(4)[labels]),
+        (losses.sparse_softmax_cross_entropy, z, labels),
+    ]
+    for fn, pred, target in cases:
+        doubled = fn(np.concatenate([pred, pred]), np.concatenate([target, target]))
+        assert np.isclose(fn(pred, target), doubled), fn.name
+
+
+def test_hand_computed_values():
+    """Values computed by hand for tiny inputs."""
+    assert losses.mse(np.array([[1.0], [3.0]]), np.array([[0.0], [1.0]])) == 2.5
+    assert np.isclose(
+        losses.binary_cross_entropy(np.array([[0.8]]), np.array([[1.0]])), -np.log(0.8)
+    )
+    z = np.array([[0.0, np.log(3.0)]])
+    assert np.isclose(losses.sparse_softmax_cross_entropy(z, np.array([1])), -np.log(0.75))
+
+
+def test_extreme_logits_are_stable():
+    """Logits of ±1000 give finite values and gradients (no overflow warnings: they are errors)."""
+    z = np.array([[1000.0, -1000.0], [-1000.0, 1000.0]])
+    v, g = losses.sparse_softmax_cross_entropy.value_and_grad(z, np.array([0, 0]))
+    assert np.isclose(v, 1000.0) and np.isfinite(g).all()
+    v, g = losses.softmax_cross_entropy.value_and_grad(z, np.eye(2)[[1, 1]])
+    assert np.isclose(v, 1000.0) and np.isfinite(g).all()
+    v, g = losses.binary_cross_entropy_with_logits.value_and_grad(
+        z, np.array([[0.0, 1.0], [1.0, 0.0]])
+    )
+    assert np.isclose(v, 1000.0) and np.isfinite(g).all()
+
+
+def test_dtype_of_gradient_follows_prediction():
+    """A float32 prediction with float64 or int targets gives a float32 gradient."""
+    pred = np.ones((2, 3), np.float32)
+    for fn, y in [
+        (losses.mse, np.zeros((2, 3))),
+        (losses.softmax_cross_entropy, np.eye(3)[[0, 1]]),
+        (losses.sparse_softmax_cross_entropy, np.array([0, 2])),
+        (losses.binary_cross_entropy_with_logits, np.zeros((2, 3), np.int64)),
+    ]:
+        assert fn.value_and_grad(pred, y)[1].dtype == np.float32, fn.name
+
+
+@pytest.mark.parametrize(
+    ("fn", "pred", "y", "err", "pattern"),
+    [
+        (losses.mse, np.zeros((4, 1)), np.zeros(4), ValueError, r"y.reshape\(-1, 1\)"),
+        (losses.mse, np.zeros((2, 3)), np.zeros((3, 2)), ValueError, r"transposed"),
+        (losses.mse, np.zeros((2, 3)), [[0.0] * 3] * 2, TypeError, r"mse: y must be a NumPy array"),
+        (losses.mse, np.zeros((2, 1)), np.array([[np.nan], [0.0]]), ValueError, r"NaN"),
+        (
+            losses.binary_cross_entropy,
+            np.full((1, 1), 2.0),
+            np.ones((1, 1)),
+            ValueError,
+            r"with_logits",
+        ),
+        (
+            losses.binary_cross_entropy,
+            np.full((1, 1), 0.5),
+            np.full((1, 1), 2.0),
+            ValueError,
+            r"\[0, 1\]",
+        ),
+        (
+            losses.sparse_softmax_cross_entropy,
+            np.zeros((2, 3)),
+            np.array([0, 3]),
+            ValueError,
+            r"label 3 is out of range for 3 classes",
+        ),
+        (
+            losses.sparse_softmax_cross_entropy,
+            np.zeros((2, 3)),
+            np.array([0.0, 1.0]),
+            TypeError,
+            r"astype\(np.int64\)",
+        ),
+        (
+            losses.sparse_softmax_cross_entropy,
+            np.zeros((2, 3)),
+            np.eye(3)[[0, 1]],
+            ValueError,
+            r"softmax_cross_entropy for one-hot",
+        ),
+        (
+            losses.sparse_softmax_cross_entropy,
+            np.zeros((2, 3)),
+            np.array([[0], [1]]),
+            ValueError,
+            r"y.ravel\(\)",
+        ),
+        (
+            losses.softmax_cross_entropy,
+            np.zeros((2, 3)),
+            np.array([0, 1]),
+            ValueError,
+            r"sparse_softmax_cross_entropy",
+        ),
+        (losses.softmax_cross_entropy, np.zeros(3), np.zeros(3), ValueError, r"\(batch, classes\)"),
+        (losses.mse, np.zeros((2, 1), np.int64), np.zeros((2, 1)), TypeError, r"floating-point"),
+    ],
+)
+def test_bad_targets_name_the_problem(fn, pred, y, err, pattern):
+    """Mismatched, transposed, out-of-range, non-finite or mistyped targets raise with the fix."""
+    with pytest.raises(err, match=pattern):
+        fn.value_and_grad(pred, y)
