@@ -31,3 +31,15 @@ def _numpy_errors_raise():
     """NumPy floating-point warnings (overflow, invalid, divide) are errors in tests."""
     with np.errstate(all="raise", under="ignore"):
         yield
+
+
+def load_example(name: str):
+    """Import examples/<name>.py as a module (examples are scripts, not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
