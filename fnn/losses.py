@@ -76,7 +76,7 @@ class Loss:
 def _check_pred(who: str, pred: object) -> Array:
     if not isinstance(pred, np.ndarray):
         raise TypeError(f"{who}: pred must be a NumPy array, got {type(pred).__name__}")
-    if not np.issubdtype(pred.dtype, np.floating):
+    if pred.dtype.kind != "f":
         raise TypeError(f"{who}: pred must be floating-point, got dtype {pred.dtype}")
     if pred.ndim < 1 or pred.shape[0] == 0:
         raise ValueError(f"{who}: pred must have a non-empty batch axis, got shape {pred.shape}")
@@ -101,11 +101,7 @@ def _check_target(who: str, pred: Array, y: object) -> Array:
             f"{who}: y has shape {y.shape} but pred has shape {pred.shape}; targets are "
             f"never broadcast, they must match exactly;{hint or ' check the output layer size'}"
         )
-    if not (
-        np.issubdtype(y.dtype, np.floating)
-        or np.issubdtype(y.dtype, np.integer)
-        or y.dtype == np.bool_
-    ):
+    if y.dtype.kind not in "fiub":
         raise TypeError(f"{who}: y must be numeric, got dtype {y.dtype}")
     y = y.astype(pred.dtype, copy=False)
     if not np.isfinite(y).all():
@@ -182,7 +178,7 @@ def _check_logits(who: str, z: object) -> Array:
 def _softmax_ce(z: Array, y: Array) -> tuple[float, Array]:
     who = "softmax_cross_entropy"
     z = _check_logits(who, z)
-    if isinstance(y, np.ndarray) and y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
+    if isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype.kind in "iu":
         raise ValueError(
             f"{who}: got integer labels of shape {y.shape}; it expects one-hot or probability "
             "targets of shape (batch, classes); use fnn.losses.sparse_softmax_cross_entropy "
@@ -215,7 +211,7 @@ def _check_labels(who: str, z: Array, y: object) -> Array:
             f"{who}: y has shape {y.shape} but expected integer labels of shape "
             f"({z.shape[0]},) for logits of shape {z.shape};{hint or ' one label per example'}"
         )
-    if not np.issubdtype(y.dtype, np.integer):
+    if y.dtype.kind not in "iu":
         raise TypeError(
             f"{who}: labels must be integers, got dtype {y.dtype}; use y.astype(np.int64)"
         )

@@ -88,6 +88,15 @@ class Network:
         return shape
 
 
+def _with_layers(net: Network, layers: tuple[Layer, ...]) -> Network:
+    """``net`` with other layers of the same classes (no re-validation: hot path)."""
+    new = object.__new__(Network)
+    object.__setattr__(new, "layers", layers)
+    object.__setattr__(new, "input_shape", net.input_shape)
+    object.__setattr__(new, "dtype", net.dtype)
+    return new
+
+
 def _where(i: int, layer: Layer) -> str:
     return f"layers[{i}] ({layer.name})"
 
@@ -186,7 +195,7 @@ def prepare_input(who: str, net: Network, x: object) -> Array:
             f"{who}: x must be a NumPy array of shape (batch, {_dims(net.input_shape)}), "
             f"got {type(x).__name__}; use np.asarray(x, dtype=np.{net.dtype})"
         )
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+    if x.dtype.kind not in "fiu":
         raise TypeError(
             f"{who}: x has dtype {x.dtype}; fnn takes real numbers, "
             f"cast with x.astype(np.{net.dtype})"
@@ -337,7 +346,8 @@ def _chain(
             _check_finite(who, h, i, layer, "forward")
         pullbacks.append(pb)
         new_layers.append(new_layer)
-    return h, pullbacks, attrs.evolve(net, layers=tuple(new_layers))
+    changed = any(new is not old for new, old in zip(new_layers, net.layers, strict=True))
+    return h, pullbacks, _with_layers(net, tuple(new_layers)) if changed else net
 
 
 def value_and_grad(
@@ -389,7 +399,7 @@ def value_and_grad(
         dlayers[i] = dlayer
         if dx is not None:
             dy = dx
-    grads = attrs.evolve(net, layers=tuple(dlayers))
+    grads = _with_layers(net, tuple(dlayers))
     if with_state:
         return value, grads, new_net
     return value, grads

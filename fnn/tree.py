@@ -159,6 +159,160 @@ def _map(f: Callable[..., Any], path: str, nodes: tuple[object, ...], with_path:
     return _rebuild(first, new)
 
 
+# ---------------------------------------------------------------------------
+# The fast path. Optimizers map over whole networks on every step, so the walk
+# must cost little next to a small network's arithmetic: the kind of each type
+# is computed once and cached, no path strings are built, and attrs instances
+# are rebuilt without re-running validators. On a mismatch the slow walk above
+# runs again to say where the trees differ.
+
+_LEAF, _LIST, _TUPLE, _NAMEDTUPLE, _DICT, _ATTRS, _OTHER = range(7)
+_KINDS: dict[type, int] = {}
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _kind(t: type) -> int:
+    k = _KINDS.get(t)
+    if k is None:
+        if issubclass(t, np.ndarray):
+            k = _LEAF
+        elif issubclass(t, list):
+            k = _LIST
+        elif issubclass(t, tuple):
+            k = _NAMEDTUPLE if hasattr(t, "_fields") else _TUPLE
+        elif issubclass(t, dict):
+            k = _DICT
+        elif attrs.has(t):
+            k = _ATTRS
+            _FIELD_NAMES[t] = tuple(f.name for f in attrs.fields(cast(Any, t)))
+        else:
+            k = _OTHER
+        _KINDS[t] = k
+    return k
+
+
+class _Mismatch(Exception):
+    """Raised inside the fast walk; turned into a ValueError with a path."""
+
+
+def _fast_map(f: Callable[..., Any], nodes: tuple[Any, ...]) -> Any:
+    first = nodes[0]
+    t = type(first)
+    k = _KINDS.get(t)
+    if k is None:
+        k = _kind(t)
+    if k == _LEAF:
+        for o in nodes[1:]:
+            if not isinstance(o, np.ndarray) or o.shape != first.shape:
+                raise _Mismatch
+        out = f(*nodes)
+        if not isinstance(out, np.ndarray):
+            out = np.asarray(out)
+        if out.flags.writeable:
+            out = out.view()
+            out.setflags(write=False)
+        return out
+    if k == _OTHER:
+        for o in nodes[1:]:
+            if _kind(type(o)) != _OTHER:
+                raise _Mismatch
+        return first
+    for o in nodes[1:]:
+        if type(o) is not t:
+            raise _Mismatch
+    if k == _ATTRS:
+        new = object.__new__(t)
+        setattr_ = object.__setattr__
+        if len(nodes) == 1:
+            for name in _FIELD_NAMES[t]:
+                setattr_(new, name, _fast_map(f, (getattr(first, name),)))
+        elif len(nodes) == 2:
+            second = nodes[1]
+            for name in _FIELD_NAMES[t]:
+                setattr_(new, name, _fast_map(f, (getattr(first, name), getattr(second, name))))
+        else:
+            for name in _FIELD_NAMES[t]:
+                setattr_(new, name, _fast_map(f, tuple([getattr(n, name) for n in nodes])))
+        return new
+    if k == _DICT:
+        keys = list(first)
+        for o in nodes[1:]:
+            if list(o) != keys:
+                raise _Mismatch
+        return {key: _fast_map(f, tuple([n[key] for n in nodes])) for key in keys}
+    n_items = len(first)
+    for o in nodes[1:]:
+        if len(o) != n_items:
+            raise _Mismatch
+    items = [_fast_map(f, items_i) for items_i in zip(*nodes, strict=True)]
+    if k == _LIST:
+        return items
+    if k == _TUPLE:
+        return tuple(items)
+    return t(*items)  # namedtuple
+
+
+def _leaf_out(out: Any) -> np.ndarray:
+    if not isinstance(out, np.ndarray):
+        out = np.asarray(out)
+    if out.flags.writeable:
+        out = out.view()
+        out.setflags(write=False)
+    return cast(np.ndarray, out)
+
+
+def _map2(f: Callable[..., Any], a: Any, b: Any) -> Any:
+    """``_fast_map`` for exactly two trees (every optimizer step), unrolled for speed."""
+    t = type(a)
+    k = _KINDS.get(t)
+    if k is None:
+        k = _kind(t)
+    if k == _LEAF:
+        if not isinstance(b, np.ndarray) or b.shape != a.shape:
+            raise _Mismatch
+        return _leaf_out(f(a, b))
+    if k == _OTHER:
+        if _kind(type(b)) != _OTHER:
+            raise _Mismatch
+        return a
+    if type(b) is not t:
+        raise _Mismatch
+    if k == _ATTRS:
+        new = object.__new__(t)
+        for name in _FIELD_NAMES[t]:
+            va = getattr(a, name)
+            if _KINDS.get(type(va)) == _OTHER:
+                tb = type(getattr(b, name))
+                if _KINDS.get(tb) != _OTHER and _kind(tb) != _OTHER:
+                    raise _Mismatch
+            else:
+                va = _map2(f, va, getattr(b, name))
+            object.__setattr__(new, name, va)
+        return new
+    if k == _DICT:
+        if list(a) != list(b):
+            raise _Mismatch
+        return {key: _map2(f, a[key], b[key]) for key in a}
+    if len(a) != len(b):
+        raise _Mismatch
+    items = [_map2(f, x, y) for x, y in zip(a, b, strict=True)]
+    if k == _LIST:
+        return items
+    if k == _TUPLE:
+        return tuple(items)
+    return t(*items)
+
+
+def _map_fast_or_explain(f: Callable[..., Any], nodes: tuple[Any, ...]) -> Any:
+    try:
+        if len(nodes) == 2:
+            return _map2(f, nodes[0], nodes[1])
+        return _fast_map(f, nodes)
+    except _Mismatch:
+        _map(lambda *xs: xs[0], "", nodes, with_path=False)  # raises with the path
+        raise ValueError("tree structures differ") from None  # unreachable in practice
+
+
 def map(f: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:  # noqa: A001
     """Apply ``f`` leaf-wise over one or more trees of the same structure.
 
@@ -180,7 +334,7 @@ def map(f: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:  # noqa: A001
         >>> map(lambda a, b: a - b, [np.ones(2)], [np.ones(2)])[0]
         array([0., 0.])
     """
-    return _map(f, "", (tree, *rest), with_path=False)
+    return _map_fast_or_explain(f, (tree, *rest))
 
 
 def map_with_path(f: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:
@@ -251,7 +405,7 @@ def check_same_structure(a: Tree, b: Tree) -> None:
         ...
         ValueError: tree structures differ at [0]: shape (2,) vs shape (3,); ...
     """
-    _map(lambda *xs: xs[0], "", (a, b), with_path=False)
+    _map_fast_or_explain(lambda *xs: xs[0], (a, b))
 
 
 def add(a: Tree, b: Tree) -> Tree:

@@ -23,10 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from typing_extensions import Self
-
 import attrs
 import numpy as np
+from typing_extensions import Self
 
 from fnn.random import KeyLike
 from fnn.tree import STATE_METADATA_KEY, readonly
@@ -85,9 +84,9 @@ class Layer:
     def built(self) -> bool:
         """True once ``init`` has filled every parameter field."""
         return all(
-            getattr(self, f.name) is not None
-            for f in attrs.fields(type(self))
-            if f.metadata.get(PARAM_METADATA_KEY) and self._expects(f.name)
+            getattr(self, name) is not None
+            for name in _array_fields(type(self))
+            if self._expects(name)
         )
 
     def _expects(self, field_name: str) -> bool:
@@ -136,20 +135,50 @@ class Layer:
         (state fields get zeros), so a gradient always has the structure of what
         it differentiates.
         """
-        changes: dict[str, Array | None] = {}
-        for f in attrs.fields(type(self)):
-            if not f.metadata.get(PARAM_METADATA_KEY):
-                continue
-            if f.name in grads:
-                changes[f.name] = grads[f.name]
-            else:
-                current = getattr(self, f.name)
-                if current is not None:
-                    changes[f.name] = np.zeros_like(current)
-        unknown = set(grads) - set(changes)
-        if unknown:
-            raise ValueError(f"{self.name}: unknown parameter fields {sorted(unknown)}")
-        return attrs.evolve(self, **changes)
+        cls = type(self)
+        array_fields = _array_fields(cls)
+        if not array_fields.issuperset(grads):
+            unknown = sorted(set(grads) - array_fields)
+            raise ValueError(f"{self.name}: unknown parameter fields {unknown}")
+        # Built without __init__: this runs on every backward pass, and the
+        # configuration was validated when `self` was built. Arrays are made
+        # read-only here, as the field converter would.
+        new = object.__new__(cls)
+        for name, is_array in _field_kinds(cls):
+            value = getattr(self, name)
+            if is_array:
+                if name in grads:
+                    value = grads[name]
+                elif value is not None:
+                    value = np.zeros_like(value)
+                if value is not None:
+                    value = readonly(value if isinstance(value, np.ndarray) else np.asarray(value))
+            object.__setattr__(new, name, value)
+        return new
+
+
+_FIELD_KINDS: dict[type, tuple[tuple[str, bool], ...]] = {}
+
+
+def _field_kinds(cls: type) -> tuple[tuple[str, bool], ...]:
+    """``(name, holds_an_array)`` for each attrs field of ``cls`` (cached per class)."""
+    kinds = _FIELD_KINDS.get(cls)
+    if kinds is None:
+        kinds = tuple((f.name, bool(f.metadata.get(PARAM_METADATA_KEY))) for f in attrs.fields(cls))
+        _FIELD_KINDS[cls] = kinds
+    return kinds
+
+
+_ARRAY_FIELDS: dict[type, frozenset[str]] = {}
+
+
+def _array_fields(cls: type) -> frozenset[str]:
+    """Names of the fields of ``cls`` that hold arrays (parameters or state), cached."""
+    names = _ARRAY_FIELDS.get(cls)
+    if names is None:
+        names = frozenset(name for name, is_array in _field_kinds(cls) if is_array)
+        _ARRAY_FIELDS[cls] = names
+    return names
 
 
 def check_input(layer: Layer, x: object, rank: int | None, what: str) -> Array:
@@ -162,7 +191,7 @@ def check_input(layer: Layer, x: object, rank: int | None, what: str) -> Array:
             f"{layer.name}: x must be a NumPy array of shape {what}, got {type(x).__name__}; "
             "convert it with np.asarray(x, dtype=np.float32)"
         )
-    if not np.issubdtype(x.dtype, np.floating):
+    if x.dtype.kind != "f":
         raise TypeError(
             f"{layer.name}: x must be a floating-point array, got dtype {x.dtype}; "
             "convert it with x.astype(np.float32)"

@@ -87,7 +87,8 @@ class Dense(Layer):
         return attrs.evolve(self, w=w, b=b), out_shape
 
     def _check(self, x: object) -> Array:
-        check_built(self)
+        if self.w is None:
+            check_built(self)
         x = check_input(self, x, 2, "(batch, d_in)")
         w = cast(Array, self.w)  # check_built guarantees it is set
         d_in = w.shape[0]
