@@ -2,17 +2,28 @@
 
 from fnn.layers._base import Layer, param_field, state_field
 from fnn.layers.activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from fnn.layers.conv import Conv2D
 from fnn.layers.dense import Dense
+from fnn.layers.dropout import Dropout
+from fnn.layers.norm import BatchNorm, LayerNorm
+from fnn.layers.pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from fnn.layers.reshape import Flatten, Reshape
 
 __all__ = [
     "ELU",
     "GELU",
+    "AvgPool2D",
+    "BatchNorm",
+    "Conv2D",
     "Dense",
+    "Dropout",
     "Flatten",
+    "GlobalAvgPool2D",
     "Identity",
     "Layer",
+    "LayerNorm",
     "LeakyReLU",
+    "MaxPool2D",
     "ReLU",
     "Reshape",
     "Sigmoid",

@@ -1,0 +1,266 @@
+"""NumPy-specific array helpers for convolution and pooling (private).
+
+Everything that depends on NumPy's memory model lives here, so the layers
+themselves read as plain math:
+
+- :func:`pad` zero- (or constant-) pads the two spatial axes of an image batch;
+- :func:`im2col` turns every receptive field into one row of a matrix through a
+  read-only stride view (``as_strided``) and a single copy, so a convolution is
+  one matrix product;
+- :func:`offsets` lists, for each kernel offset ``(i, j)``, the strided slice of
+  the padded input that this offset touches in every window. Pooling and the
+  ``col2im`` scatter-add loop over these ``kh·kw`` offsets (never over pixels or
+  batch items): each step is one vectorised operation on a whole
+  ``(batch, out_h, out_w, channels)`` block.
+
+Images are ``(batch, height, width, channels)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from fnn.layers._base import Array
+
+__all__ = [
+    "Pads",
+    "check_channels",
+    "check_padding",
+    "check_pair",
+    "col2im",
+    "im2col",
+    "image_shape",
+    "offsets",
+    "out_size",
+    "pad",
+    "resolve_padding",
+    "to_padding",
+    "to_pair",
+    "unpad",
+]
+
+Pads = tuple[tuple[int, int], tuple[int, int]]
+"""``((top, bottom), (left, right))`` padding of the two spatial axes."""
+
+
+def out_size(n: int, k_eff: int, stride: int, before: int, after: int) -> int:
+    """Output length of a window of extent ``k_eff`` sliding over ``n`` padded cells.
+
+    ``floor((n + before + after − k_eff) / stride) + 1``; 0 or less means the
+    window does not fit.
+    """
+    return (n + before + after - k_eff) // stride + 1
+
+
+def resolve_padding(
+    padding: str | Pads,
+    in_hw: tuple[int, int],
+    k_eff: tuple[int, int],
+    strides: tuple[int, int],
+) -> Pads:
+    """Explicit pads for ``"valid"``, ``"same"`` or already explicit padding.
+
+    ``"same"`` follows the TensorFlow rule: the output has ``ceil(n / stride)``
+    cells and the total padding ``max((out − 1)·stride + k_eff − n, 0)`` is split
+    with the extra cell (if odd) at the bottom/right.
+    """
+    if padding == "valid":
+        return ((0, 0), (0, 0))
+    if padding == "same":
+        pads = []
+        for n, k, s in zip(in_hw, k_eff, strides, strict=True):
+            total = max((math.ceil(n / s) - 1) * s + k - n, 0)
+            pads.append((total // 2, total - total // 2))
+        return (pads[0], pads[1])
+    if isinstance(padding, str):  # validated by the layers; kept for a clear failure
+        raise ValueError(f"unknown padding {padding!r}")
+    return padding
+
+
+def pad(x: Array, pads: Pads, value: float = 0.0) -> Array:
+    """``x`` padded on the spatial axes (a new array; ``x`` itself when no padding)."""
+    (t, b), (left, r) = pads
+    if t == b == left == r == 0:
+        return x
+    return np.pad(x, ((0, 0), (t, b), (left, r), (0, 0)), constant_values=value)
+
+
+def unpad(xp: Array, pads: Pads) -> Array:
+    """The inverse of :func:`pad`: the interior of a padded array (a view)."""
+    (t, b), (left, r) = pads
+    return xp[:, t : xp.shape[1] - b, left : xp.shape[2] - r, :]
+
+
+def im2col(
+    xp: Array,
+    kernel: tuple[int, int],
+    strides: tuple[int, int],
+    dilation: tuple[int, int],
+    out_hw: tuple[int, int],
+) -> Array:
+    """Receptive fields of a padded batch as rows: ``(batch·out_h·out_w, kh·kw·channels)``.
+
+    Row ``(n, p, q)`` holds ``xp[n, p·sh + i·dh, q·sw + j·dw, c]`` for
+    ``(i, j, c)`` in row-major order, matching a kernel ``(kh, kw, c_in, c_out)``
+    reshaped to ``(kh·kw·c_in, c_out)``. Built from a read-only stride view and
+    one contiguous copy.
+    """
+    batch, _, _, channels = xp.shape
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, strides, dilation, out_hw
+    s_n, s_h, s_w, s_c = xp.strides
+    view = np.lib.stride_tricks.as_strided(
+        xp,
+        shape=(batch, oh, ow, kh, kw, channels),
+        strides=(s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c),
+        writeable=False,
+    )
+    return view.reshape(batch * oh * ow, kh * kw * channels)
+
+
+def offsets(
+    kernel: tuple[int, int],
+    strides: tuple[int, int],
+    dilation: tuple[int, int],
+    out_hw: tuple[int, int],
+) -> list[tuple[int, int, tuple[slice, slice]]]:
+    """For each kernel offset ``(i, j)``, the slices of the padded input it reads.
+
+    ``xp[:, rows, cols]`` with ``(rows, cols)`` from offset ``(i, j)`` is the
+    ``(batch, out_h, out_w, channels)`` block of the cells that offset touches,
+    one per output position.
+    """
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, strides, dilation, out_hw
+    return [
+        (
+            i,
+            j,
+            (
+                slice(i * dh, i * dh + (oh - 1) * sh + 1, sh),
+                slice(j * dw, j * dw + (ow - 1) * sw + 1, sw),
+            ),
+        )
+        for i in range(kh)
+        for j in range(kw)
+    ]
+
+
+def col2im(
+    dcols: Array,
+    padded_shape: tuple[int, ...],
+    pads: Pads,
+    kernel: tuple[int, int],
+    strides: tuple[int, int],
+    dilation: tuple[int, int],
+) -> Array:
+    """The adjoint of :func:`im2col`: scatter-add rows back onto the (unpadded) input.
+
+    ``dcols`` has shape ``(batch, out_h, out_w, kh, kw, channels)``. Each input
+    cell receives the sum of the entries of every window that read it; the loop
+    runs over the ``kh·kw`` kernel offsets, each step adding a whole
+    ``(batch, out_h, out_w, channels)`` block.
+    """
+    out_hw = (dcols.shape[1], dcols.shape[2])
+    dxp = np.zeros(padded_shape, dtype=dcols.dtype)
+    for i, j, (rows, cols) in offsets(kernel, strides, dilation, out_hw):
+        dxp[:, rows, cols, :] += dcols[:, :, :, i, j, :]
+    return unpad(dxp, pads)
+
+
+# ----------------------------------------------------------------------------
+# Configuration helpers shared by Conv2D and the pooling layers. Converters
+# normalise what they can and leave anything else untouched, so that the
+# validators (which know the layer's class name) can report it.
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+
+def to_pair(value: Any) -> Any:
+    """``3 -> (3, 3)``; ``(3, 2) -> (3, 2)``; anything else unchanged."""
+    if _is_int(value):
+        return (int(value), int(value))
+    if isinstance(value, tuple | list) and len(value) == 2 and all(_is_int(v) for v in value):
+        return (int(value[0]), int(value[1]))
+    return value
+
+
+def check_pair(instance: object, attribute: object, value: Any) -> None:
+    """attrs validator: a pair of positive ints (after :func:`to_pair`)."""
+    name = getattr(attribute, "name", "value")
+    if not (isinstance(value, tuple) and len(value) == 2 and all(_is_int(v) for v in value)):
+        raise TypeError(
+            f"{type(instance).__name__}: {name} must be an int or a pair of ints, got {value!r}"
+        )
+    if min(value) < 1:
+        raise ValueError(
+            f"{type(instance).__name__}: {name} must be positive, got {value!r}; "
+            f"use {name}=1 for the default"
+        )
+
+
+def to_padding(value: Any) -> Any:
+    """``"valid"``/``"same"`` (any case), ``p``, ``(ph, pw)``, ``((t, b), (l, r))`` -> canonical."""
+    if isinstance(value, str):
+        return value.lower()
+    pair = to_pair(value)
+    if isinstance(pair, tuple) and all(_is_int(v) for v in pair):
+        return ((pair[0], pair[0]), (pair[1], pair[1]))
+    if isinstance(value, tuple | list) and len(value) == 2:
+        pairs = tuple(to_pair(v) for v in value)
+        if all(isinstance(p, tuple) and all(_is_int(v) for v in p) for p in pairs):
+            return pairs
+    return value
+
+
+def check_padding(instance: object, attribute: object, value: Any) -> None:
+    """attrs validator: ``"valid"``, ``"same"`` or non-negative explicit pads."""
+    who = type(instance).__name__
+    if isinstance(value, str):
+        if value not in ("valid", "same"):
+            raise ValueError(
+                f"{who}: padding must be 'valid', 'same' or explicit pads, got {value!r}"
+            )
+        return
+    ok = (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(p, tuple) and len(p) == 2 and all(_is_int(v) for v in p) for p in value)
+    )
+    if not ok:
+        raise TypeError(
+            f"{who}: padding must be 'valid', 'same', an int, (pad_h, pad_w) or "
+            f"((top, bottom), (left, right)), got {value!r}"
+        )
+    if min(min(p) for p in value) < 0:
+        raise ValueError(f"{who}: padding must be non-negative, got {value!r}")
+
+
+def image_shape(who: str, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """``in_shape`` as ``(height, width, channels)``, or a ValueError naming the fix."""
+    if len(in_shape) != 3:
+        raise ValueError(
+            f"{who}: expects images of shape (batch, height, width, channels), but the input "
+            f"is (batch, {', '.join(map(str, in_shape))}); for grey-scale images add a "
+            "channel axis with Reshape((height, width, 1))"
+        )
+    return in_shape[0], in_shape[1], in_shape[2]
+
+
+def check_channels(who: str, x: Array, channels: int) -> None:
+    """Refuse ``x`` whose last axis is not ``channels``; spot ``(batch, channels, h, w)``."""
+    if x.shape[3] == channels:
+        return
+    hint = (
+        " it looks like (batch, channels, height, width): images are "
+        "(batch, height, width, channels), use x.transpose(0, 2, 3, 1)"
+        if x.shape[1] == channels
+        else " check the layer before this one"
+    )
+    raise ValueError(
+        f"{who}: x has shape {x.shape} but this layer was built for {channels} channels "
+        f"(batch, height, width, {channels});{hint}"
+    )

@@ -1,0 +1,211 @@
+"""2-D convolution over ``(batch, height, width, channels)`` images, as one matrix product.
+
+Forward (cross-correlation, as in every deep-learning library): with the input
+padded to ``xp``, stride ``(sh, sw)`` and dilation ``(dh, dw)``,
+
+    y[n, p, q, o] = b[o] + Σ_{i, j, c} xp[n, p·sh + i·dh, q·sw + j·dw, c] · w[i, j, c, o].
+
+im2col writes every receptive field as a row of ``X`` of shape
+``(batch·out_h·out_w, kh·kw·c_in)`` (a stride view and one copy), and the kernel
+as ``W`` of shape ``(kh·kw·c_in, c_out)``; then ``Y = X·W + b``.
+
+Backward, with δ = dL/dY reshaped to ``(batch·out_h·out_w, c_out)``: since Y is
+linear in W and in X, exactly as in a Dense layer,
+
+- dL/dW = Xᵀ·δ, reshaped to ``(kh, kw, c_in, c_out)``;
+- dL/db = Σ_rows δ, shape ``(c_out,)``;
+- dL/dX = δ·Wᵀ, shape ``(batch·out_h·out_w, kh·kw·c_in)``, and because each
+  padded input cell ``xp[n, r, s, c]`` appears in every row whose window covers
+  it, dL/dxp is the sum of the entries of dL/dX that hold a copy of that cell
+  (col2im, the adjoint of im2col); dL/dx is the interior of dL/dxp (padding
+  cells are constants).
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import attrs
+import numpy as np
+
+from fnn.layers import _im2col as ops
+from fnn.layers import initializers
+from fnn.layers._base import (
+    Array,
+    Layer,
+    Pullback,
+    Shape,
+    check_built,
+    check_dtype,
+    check_input,
+    param_field,
+    positive_int,
+)
+from fnn.random import KeyLike, split
+
+__all__ = ["Conv2D"]
+
+
+@attrs.frozen(eq=False)
+class Conv2D(Layer):
+    """2-D convolution layer (cross-correlation) with optional bias.
+
+    ``y[n, p, q, o] = b[o] + Σ_{i,j,c} xp[n, p·sh + i·dh, q·sw + j·dw, c] · w[i, j, c, o]``
+    where ``xp`` is ``x`` zero-padded; computed as one matrix product of the
+    im2col matrix with the kernel. The backward pass (derived in the module
+    docstring) is dL/dW = Xᵀ·δ, dL/db = Σ δ, dL/dx = col2im(δ·Wᵀ).
+
+    Output size per spatial axis: ``floor((n + pad_before + pad_after − k_eff) / stride) + 1``
+    with ``k_eff = (k − 1)·dilation + 1``; ``"same"`` padding gives ``ceil(n / stride)``.
+
+    Args:
+        filters: ``c_out``, the number of output channels.
+        kernel_size: ``k`` or ``(kh, kw)``.
+        strides: ``s`` or ``(sh, sw)`` (default 1).
+        padding: ``"valid"`` (default, no padding), ``"same"`` (TensorFlow
+            rule, extra cell at the bottom/right), an int ``p``, ``(ph, pw)``, or
+            ``((top, bottom), (left, right))``.
+        dilation: ``d`` or ``(dh, dw)`` (default 1): gaps between kernel taps.
+        use_bias: add the bias ``b`` (default ``True``).
+        w_init: initialiser (or its name) for the kernel ``w`` of shape
+            ``(kh, kw, c_in, c_out)``; fans are ``kh·kw·c_in`` and
+            ``kh·kw·c_out`` (see ``fnn.layers.initializers``). Glorot uniform by
+            default; ``"he_normal"`` suits ReLU networks.
+        b_init: initialiser (or its name) for ``b`` of shape ``(c_out,)``; zeros by default.
+
+    Raises:
+        ValueError: non-positive sizes, unknown padding, an input that is not
+            ``(batch, height, width, channels)``, a kernel larger than the
+            padded input, or a channel count other than the one built for
+            (with a hint when ``x`` looks like ``(batch, channels, height, width)``).
+        TypeError: ``x`` is not a floating array of the parameters' dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> layer, out_shape = Conv2D(8, 3, padding="same").init(0, (28, 28, 1), np.float32)
+        >>> out_shape, layer.w.shape, layer.forward(np.zeros((2, 28, 28, 1), np.float32)).shape
+        ((28, 28, 8), (3, 3, 1, 8), (2, 28, 28, 8))
+    """
+
+    filters: int = attrs.field(validator=positive_int)
+    kernel_size: tuple[int, int] = attrs.field(converter=ops.to_pair, validator=ops.check_pair)
+    strides: tuple[int, int] = attrs.field(
+        default=(1, 1), kw_only=True, converter=ops.to_pair, validator=ops.check_pair
+    )
+    padding: str | ops.Pads = attrs.field(
+        default="valid", kw_only=True, converter=ops.to_padding, validator=ops.check_padding
+    )
+    dilation: tuple[int, int] = attrs.field(
+        default=(1, 1), kw_only=True, converter=ops.to_pair, validator=ops.check_pair
+    )
+    use_bias: bool = attrs.field(default=True, kw_only=True)
+    w_init: initializers.Initializer = attrs.field(
+        default=initializers.glorot_uniform, converter=initializers.resolve, kw_only=True
+    )
+    b_init: initializers.Initializer = attrs.field(
+        default=initializers.zeros, converter=initializers.resolve, kw_only=True
+    )
+    w: Array | None = param_field()
+    b: Array | None = param_field()
+
+    @property
+    def name(self) -> str:
+        kh, kw = self.kernel_size
+        return f"Conv2D(filters={self.filters}, kernel_size=({kh}, {kw}))"
+
+    def _expects(self, field_name: str) -> bool:
+        return field_name != "b" or self.use_bias
+
+    def _k_eff(self) -> tuple[int, int]:
+        (kh, kw), (dh, dw) = self.kernel_size, self.dilation
+        return (kh - 1) * dh + 1, (kw - 1) * dw + 1
+
+    def _geometry(self, hw: tuple[int, int]) -> tuple[ops.Pads, tuple[int, int]]:
+        """The explicit pads and ``(out_h, out_w)`` for an input of spatial size ``hw``."""
+        k_eff = self._k_eff()
+        pads = ops.resolve_padding(self.padding, hw, k_eff, self.strides)
+        out = tuple(
+            ops.out_size(n, k, s, *p)
+            for n, k, s, p in zip(hw, k_eff, self.strides, pads, strict=True)
+        )
+        if min(out) < 1:
+            padded = (hw[0] + sum(pads[0]), hw[1] + sum(pads[1]))
+            raise ValueError(
+                f"{self.name}: the kernel (extent {k_eff[0]}x{k_eff[1]} with dilation "
+                f"{self.dilation}) is larger than the padded input {padded[0]}x{padded[1]}; "
+                "use padding='same', a smaller kernel or dilation, or a larger input"
+            )
+        return pads, (out[0], out[1])
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        h, w, _ = ops.image_shape(self.name, in_shape)
+        _, (oh, ow) = self._geometry((h, w))
+        return (oh, ow, self.filters)
+
+    def init(self, key: KeyLike, in_shape: Shape, dtype: np.dtype) -> tuple[Conv2D, Shape]:
+        out_shape = self.output_shape(in_shape)
+        kw_key, kb_key = split(key)
+        w = self.w_init(kw_key, (*self.kernel_size, in_shape[2], self.filters), dtype)
+        b = self.b_init(kb_key, (self.filters,), dtype) if self.use_bias else None
+        return attrs.evolve(self, w=w, b=b), out_shape
+
+    def _check(self, x: object) -> Array:
+        if self.w is None:
+            check_built(self)
+        x = check_input(self, x, 4, "(batch, height, width, channels)")
+        w = cast(Array, self.w)
+        ops.check_channels(self.name, x, w.shape[2])
+        check_dtype(self, x, w)
+        return x
+
+    def _cols(self, x: Array) -> tuple[Array, ops.Pads, tuple[int, int], Array]:
+        """``(im2col matrix, pads, (out_h, out_w), padded x)`` for a checked ``x``."""
+        pads, out_hw = self._geometry((x.shape[1], x.shape[2]))
+        xp = ops.pad(x, pads)
+        cols = ops.im2col(xp, self.kernel_size, self.strides, self.dilation, out_hw)
+        return cols, pads, out_hw, xp
+
+    def _apply(self, cols: Array, batch: int, out_hw: tuple[int, int]) -> Array:
+        w = cast(Array, self.w)
+        y: Array = cols @ w.reshape(-1, self.filters)
+        if self.b is not None:
+            y += self.b  # y was just allocated by the matmul
+        return y.reshape(batch, *out_hw, self.filters)
+
+    def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
+        x = self._check(x)
+        cols, _, out_hw, _ = self._cols(x)
+        return self._apply(cols, x.shape[0], out_hw)
+
+    def vjp(
+        self,
+        x: Array,
+        *,
+        key: KeyLike | None = None,
+        training: bool = False,
+        need_dx: bool = True,
+    ) -> tuple[Array, Pullback]:
+        x = self._check(x)
+        cols, pads, out_hw, xp = self._cols(x)
+        y = self._apply(cols, x.shape[0], out_hw)
+        w = cast(Array, self.w)
+        padded_shape = xp.shape
+        del xp  # only its shape is needed; let the padded copy go
+
+        def pullback(dy: Array) -> tuple[Conv2D, Array | None]:
+            if dy.shape != y.shape:
+                raise ValueError(f"{self.name}: dy has shape {dy.shape}, expected {y.shape}")
+            delta = dy.reshape(-1, self.filters)
+            dw = (cols.T @ delta).reshape(w.shape)
+            grads = {"w": dw} if self.b is None else {"w": dw, "b": delta.sum(axis=0)}
+            dx = None
+            if need_dx:
+                dcols = (delta @ w.reshape(-1, self.filters).T).reshape(
+                    *y.shape[:3], *self.kernel_size, w.shape[2]
+                )
+                dx = ops.col2im(
+                    dcols, padded_shape, pads, self.kernel_size, self.strides, self.dilation
+                )
+            return self.zero_grad_like(**grads), dx
+
+        return y, pullback

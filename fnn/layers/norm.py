@@ -1,0 +1,294 @@
+"""Normalisation layers: LayerNorm (per example) and BatchNorm (per channel, over the batch).
+
+Both compute ``x̂ = (x − μ) / σ`` with ``σ = sqrt(v + eps)`` and return
+``y = γ·x̂ + β`` with learned ``γ`` (``gamma``) and ``β`` (``beta``) of shape
+``(channels,)`` (the last axis). They differ in the axes ``A`` over which the
+mean ``μ`` and the (biased) variance ``v`` are taken: LayerNorm uses the last
+axis of each example, BatchNorm every axis but the last (the batch and, for
+images, height and width).
+
+Backward, with δ = dL/dy, g = δ·γ and means over the ``m`` entries of ``A``:
+
+    dL/dx = (1/σ) · (g − mean_A(g) − x̂ · mean_A(g · x̂)),
+    dL/dγ = Σ δ · x̂,   dL/dβ = Σ δ   (sums over every axis but the last).
+
+(Differentiate x̂ = (x − μ)/σ through μ and σ: ∂μ/∂x = 1/m and
+∂σ/∂x = x̂/(m·σ), so the two mean terms are the paths through μ and σ.)
+
+**Batch-norm state.** Running statistics are part of the network value, not
+hidden state. ``BatchNorm`` declares ``running_mean`` and ``running_var`` with
+``state_field()``: they get zero gradients, optimizers leave them alone and
+``fnn.tree.state_paths`` lists them. The layer is ``stateful``:
+
+- in **training mode** it normalises with the batch statistics; the pure step
+  ``vjp_with_state`` returns, besides ``(y, pullback)``, the layer with
+  ``running ← momentum·running + (1 − momentum)·batch`` (biased batch
+  variance). At network level, ``fnn.value_and_grad(..., with_state=True)``
+  returns ``(loss, grads, new_net)``: apply the optimizer to ``new_net`` (its
+  parameters equal ``net``'s; only the statistics moved). Plain ``forward`` and
+  ``vjp`` never change the statistics.
+- in **evaluation mode** (``training=False``, the default of ``fnn.forward``)
+  it normalises with the running statistics: a fixed affine map, so the output
+  is deterministic and does not depend on the rest of the batch.
+
+Example:
+    >>> import numpy as np
+    >>> layer, _ = BatchNorm().init(0, (3,), np.float64)
+    >>> x = np.arange(12.0).reshape(4, 3)
+    >>> y, pullback, new = layer.vjp_with_state(x, training=True)
+    >>> np.round(y.mean(axis=0), 12).tolist(), np.round(new.running_mean, 6).tolist()
+    ([0.0, 0.0, 0.0], [0.45, 0.55, 0.65])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, cast
+
+import attrs
+import numpy as np
+
+from fnn.layers._base import (
+    Array,
+    Layer,
+    Pullback,
+    Shape,
+    check_built,
+    check_dtype,
+    check_input,
+    param_field,
+    state_field,
+)
+from fnn.random import KeyLike
+
+__all__ = ["BatchNorm", "LayerNorm"]
+
+
+def _positive_float(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    ok = isinstance(value, int | float | np.floating) and not isinstance(value, bool)
+    if not (ok and math.isfinite(float(value)) and float(value) > 0):  # type: ignore[arg-type]
+        raise ValueError(
+            f"{type(instance).__name__}: {attribute.name} must be a finite number > 0, "
+            f"got {value!r}"
+        )
+
+
+def _unit_interval(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    ok = isinstance(value, int | float | np.floating) and not isinstance(value, bool)
+    if not (ok and 0.0 <= float(value) < 1.0):  # type: ignore[arg-type]
+        raise ValueError(
+            f"{type(instance).__name__}: {attribute.name} must be in [0, 1) (the weight of "
+            f"the old running statistics, e.g. 0.9), got {value!r}"
+        )
+
+
+def _normalize_vjp(
+    x: Array, axes: tuple[int, ...], eps: float, gamma: Array, beta: Array
+) -> tuple[Array, Array, Array, Array, Array]:
+    """``(y, x̂, 1/σ, μ, v)`` for statistics over ``axes`` (kept as size-1 axes)."""
+    mu = x.mean(axis=axes, keepdims=True)
+    centred = x - mu
+    var = np.mean(np.square(centred), axis=axes, keepdims=True)
+    inv = 1.0 / np.sqrt(var + x.dtype.type(eps))
+    xhat = centred * inv
+    return xhat * gamma + beta, xhat, inv, mu, var
+
+
+def _normalize_pullback(
+    dy: Array, xhat: Array, inv: Array, gamma: Array, axes: tuple[int, ...]
+) -> Array:
+    """dL/dx = (1/σ)·(g − mean_A(g) − x̂·mean_A(g·x̂)) with g = δ·γ."""
+    g = dy * gamma
+    out: Array = inv * (
+        g - g.mean(axis=axes, keepdims=True) - xhat * (g * xhat).mean(axis=axes, keepdims=True)
+    )
+    return out
+
+
+@attrs.frozen(eq=False)
+class _Norm(Layer):
+    """Shared parameters, checks and init of the normalisation layers."""
+
+    eps: float = attrs.field(default=1e-5, kw_only=True, validator=_positive_float)
+    gamma: Array | None = param_field()
+    beta: Array | None = param_field()
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        if len(in_shape) < 1:
+            raise ValueError(f"{self.name}: needs at least one feature axis, got {in_shape}")
+        return in_shape
+
+    def _fields_for(self, channels: int, dtype: np.dtype) -> dict[str, Any]:
+        return {"gamma": np.ones(channels, dtype), "beta": np.zeros(channels, dtype)}
+
+    def init(self, key: KeyLike, in_shape: Shape, dtype: np.dtype) -> tuple[Any, Shape]:
+        out = self.output_shape(in_shape)
+        return attrs.evolve(self, **self._fields_for(in_shape[-1], np.dtype(dtype))), out
+
+    def _check(self, x: object) -> Array:
+        if self.gamma is None:
+            check_built(self)
+        x = check_input(self, x, None, "(batch, ..., channels)")
+        gamma = cast(Array, self.gamma)
+        if x.ndim < 2 or x.shape[-1] != gamma.shape[0]:
+            raise ValueError(
+                f"{self.name}: x has shape {x.shape} but this layer was built for "
+                f"(batch, ..., {gamma.shape[0]}); normalised features are on the last axis"
+            )
+        check_dtype(self, x, gamma)
+        return x
+
+    @staticmethod
+    def _param_axes(x: Array) -> tuple[int, ...]:
+        return tuple(range(x.ndim - 1))
+
+
+@attrs.frozen(eq=False)
+class LayerNorm(_Norm):
+    """Layer normalisation over the last axis of each example.
+
+    ``y = γ · (x − μ) / sqrt(v + eps) + β`` with ``μ``, ``v`` the mean and
+    biased variance of ``x[..., :]`` along the last axis (per example and, for
+    images, per pixel). The same in training and evaluation mode. Backward as
+    in the module docstring with ``A`` = the last axis.
+
+    Args:
+        eps: added to the variance (default ``1e-5``).
+
+    Raises:
+        ValueError: ``eps`` not > 0; ``x`` of the wrong feature size.
+        TypeError: ``x`` is not a floating array of the parameters' dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> layer, _ = LayerNorm().init(0, (4,), np.float64)
+        >>> y = layer.forward(np.array([[1.0, 2.0, 3.0, 4.0]]))
+        >>> round(float(y.mean()), 12), round(float(y.std()), 4)
+        (0.0, 1.0)
+    """
+
+    def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
+        x = self._check(x)
+        return _normalize_vjp(x, (-1,), self.eps, cast(Array, self.gamma), cast(Array, self.beta))[
+            0
+        ]
+
+    def vjp(
+        self,
+        x: Array,
+        *,
+        key: KeyLike | None = None,
+        training: bool = False,
+        need_dx: bool = True,
+    ) -> tuple[Array, Pullback]:
+        x = self._check(x)
+        gamma = cast(Array, self.gamma)
+        y, xhat, inv, _, _ = _normalize_vjp(x, (-1,), self.eps, gamma, cast(Array, self.beta))
+
+        def pullback(dy: Array) -> tuple[LayerNorm, Array | None]:
+            if dy.shape != y.shape:
+                raise ValueError(f"{self.name}: dy has shape {dy.shape}, expected {y.shape}")
+            axes = self._param_axes(dy)
+            dgamma, dbeta = (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
+            dx = _normalize_pullback(dy, xhat, inv, gamma, (-1,)) if need_dx else None
+            return self.zero_grad_like(gamma=dgamma, beta=dbeta), dx
+
+        return y, pullback
+
+
+@attrs.frozen(eq=False)
+class BatchNorm(_Norm):
+    """Batch normalisation per channel (the last axis), over the batch and spatial axes.
+
+    Training mode: ``y = γ · (x − μ_B) / sqrt(v_B + eps) + β`` with the batch
+    mean ``μ_B`` and biased variance ``v_B`` over every axis but the last.
+    Evaluation mode: the same with ``running_mean`` and ``running_var``, so
+    ``dL/dx = δ·γ / sqrt(running_var + eps)``. Training-mode backward is in the
+    module docstring, which also explains how the running statistics are
+    updated (``vjp_with_state``; ``fnn.value_and_grad(..., with_state=True)``).
+
+    Args:
+        momentum: weight of the old running statistics in
+            ``running ← momentum·running + (1 − momentum)·batch``, in ``[0, 1)``
+            (default 0.9; PyTorch's ``momentum=0.1`` is this ``0.9``).
+        eps: added to the variance (default ``1e-5``).
+
+    Raises:
+        ValueError: ``momentum`` outside ``[0, 1)``, ``eps`` not > 0, or ``x``
+            of the wrong channel count.
+        TypeError: ``x`` is not a floating array of the parameters' dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> layer, _ = BatchNorm().init(0, (2, 2, 3), np.float32)
+        >>> x = np.ones((5, 2, 2, 3), np.float32)
+        >>> layer.forward(x).shape, layer.running_var.tolist()
+        ((5, 2, 2, 3), [1.0, 1.0, 1.0])
+    """
+
+    stateful: ClassVar[bool] = True
+
+    momentum: float = attrs.field(default=0.9, kw_only=True, validator=_unit_interval)
+    running_mean: Array | None = state_field()
+    running_var: Array | None = state_field()
+
+    def _fields_for(self, channels: int, dtype: np.dtype) -> dict[str, Any]:
+        return {
+            **super()._fields_for(channels, dtype),
+            "running_mean": np.zeros(channels, dtype),
+            "running_var": np.ones(channels, dtype),
+        }
+
+    def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
+        return self.vjp(x, training=training, need_dx=False)[0]
+
+    def vjp(
+        self,
+        x: Array,
+        *,
+        key: KeyLike | None = None,
+        training: bool = False,
+        need_dx: bool = True,
+    ) -> tuple[Array, Pullback]:
+        return self.vjp_with_state(x, key=key, training=training, need_dx=need_dx)[:2]
+
+    def vjp_with_state(
+        self,
+        x: Array,
+        *,
+        key: KeyLike | None = None,
+        training: bool = False,
+        need_dx: bool = True,
+    ) -> tuple[Array, Pullback, BatchNorm]:
+        x = self._check(x)
+        gamma, beta = cast(Array, self.gamma), cast(Array, self.beta)
+        axes = self._param_axes(x)
+        if training:
+            y, xhat, inv, mu, var = _normalize_vjp(x, axes, self.eps, gamma, beta)
+            m = x.dtype.type(self.momentum)
+            new = attrs.evolve(
+                self,
+                running_mean=m * cast(Array, self.running_mean) + (1 - m) * mu.reshape(-1),
+                running_var=m * cast(Array, self.running_var) + (1 - m) * var.reshape(-1),
+            )
+        else:
+            centred = x - cast(Array, self.running_mean)
+            inv = 1.0 / np.sqrt(cast(Array, self.running_var) + x.dtype.type(self.eps))
+            xhat = centred * inv
+            y = xhat * gamma + beta
+            new = self
+
+        def pullback(dy: Array) -> tuple[BatchNorm, Array | None]:
+            if dy.shape != y.shape:
+                raise ValueError(f"{self.name}: dy has shape {dy.shape}, expected {y.shape}")
+            grads = {"gamma": (dy * xhat).sum(axis=axes), "beta": dy.sum(axis=axes)}
+            dx = None
+            if need_dx:
+                dx = (
+                    _normalize_pullback(dy, xhat, inv, gamma, axes)
+                    if training
+                    else dy * (gamma * inv)
+                )
+            return self.zero_grad_like(**grads), dx
+
+        return y, pullback, new
