@@ -5,12 +5,22 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn import metrics, tree
+from fnn import metrics, optim, tree
 from fnn.layers._base import Layer, state_field
 from fnn.train import STOP, EarlyStopping, fit
-from tests.train.standin import optimizer, toy_classification
 
 CE = fnn.losses.sparse_softmax_cross_entropy
+
+
+def optimizer(lr=0.1, momentum=0.9):
+    return optim.sgd(lr, momentum=momentum)
+
+
+def toy_classification(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    y = ((x[:, 0] + 0.5 * x[:, 1]) > 0).astype(np.int64)
+    return x, y
 
 
 @attrs.frozen(eq=False)
@@ -129,6 +139,16 @@ def test_history_content():
     assert hist.loss[-1] < hist.loss[0]
     assert hist["val_accuracy"][-1] > 0.75
     assert hist.best_epoch is None and hist.stop_reason is None
+
+
+def test_learning_rate_per_epoch():
+    """History.lr is the rate of each epoch's first update, as fnn.optim.learning_rate says."""
+    x, y = toy_classification()  # 96 examples, batch 32: 3 updates per epoch
+    schedule = optim.step_decay(0.1, step_size=3, factor=0.5)
+    _, state, hist = fit(small_net(), optim.sgd(schedule), CE, (x, y), epochs=3, key=0,
+                         batch_size=32, progress=False)
+    assert hist.lr == pytest.approx((0.1, 0.05, 0.025), rel=1e-12)
+    assert optim.learning_rate(optim.sgd(schedule), state) == pytest.approx(0.0125)
 
 
 def test_zero_epochs_returns_the_inputs():
@@ -256,5 +276,7 @@ def test_bad_arguments():
         fit(net, opt, CE, x, epochs=1, key=0)
     with pytest.raises(ValueError, match="on_nonfinite must be 'raise' or 'skip'"):
         fit(net, opt, CE, (x, y), epochs=1, key=0, on_nonfinite="ignore")
+    with pytest.raises(ValueError, match="lr"):
+        fit(net, optim.sgd(-0.1), CE, (x, y), epochs=1, key=0)
     with pytest.raises(TypeError, match="early_stopping must be"):
         fit(net, opt, CE, (x, y), epochs=1, key=0, early_stopping="val_loss")
