@@ -245,9 +245,7 @@ def download(
             while chunk := response.read(_CHUNK):
                 total += len(chunk)
                 if total > max_bytes:
-                    raise ValueError(
-                        f"fnn.datasets.download: {url} is larger than {max_bytes} bytes"
-                    )
+                    raise ValueError(f"fnn.datasets.download: {url} exceeds {max_bytes} bytes")
                 out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
