@@ -205,15 +205,17 @@ class Optimizer:
         new_slots = [[r[2 + k] for r in rows] for k in range(len(names))]
         wd = self.weight_decay
         for j, i in enumerate(idx):
-            p = rows[i][0]
-            delta, buffers = self.rule.step(g_act[j], rows[i][2:], t + 1, lr)
+            p, g, old = rows[i][0], g_act[j], list(rows[i][2:])
+            if p.ndim == 0:  # NumPy turns 0-d results into scalars; rules want arrays
+                p, g, old = p.reshape(1), np.asarray(g).reshape(1), [b.reshape(1) for b in old]
+            delta, buffers = self.rule.step(g, old, t + 1, lr)
             if wd and decay[i]:
                 decayed = p * p.dtype.type(lr * wd)
                 decayed += delta
                 delta = decayed
-            new_p[i] = p - delta
+            new_p[i] = (p - delta).reshape(rows[i][0].shape)
             for k, b in enumerate(buffers):
-                new_slots[k][i] = b
+                new_slots[k][i] = b.reshape(rows[i][0].shape)
         new_state = OptState(
             np.int64(t + 1), {n: _rebuild(params, new_slots[k]) for k, n in enumerate(names)}
         )
