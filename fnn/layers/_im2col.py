@@ -33,6 +33,7 @@ __all__ = [
     "col2im",
     "im2col",
     "image_shape",
+    "matmul_tn",
     "offsets",
     "out_size",
     "pad",
@@ -149,6 +150,7 @@ def offsets(
 
 def col2im(
     dcols: Array,
+    out_hw: tuple[int, int],
     padded_shape: tuple[int, ...],
     pads: Pads,
     kernel: tuple[int, int],
@@ -157,15 +159,19 @@ def col2im(
 ) -> Array:
     """The adjoint of :func:`im2col`: scatter-add rows back onto the (unpadded) input.
 
-    ``dcols`` has shape ``(batch, out_h, out_w, kh, kw, channels)``. Each input
-    cell receives the sum of the entries of every window that read it; the loop
-    runs over the ``kh·kw`` kernel offsets, each step adding a whole
-    ``(batch, out_h, out_w, channels)`` block.
+    ``dcols`` is offset-major, shape ``(kh·kw, batch·out_h·out_w, channels)``:
+    ``dcols[i·kw + j]`` holds, for every window, the gradient of the cell that
+    kernel offset ``(i, j)`` read. Each input cell receives the sum over the
+    windows that read it; the loop runs over the ``kh·kw`` offsets, each step
+    adding one contiguous ``(batch, out_h, out_w, channels)`` block. (Measured:
+    this layout is ~3x faster than scattering from the row-major
+    ``(batch·out_h·out_w, kh·kw·channels)`` matrix, whose per-offset blocks are
+    strided.)
     """
-    out_hw = (dcols.shape[1], dcols.shape[2])
+    batch, channels = padded_shape[0], padded_shape[3]
     dxp = np.zeros(padded_shape, dtype=dcols.dtype)
     for i, j, (rows, cols) in offsets(kernel, strides, dilation, out_hw):
-        dxp[:, rows, cols, :] += dcols[:, :, :, i, j, :]
+        dxp[:, rows, cols, :] += dcols[i * kernel[1] + j].reshape(batch, *out_hw, channels)
     return unpad(dxp, pads)
 
 
@@ -264,3 +270,30 @@ def check_channels(who: str, x: Array, channels: int) -> None:
         f"{who}: x has shape {x.shape} but this layer was built for {channels} channels "
         f"(batch, height, width, {channels});{hint}"
     )
+
+
+_TN_CHUNK = 512
+
+
+def matmul_tn(a: Array, b: Array) -> Array:
+    """``aᵀ·b`` for tall ``a`` ``(m, k)`` and ``b`` ``(m, n)``: the weight gradient Xᵀ·δ.
+
+    Computed as a sum of ``aᵀ·b`` over blocks of 512 rows (one stacked
+    ``matmul`` plus a sum). With OpenBLAS on one thread this measured about 2x
+    faster than the single product for the convolution shapes of
+    ``benchmarks/cnn.py`` (e.g. 8.4 ms vs 16.1 ms for m=25088, k=144, n=32),
+    whose long reduction axis the single call handles poorly. The result
+    equals ``a.T @ b`` up to float rounding (the blocked sum is, if anything,
+    more accurate).
+    """
+    m = a.shape[0]
+    if m < 2 * _TN_CHUNK:
+        out: Array = a.T @ b
+        return out
+    blocks = m // _TN_CHUNK
+    cut = blocks * _TN_CHUNK
+    a3 = a[:cut].reshape(blocks, _TN_CHUNK, a.shape[1]).transpose(0, 2, 1)
+    total: Array = np.matmul(a3, b[:cut].reshape(blocks, _TN_CHUNK, b.shape[1])).sum(axis=0)
+    if cut < m:
+        total += a[cut:].T @ b[cut:]
+    return total

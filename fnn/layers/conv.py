@@ -14,7 +14,8 @@ linear in W and in X, exactly as in a Dense layer,
 
 - dL/dW = Xᵀ·δ, reshaped to ``(kh, kw, c_in, c_out)``;
 - dL/db = Σ_rows δ, shape ``(c_out,)``;
-- dL/dX = δ·Wᵀ, shape ``(batch·out_h·out_w, kh·kw·c_in)``, and because each
+- dL/dX = δ·Wᵀ, shape ``(batch·out_h·out_w, kh·kw·c_in)`` (computed as one
+  ``(batch·out_h·out_w, c_in)`` block per kernel offset), and because each
   padded input cell ``xp[n, r, s, c]`` appears in every row whose window covers
   it, dL/dxp is the sum of the entries of dL/dX that hold a copy of that cell
   (col2im, the adjoint of im2col); dL/dx is the interior of dL/dxp (padding
@@ -196,15 +197,20 @@ class Conv2D(Layer):
             if dy.shape != y.shape:
                 raise ValueError(f"{self.name}: dy has shape {dy.shape}, expected {y.shape}")
             delta = dy.reshape(-1, self.filters)
-            dw = (cols.T @ delta).reshape(w.shape)
+            dw = ops.matmul_tn(cols, delta).reshape(w.shape)
             grads = {"w": dw} if self.b is None else {"w": dw, "b": delta.sum(axis=0)}
             dx = None
             if need_dx:
-                dcols = (delta @ w.reshape(-1, self.filters).T).reshape(
-                    *y.shape[:3], *self.kernel_size, w.shape[2]
-                )
+                # dcols[k] = δ · W[k]ᵀ for each kernel offset k: one batched product
+                wt = w.reshape(-1, w.shape[2], self.filters).transpose(0, 2, 1)
                 dx = ops.col2im(
-                    dcols, padded_shape, pads, self.kernel_size, self.strides, self.dilation
+                    np.matmul(delta, wt),
+                    out_hw,
+                    padded_shape,
+                    pads,
+                    self.kernel_size,
+                    self.strides,
+                    self.dilation,
                 )
             return self.zero_grad_like(**grads), dx
 

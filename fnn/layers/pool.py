@@ -169,13 +169,25 @@ class MaxPool2D(_Pool2D):
     def _scatter(
         self, xp: Array, y: Array, dy: Array, pads: ops.Pads, out_hw: tuple[int, int]
     ) -> Array:
-        dxp = np.zeros_like(xp)
+        offsets = self._offsets(out_hw)
+        # Disjoint windows write each cell at most once (no scatter-add needed);
+        # when they also tile the padded input, every cell is written.
+        (ph, pw), (sh, sw) = self.pool_size, self._strides
+        disjoint = sh >= ph and sw >= pw
+        tiles = (ph, pw) == (sh, sw) and xp.shape[1:3] == (out_hw[0] * sh, out_hw[1] * sw)
+        dxp = np.empty_like(xp) if tiles else np.zeros_like(xp)
         free = np.ones(y.shape, dtype=bool)  # windows whose maximum is not yet claimed
-        for _, _, (rows, cols) in self._offsets(out_hw):
-            hit = xp[:, rows, cols, :] == y
-            hit &= free
-            free &= ~hit
-            dxp[:, rows, cols, :] += dy * hit
+        hit = np.empty(y.shape, dtype=bool)
+        for k, (_, _, (rows, cols)) in enumerate(offsets):
+            np.equal(xp[:, rows, cols, :], y, out=hit)
+            if k > 0:
+                hit &= free
+            if k < len(offsets) - 1:
+                free ^= hit  # hit ⊆ free, so this removes the claimed windows
+            if disjoint:
+                np.multiply(dy, hit, out=dxp[:, rows, cols, :])
+            else:
+                dxp[:, rows, cols, :] += dy * hit
         return dxp
 
 
