@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -192,43 +193,68 @@ class Optimizer:
         names = self.rule.slots
         t = _check_state(who, state, names)
         lr = _rate(who, self.lr, t)
-        rows = _collect(who, params, grads, [state.slots[n] for n in names], names)
-        active, decay = self._flags(who, params, len(rows))
-        idx = [i for i, a in enumerate(active) if a]
-        for i in idx:
-            _check_dtypes(who, params, i, rows[i], names)
-        p_act = [rows[i][0] for i in idx]
-        g_act = [rows[i][1] for i in idx]
-        for transform in self.transforms:
-            g_act = transform(g_act, p_act)
-        new_p = [r[0] for r in rows]
-        new_slots = [[r[2 + k] for r in rows] for k in range(len(names))]
-        wd = self.weight_decay
-        for j, i in enumerate(idx):
-            p, g, old = rows[i][0], g_act[j], list(rows[i][2:])
-            if p.ndim == 0:  # NumPy turns 0-d results into scalars; rules want arrays
-                p, g, old = p.reshape(1), np.asarray(g).reshape(1), [b.reshape(1) for b in old]
-            delta, buffers = self.rule.step(g, old, t + 1, lr)
-            if wd and decay[i]:
-                decayed = p * p.dtype.type(lr * wd)
-                decayed += delta
-                delta = decayed
-            new_p[i] = (p - delta).reshape(rows[i][0].shape)
-            for k, b in enumerate(buffers):
-                new_slots[k][i] = b.reshape(rows[i][0].shape)
+        slot_trees = [state.slots[n] for n in names]
+        flags = self._flags(who, params)
+        new_slots: list[list[Array]] = [[] for _ in names]
+        if self.transforms:  # they may need every gradient first (a global norm)
+            rows = _map_checked(who, _Collect(), params, grads, slot_trees, names).rows
+            active, decay = flags or ([True] * len(rows), [True] * len(rows))
+            idx = [i for i, a in enumerate(active) if a]
+            for i in idx:
+                _check_dtypes(who, params, i, rows[i], names)
+            g_act = [rows[i][1] for i in idx]
+            for transform in self.transforms:
+                g_act = transform(g_act, [rows[i][0] for i in idx])
+            new_p = [r[0] for r in rows]
+            for k in range(len(names)):
+                new_slots[k] = [r[2 + k] for r in rows]
+            for j, i in enumerate(idx):
+                new_p[i], buffers = self._leaf(rows[i][0], g_act[j], rows[i][2:], t, lr, decay[i])
+                for k, b in enumerate(buffers):
+                    new_slots[k][i] = b
+            new_params = _rebuild(params, new_p)
+        else:  # one walk computes the new params and collects the new buffers
+            counter = itertools.count()
+
+            def leaf(p: Array, g: Array, *old: Array) -> Array:
+                i = next(counter)
+                if flags is not None and not flags[0][i]:
+                    new, buffers = p, old
+                else:
+                    _check_dtypes(who, params, i, (p, g, *old), names)
+                    new, buffers = self._leaf(p, g, old, t, lr, flags is None or flags[1][i])
+                for k, b in enumerate(buffers):
+                    new_slots[k].append(b)
+                return new
+
+            new_params = _map_checked(who, leaf, params, grads, slot_trees, names).result
         new_state = OptState(
             np.int64(t + 1), {n: _rebuild(params, new_slots[k]) for k, n in enumerate(names)}
         )
-        return _rebuild(params, new_p), new_state
+        return new_params, new_state
 
-    def _flags(self, who: str, params: Any, n: int | None = None) -> tuple[list[bool], list[bool]]:
-        """Per leaf, in leaf order: (trainable, decayed)."""
+    def _leaf(
+        self, p: Array, g: Array, old: Sequence[Array], t: int, lr: float, decayed: bool
+    ) -> tuple[Array, tuple[Array, ...]]:
+        """The new value and buffers of one trainable leaf (``t`` updates taken before)."""
+        shape = p.shape
+        if p.ndim == 0:  # NumPy turns 0-d results into scalars; rules want arrays
+            p, g, old = p.reshape(1), np.asarray(g).reshape(1), [b.reshape(1) for b in old]
+        delta, buffers = self.rule.step(g, old, t + 1, lr)
+        if self.weight_decay and decayed:
+            decay = p * p.dtype.type(lr * self.weight_decay)
+            decay += delta
+            delta = decay
+        return (p - delta).reshape(shape), tuple(b.reshape(shape) for b in buffers)
+
+    def _flags(self, who: str, params: Any) -> tuple[list[bool], list[bool]] | None:
+        """Per leaf, in leaf order: (trainable, decayed); ``None`` when all are both."""
         state_paths = tree.state_paths(params)
         needs_paths = bool(
             state_paths or self.frozen or (self.weight_decay and self.decay_mask is not None)
         )
-        if not needs_paths and n is not None:
-            return [True] * n, [True] * n
+        if not needs_paths:
+            return None
         paths = [p for p, _ in tree.leaves_with_path(params)]
         active = [p not in state_paths for p in paths]
         for mask in self.frozen:
@@ -271,18 +297,29 @@ def _rate(who: str, schedule: Schedule, step: int) -> float:
     return float(value)
 
 
-def _collect(
-    who: str, params: Any, grads: Any, slot_trees: list[Any], names: tuple[str, ...]
-) -> list[tuple[Array, ...]]:
-    """Leaf tuples ``(p, g, *slots)`` in leaf order, checking that the trees match."""
-    rows: list[tuple[Array, ...]] = []
+class _Collect:
+    """A leaf function that records the leaf tuples ``(p, g, *slots)`` in leaf order."""
 
-    def take(*xs: Array) -> Array:
-        rows.append(xs)
+    def __init__(self) -> None:
+        self.rows: list[tuple[Array, ...]] = []
+
+    def __call__(self, *xs: Array) -> Array:
+        self.rows.append(xs)
         return xs[0]
 
+
+@attrs.frozen
+class _Mapped:
+    result: Any
+    rows: list[tuple[Array, ...]]
+
+
+def _map_checked(
+    who: str, f: Any, params: Any, grads: Any, slot_trees: list[Any], names: tuple[str, ...]
+) -> _Mapped:
+    """``tree.map(f, params, grads, *slot_trees)``, saying which tree does not match."""
     try:
-        tree.map(take, params, grads, *slot_trees)
+        result = tree.map(f, params, grads, *slot_trees)
     except ValueError:
         try:
             tree.check_same_structure(params, grads)
@@ -300,7 +337,7 @@ def _collect(
                     "built for other params: re-create the state with opt.init(params)"
                 ) from None
         raise
-    return rows
+    return _Mapped(result, f.rows if isinstance(f, _Collect) else [])
 
 
 def _check_dtypes(

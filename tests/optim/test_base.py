@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import fnn
 import fnn.optim as optim
-from fnn import losses, tree
+from fnn import losses, testing, tree
 from fnn.layers._base import Array, Layer, param_field, state_field
 
 FACTORIES = {
@@ -283,3 +283,20 @@ def test_errors_leave_inputs_unchanged():
     with pytest.raises(TypeError):
         opt.update(bad, state, net)
     assert all(np.array_equal(a, b) for a, b in zip(before, tree.leaves((net, grads, state)), strict=True))
+
+
+@given(testing.networks(max_layers=3), st.sampled_from(sorted(FACTORIES)), st.booleans())
+def test_networks_keep_their_structure_and_dtype(net, name, as_float32):
+    """On generated MLPs (float64 or cast to float32), every optimizer returns a Network of the
+    same structure and dtype, and its state's buffers share that structure."""
+    if as_float32:
+        net = tree.map(lambda a: a.astype(np.float32), net)
+    grads = tree.map(lambda a: np.linspace(-1, 1, a.size, dtype=a.dtype).reshape(a.shape), net)
+    opt = FACTORIES[name]()
+    new, state = opt.update(grads, opt.init(net), net)
+    tree.check_same_structure(new, net)
+    assert isinstance(new, fnn.Network)
+    for a, b in zip(tree.leaves(new), tree.leaves(net), strict=True):
+        assert a.dtype == b.dtype
+    for slot in state.slots.values():
+        tree.check_same_structure(slot, net)
