@@ -636,6 +636,10 @@ def load(path: str | os.PathLike[str], like: object = None) -> Any:
             loaded = _Reader(zf, target).read()
     except _BadFile:
         raise
+    except (PermissionError, FileNotFoundError, IsADirectoryError):
+        raise
+    except OSError as err:  # e.g. a seek to a corrupted (negative) offset
+        raise ValueError(f"{who}: {target}: the file is corrupted ({err})") from err
     except (
         zipfile.BadZipFile,
         zlib.error,

@@ -406,13 +406,13 @@ def test_truncated_file(cut):
             fio.load(path)
 
 
-@given(position=st.floats(0.0, 0.9999), flip=st.integers(1, 255))
-def test_flipped_byte(position, flip):
+@given(position=st.floats(0.0, 0.9999), flip=st.integers(1, 255), compress=st.booleans())
+def test_flipped_byte(position, flip, compress):
     """A corrupted byte anywhere gives a ValueError naming the file, or (where the byte is
     not meaningful, e.g. a timestamp) the unchanged tree: never a silently different one."""
     original = {"net": small_net(), "epoch": 3}
     with tempfile.TemporaryDirectory() as d:
-        path = fio.save(os.path.join(d, "m"), original)
+        path = fio.save(os.path.join(d, "m"), original, compress=compress)
         data = bytearray(path.read_bytes())
         data[int(position * len(data))] ^= flip
         path.write_bytes(bytes(data))
@@ -599,3 +599,37 @@ def test_like_mismatch(saved, like, match):
     path, _ = saved
     with pytest.raises(ValueError, match=match):
         fio.load(path, like=like)
+
+
+def test_optimizer_state_checkpoint_round_trip(tmp_path):
+    """Real optimizer states (and the optimizer value itself) from fnn.optim save and load exactly."""
+    optim = pytest.importorskip("fnn.optim")
+    net = small_net()
+    x, y = np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4), np.zeros((2, 2), np.float32)
+    for opt in (optim.sgd(0.1, momentum=0.9), optim.adam(1e-3)):
+        state = opt.init(net)
+        net2, state2 = opt.update(fnn.grad(net, x, y, fnn.losses.mse), state, net)
+        ckpt = {"net": net2, "opt_state": state2, "optimizer": opt, "epoch": 1}
+        back = fio.load(fio.save(tmp_path / "ckpt", ckpt), like=ckpt)
+        assert same(back["opt_state"], state2) and same(back["net"], net2)
+        net3, state3 = back["optimizer"].update(
+            fnn.grad(net2, x, y, fnn.losses.mse), back["opt_state"], back["net"]
+        )
+        want = opt.update(fnn.grad(net2, x, y, fnn.losses.mse), state2, net2)
+        assert same((net3, state3), want)  # resuming from the file equals never stopping
+
+
+@pytest.mark.parametrize(
+    "names", [("Conv2D", "MaxPool2D"), ("BatchNorm",), ("Dropout",), ("LayerNorm",)]
+)
+def test_other_layer_families_round_trip(tmp_path, names):
+    """Layers from fnn's other families (conv, pooling, norm, dropout) need no registration."""
+    layer_classes = [getattr(fnn.layers, n, None) for n in names]
+    if None in layer_classes:
+        pytest.skip(f"fnn.layers has no {names}")
+    built = {"Conv2D": lambda c: c(2, 3), "MaxPool2D": lambda c: c(2), "Dropout": lambda c: c(0.5)}
+    layers = [built.get(n, lambda c: c())(c) for n, c in zip(names, layer_classes, strict=True)]
+    shape = (6, 6, 1) if "Conv2D" in names else (5,)
+    net = fnn.init([*layers, fnn.Flatten(), fnn.Dense(2)], shape, key=0)
+    back = fio.load(fio.save(tmp_path / "m", net), like=net)
+    assert same(back, net)
