@@ -14,14 +14,14 @@ from fnn.train.batching import batches
 from fnn.train.callbacks import STOP, EarlyStopping, EpochRecord, Signal
 from fnn.train.evaluation import evaluate
 from fnn.train.history import History
-from fnn.train.loop import Optimizer, fit
+from fnn.train.loop import OptimizerLike, fit
 
 __all__ = [
     "STOP",
     "EarlyStopping",
     "EpochRecord",
     "History",
-    "Optimizer",
+    "OptimizerLike",
     "Signal",
     "batches",
     "evaluate",

@@ -1,4 +1,4 @@
-"""Batching, the pure fit loop, evaluation, early stopping and the training history.
+"""The pure fit loop: epochs of shuffled mini-batch steps, evaluation, stopping rules.
 
 ``fit`` is a function from one training state to the next: it takes a network
 and an optimizer state and returns new ones, with a :class:`History` of what
@@ -21,21 +21,20 @@ The loop is short on purpose; written out by hand it is::
 
 Example:
     >>> import numpy as np, fnn
+    >>> from fnn import optim
     >>> from fnn.train import fit
     >>> x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
     >>> y = (x[:, 0] > 0).astype(np.int64)
     >>> net = fnn.init([fnn.Dense(8), fnn.Tanh(), fnn.Dense(2)], (2,), key=0)
-    >>> opt = fnn.optim.sgd(0.5)
+    >>> opt = optim.sgd(0.5)
     >>> net2, state, hist = fit(net, opt, fnn.losses.sparse_softmax_cross_entropy, (x, y),
     ...                         epochs=5, key=1, batch_size=16, progress=False)
     >>> hist.epochs, hist.loss[-1] < hist.loss[0]
     ((0, 1, 2, 3, 4), True)
 """
 
-
 from __future__ import annotations
 
-import importlib
 import math
 import time
 import types
@@ -45,6 +44,7 @@ from typing import Any, Literal, Protocol
 import attrs
 
 from fnn import metrics as fnn_metrics
+from fnn import optim
 from fnn.losses import Loss
 from fnn.network import Network, value_and_grad
 from fnn.random import Key, KeyLike, as_key, fold_in
@@ -55,10 +55,10 @@ from fnn.train.evaluation import evaluate
 from fnn.train.history import History
 from fnn.train.progress import Progress
 
-__all__ = ["Optimizer", "fit"]
+__all__ = ["OptimizerLike", "fit"]
 
 
-class Optimizer(Protocol):
+class OptimizerLike(Protocol):
     """What ``fit`` needs of an optimizer (``fnn.optim`` objects qualify)."""
 
     def init(self, params: Any) -> Any: ...  # pragma: no cover
@@ -66,7 +66,6 @@ class Optimizer(Protocol):
     def update(
         self, grads: Any, state: Any, params: Any
     ) -> tuple[Any, Any]: ...  # pragma: no cover
-
 
 
 @attrs.define
@@ -136,17 +135,14 @@ def _run_callbacks(
     return stop
 
 
-
-def _learning_rate(opt: Optimizer, state: Any) -> float:
-    """The lr the next update uses, or NaN if the optimizer cannot tell."""
-    try:
-        learning_rate = importlib.import_module("fnn.optim").learning_rate
-        return float(learning_rate(opt, state))
-    except (ImportError, AttributeError, TypeError, ValueError):
-        return math.nan
+def _learning_rate(opt: OptimizerLike, state: Any) -> float:
+    """The lr the next update uses; NaN for optimizers from outside ``fnn.optim``."""
+    if isinstance(opt, optim.Optimizer):
+        return optim.learning_rate(opt, state)
+    return math.nan
 
 
-def _check_optimizer(who: str, opt: object) -> Optimizer:
+def _check_optimizer(who: str, opt: object) -> OptimizerLike:
     if not (callable(getattr(opt, "init", None)) and callable(getattr(opt, "update", None))):
         raise TypeError(
             f"{who}: opt must be an optimizer with init(params) and update(grads, state, params), "
@@ -156,7 +152,8 @@ def _check_optimizer(who: str, opt: object) -> Optimizer:
 
 
 def _nonfinite_error(
-    who: str, net: Network, xb: Array, yb: Array, loss_fn: Loss, key: Key, where: str, value: float
+    who: str, net: Network, xb: Array, yb: Array, loss_fn: Loss, key: Key | None, where: str,
+    value: float,
 ) -> FloatingPointError:
     """Recompute the batch with finite checks to name the layer where NaN/inf appears."""
     detail = f"the loss is {value}"
@@ -173,7 +170,7 @@ def _nonfinite_error(
 def _train_epoch(
     who: str,
     net: Network,
-    opt: Optimizer,
+    opt: OptimizerLike,
     opt_state: Any,
     loss_fn: Loss,
     data: tuple[Array, Array],
@@ -186,9 +183,10 @@ def _train_epoch(
 ) -> tuple[Network, Any, float, int]:
     """One pass over the data: returns (net, opt_state, mean loss, skipped batches)."""
     shuffle_key, dropout_key = fold_in(epoch_key, 0), fold_in(epoch_key, 1)
+    random_layers = any(layer.stochastic for layer in net.layers)
     total, seen, skipped = 0.0, 0, 0
     for step, (xb, yb) in enumerate(batches(*data, batch_size, key=shuffle_key)):
-        step_key = fold_in(dropout_key, step)
+        step_key = fold_in(dropout_key, step) if random_layers else None
         try:
             loss, grads, new_net = value_and_grad(
                 net, xb, yb, loss_fn, key=step_key, with_state=True, check_finite=check_finite
@@ -212,7 +210,7 @@ def _train_epoch(
 
 def fit(
     net: Network,
-    opt: Optimizer,
+    opt: OptimizerLike,
     loss_fn: Loss,
     data: tuple[Array, Array],
     *,
@@ -282,10 +280,11 @@ def fit(
 
     Example:
         >>> import numpy as np, fnn
+        >>> from fnn import optim
         >>> x = np.random.default_rng(0).normal(size=(32, 3)).astype(np.float32)
         >>> y = x.sum(axis=1, keepdims=True)
         >>> net = fnn.init([fnn.Dense(1)], (3,), key=0)
-        >>> net2, state, hist = fit(net, fnn.optim.sgd(0.1), fnn.losses.mse, (x, y),
+        >>> net2, state, hist = fit(net, optim.sgd(0.1), fnn.losses.mse, (x, y),
         ...                         epochs=20, key=0, batch_size=8, progress=False)
         >>> round(hist.loss[-1], 4)
         0.0
