@@ -33,7 +33,6 @@ Example:
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -41,6 +40,15 @@ import attrs
 import numpy as np
 
 from fnn import tree
+from fnn.optim._walk import (
+    Collect,
+    Mask,
+    check_dtypes,
+    map_checked,
+    rate,
+    rebuild,
+    resolve_mask,
+)
 from fnn.optim.schedules import Schedule, as_schedule
 
 __all__ = [
@@ -55,9 +63,8 @@ __all__ = [
 ]
 
 Array = np.ndarray
-Mask = Any
-"""A predicate ``path -> bool`` on leaf paths such as ``"layers[0].w"``, or a tree
-like ``params`` whose leaves are boolean arrays of shape ``()``."""
+_Flags = tuple[list[bool], list[bool]]
+"""Per leaf, in leaf order: (trainable, decayed)."""
 
 
 class Rule(Protocol):
@@ -191,47 +198,61 @@ class Optimizer:
         """
         who = f"fnn.optim.{self.name}.update"
         names = self.rule.slots
-        t = _check_state(who, state, names)
-        lr = _rate(who, self.lr, t)
+        t = check_state(who, state, names)
+        lr = rate(who, self.lr, t)
         slot_trees = [state.slots[n] for n in names]
         flags = self._flags(who, params)
-        new_slots: list[list[Array]] = [[] for _ in names]
-        if self.transforms:  # they may need every gradient first (a global norm)
-            rows = _map_checked(who, _Collect(), params, grads, slot_trees, names).rows
-            active, decay = flags or ([True] * len(rows), [True] * len(rows))
-            idx = [i for i, a in enumerate(active) if a]
-            for i in idx:
-                _check_dtypes(who, params, i, rows[i], names)
-            g_act = [rows[i][1] for i in idx]
-            for transform in self.transforms:
-                g_act = transform(g_act, [rows[i][0] for i in idx])
-            new_p = [r[0] for r in rows]
-            for k in range(len(names)):
-                new_slots[k] = [r[2 + k] for r in rows]
-            for j, i in enumerate(idx):
-                new_p[i], buffers = self._leaf(rows[i][0], g_act[j], rows[i][2:], t, lr, decay[i])
-                for k, b in enumerate(buffers):
-                    new_slots[k][i] = b
-            new_params = _rebuild(params, new_p)
-        else:  # one walk computes the new params and collects the new buffers
-            counter = itertools.count()
-
-            def leaf(p: Array, g: Array, *old: Array) -> Array:
-                i = next(counter)
-                if flags is not None and not flags[0][i]:
-                    new, buffers = p, old
-                else:
-                    _check_dtypes(who, params, i, (p, g, *old), names)
-                    new, buffers = self._leaf(p, g, old, t, lr, flags is None or flags[1][i])
-                for k, b in enumerate(buffers):
-                    new_slots[k].append(b)
-                return new
-
-            new_params = _map_checked(who, leaf, params, grads, slot_trees, names).result
+        # transforms may need every gradient first (a global norm); else one walk does it all
+        step = self._update_listwise if self.transforms else self._update_in_walk
+        new_params, new_slots = step(who, grads, slot_trees, params, t, lr, flags)
         new_state = OptState(
-            np.int64(t + 1), {n: _rebuild(params, new_slots[k]) for k, n in enumerate(names)}
+            np.int64(t + 1), {n: rebuild(params, new_slots[k]) for k, n in enumerate(names)}
         )
         return new_params, new_state
+
+    def _update_listwise(
+        self, who: str, grads: Any, slot_trees: list[Any], params: Any, t: int, lr: float,
+        flags: _Flags | None,
+    ) -> tuple[Any, list[list[Array]]]:
+        """Collect all leaves, run the transforms on the trainable ones, then update them."""
+        names = self.rule.slots
+        rows = map_checked(who, Collect(), params, grads, slot_trees, names).rows
+        active, decay = flags or ([True] * len(rows), [True] * len(rows))
+        idx = [i for i, a in enumerate(active) if a]
+        for i in idx:
+            check_dtypes(who, params, i, rows[i], names)
+        g_act = [rows[i][1] for i in idx]
+        for transform in self.transforms:
+            g_act = transform(g_act, [rows[i][0] for i in idx])
+        new_p = [r[0] for r in rows]
+        new_slots = [[r[2 + k] for r in rows] for k in range(len(names))]
+        for j, i in enumerate(idx):
+            new_p[i], buffers = self._leaf(rows[i][0], g_act[j], rows[i][2:], t, lr, decay[i])
+            for k, b in enumerate(buffers):
+                new_slots[k][i] = b
+        return rebuild(params, new_p), new_slots
+
+    def _update_in_walk(
+        self, who: str, grads: Any, slot_trees: list[Any], params: Any, t: int, lr: float,
+        flags: _Flags | None,
+    ) -> tuple[Any, list[list[Array]]]:
+        """One walk computes the new params and collects the new buffers."""
+        names = self.rule.slots
+        new_slots: list[list[Array]] = [[] for _ in names]
+        counter = itertools.count()
+
+        def leaf(p: Array, g: Array, *old: Array) -> Array:
+            i = next(counter)
+            if flags is not None and not flags[0][i]:
+                new, buffers = p, old
+            else:
+                check_dtypes(who, params, i, (p, g, *old), names)
+                new, buffers = self._leaf(p, g, old, t, lr, flags is None or flags[1][i])
+            for k, b in enumerate(buffers):
+                new_slots[k].append(b)
+            return new
+
+        return map_checked(who, leaf, params, grads, slot_trees, names).result, new_slots
 
     def _leaf(
         self, p: Array, g: Array, old: Sequence[Array], t: int, lr: float, decayed: bool
@@ -247,7 +268,7 @@ class Optimizer:
             delta = decay
         return (p - delta).reshape(shape), tuple(b.reshape(shape) for b in buffers)
 
-    def _flags(self, who: str, params: Any) -> tuple[list[bool], list[bool]] | None:
+    def _flags(self, who: str, params: Any) -> _Flags | None:
         """Per leaf, in leaf order: (trainable, decayed); ``None`` when all are both."""
         state_paths = tree.state_paths(params)
         needs_paths = bool(
@@ -258,16 +279,16 @@ class Optimizer:
         paths = [p for p, _ in tree.leaves_with_path(params)]
         active = [p not in state_paths for p in paths]
         for mask in self.frozen:
-            frozen = _resolve_mask(who, "freeze mask", mask, paths)
+            frozen = resolve_mask(who, "freeze mask", mask, paths)
             active = [a and not f for a, f in zip(active, frozen, strict=True)]
         decay = active
         if self.decay_mask is not None:
-            wanted = _resolve_mask(who, "weight-decay mask", self.decay_mask, paths)
+            wanted = resolve_mask(who, "weight-decay mask", self.decay_mask, paths)
             decay = [a and d for a, d in zip(active, wanted, strict=True)]
         return active, decay
 
 
-def _check_state(who: str, state: object, names: tuple[str, ...]) -> int:
+def check_state(who: str, state: object, names: tuple[str, ...]) -> int:
     if not isinstance(state, OptState):
         raise TypeError(
             f"{who}: state must be the OptState from opt.init(params), got {type(state).__name__}; "
@@ -280,120 +301,6 @@ def _check_state(who: str, state: object, names: tuple[str, ...]) -> int:
             "opt.init(params)"
         )
     return int(state.count)
-
-
-def _rate(who: str, schedule: Schedule, step: int) -> float:
-    value = schedule(step)
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(
-            f"{who}: the lr schedule returned {type(value).__name__} at step {step}; "
-            "a schedule must return a float"
-        )
-    if not math.isfinite(float(value)) or value < 0:
-        raise ValueError(
-            f"{who}: the lr schedule returned {value} at step {step}; "
-            "a learning rate must be finite and >= 0"
-        )
-    return float(value)
-
-
-class _Collect:
-    """A leaf function that records the leaf tuples ``(p, g, *slots)`` in leaf order."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[Array, ...]] = []
-
-    def __call__(self, *xs: Array) -> Array:
-        self.rows.append(xs)
-        return xs[0]
-
-
-@attrs.frozen
-class _Mapped:
-    result: Any
-    rows: list[tuple[Array, ...]]
-
-
-def _map_checked(
-    who: str, f: Any, params: Any, grads: Any, slot_trees: list[Any], names: tuple[str, ...]
-) -> _Mapped:
-    """``tree.map(f, params, grads, *slot_trees)``, saying which tree does not match."""
-    try:
-        result = tree.map(f, params, grads, *slot_trees)
-    except ValueError:
-        try:
-            tree.check_same_structure(params, grads)
-        except ValueError as err:
-            raise ValueError(
-                f"{who}: grads do not match params: {err}; pass the gradient of these params, "
-                "e.g. fnn.grad(net, x, y, loss_fn)"
-            ) from None
-        for name, slot in zip(names, slot_trees, strict=True):
-            try:
-                tree.check_same_structure(params, slot)
-            except ValueError as err:
-                raise ValueError(
-                    f"{who}: state.slots[{name!r}] does not match params: {err}; the state was "
-                    "built for other params: re-create the state with opt.init(params)"
-                ) from None
-        raise
-    return _Mapped(result, f.rows if isinstance(f, _Collect) else [])
-
-
-def _check_dtypes(
-    who: str, params: Any, i: int, row: tuple[Array, ...], names: tuple[str, ...]
-) -> None:
-    dt = row[0].dtype
-    for k, a in enumerate(row[1:]):
-        if a.dtype != dt:
-            path = tree.leaves_with_path(params)[i][0]
-            what = "grads" if k == 0 else f"state.slots[{names[k - 1]!r}]"
-            raise TypeError(
-                f"{who}: {what} at {path} has dtype {a.dtype} but the parameter is {dt}; "
-                f"cast with fnn.tree.map(lambda a: a.astype(np.{dt}), ...) "
-                "(fnn never changes a network's dtype silently)"
-            )
-
-
-def _rebuild(like: Any, leaves: list[Array]) -> Any:
-    """A tree with the structure of ``like`` and ``leaves`` in leaf order."""
-    it = iter(leaves)
-    return tree.map(lambda _: next(it), like)
-
-
-def _resolve_mask(who: str, what: str, mask: Mask, paths: list[str]) -> list[bool]:
-    """Evaluate a predicate or boolean tree to one bool per leaf path."""
-    if callable(mask):
-        out = []
-        for path in paths:
-            value = mask(path)
-            if not isinstance(value, bool | np.bool_):
-                raise TypeError(
-                    f"{who}: the {what} must return a bool for each path, got "
-                    f"{type(value).__name__} for {path!r}"
-                )
-            out.append(bool(value))
-        return out
-    pairs = tree.leaves_with_path(mask)
-    mask_paths = [p for p, _ in pairs]
-    if mask_paths != paths:
-        where = next(
-            (f"{a} vs {b}" for a, b in zip(paths, mask_paths, strict=False) if a != b),
-            f"{len(paths)} leaves vs {len(mask_paths)}",
-        )
-        raise ValueError(
-            f"{who}: the {what} tree does not match params ({where}); give a predicate of the "
-            "path, or build the tree with fnn.tree.map(lambda p: np.array(True), params)"
-        )
-    out = []
-    for path, leaf in pairs:
-        if leaf.shape != () or leaf.dtype != np.bool_:
-            raise ValueError(
-                f"{who}: the {what} tree must hold boolean arrays of shape (), got "
-                f"{leaf.dtype} of shape {leaf.shape} at {path}; use np.array(True)"
-            )
-        out.append(bool(leaf))
-    return out
 
 
 def chain(*parts: Transform | Optimizer) -> Optimizer:
@@ -501,8 +408,8 @@ def learning_rate(opt: Optimizer, state: OptState) -> float:
     who = "fnn.optim.learning_rate"
     if not isinstance(opt, Optimizer):
         raise TypeError(f"{who}: opt must be an fnn.optim optimizer, got {type(opt).__name__}")
-    t = _check_state(who, state, opt.rule.slots)
-    return _rate(who, opt.lr, t)
+    t = check_state(who, state, opt.rule.slots)
+    return rate(who, opt.lr, t)
 
 
 def make(name: str, rule: Rule, lr: object, **kwargs: Any) -> Optimizer:
