@@ -65,13 +65,16 @@ def test_cosine_decay_without_warmup_starts_at_lr():
     st.integers(0, 200),
 )
 def test_cosine_decay_stays_between_final_and_peak(lr, total, warmup, frac, step):
-    """Every rate of a cosine schedule lies in [0, lr], and in [final_lr, lr] after warm-up."""
+    """Every rate of a cosine schedule lies in (0, lr] during warm-up and in [final_lr, lr] after."""
     warmup = min(warmup, total - 1)
-    s = sch.cosine_decay(lr, total_steps=total, warmup_steps=warmup, final_lr=lr * frac)
+    final = lr * frac
+    s = sch.cosine_decay(lr, total_steps=total, warmup_steps=warmup, final_lr=final)
     value = s(step)
-    assert 0.0 < value <= lr * (1 + 1e-12) or (value == 0.0 and frac == 0.0)
-    if step >= warmup:
-        assert value >= lr * frac * (1 - 1e-12)
+    assert 0.0 <= value <= lr * (1 + 1e-12)
+    if step < warmup:
+        assert value > 0.0  # no wasted warm-up update
+    else:
+        assert value >= final * (1 - 1e-12)
 
 
 def test_schedules_are_frozen_values():
