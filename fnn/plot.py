@@ -126,12 +126,15 @@ def activations(
 ) -> Path:
     """Draw the network as columns of neurons shaded by how active they are for one input.
 
-    Column ``k`` shows ``|a_k| / max |a_k|`` for the activations ``a_k`` after
-    the ``k``-th layer with parameters (and the parameter-free layers that
-    follow it), so brighter neurons are more active. A column wider than
-    ``max_neurons`` shows its ``max_neurons`` most active units (the label
-    says so). Between two ``Dense`` columns, each drawn edge ``i → j`` is
-    shaded by its contribution ``|a_i · W_ij|`` to neuron ``j``.
+    Column ``k`` holds the activations ``a_k`` after the ``k``-th layer with
+    parameters (and the parameter-free layers that follow it, so a column is
+    ``Dense(32) + ReLU``); column 0 is the input. Each neuron is shaded by
+    ``(a − min a_k) / (max a_k − min a_k)``, its value scaled to its column's
+    range, so brighter neurons are more active. A column wider than
+    ``max_neurons`` shows the ``max_neurons`` units of largest ``|a|`` (the
+    heading says so). Between two ``Dense`` columns, an edge ``i → j`` is drawn
+    when its contribution ``|a_i · W_ij|`` to neuron ``j`` is at least 15% of the
+    largest one, darker for larger contributions.
 
     Args:
         net: a built network.
@@ -186,8 +189,9 @@ def activations(
     for k in range(1, len(cols)):
         _edges(ax, cols[k - 1][1], cols[k][2], shown[k - 1], shown[k], ys[k - 1], ys[k], k)
     for k, (label, a, _) in enumerate(cols):
-        mag = np.abs(a[shown[k]])
-        level = mag / mag.max() if mag.max() > 0 else mag
+        vals = a[shown[k]]
+        span = float(a.max() - a.min())
+        level = (vals - a.min()) / span if span > 0 else np.zeros_like(vals)
         ax.scatter(
             np.full(len(shown[k]), k), ys[k], s=260 if len(shown[k]) <= 12 else 120,
             c=cmap(level), edgecolors="0.35", linewidths=0.6, zorder=3,
@@ -201,15 +205,18 @@ def activations(
         for j, yy in zip(shown[-1], ys[-1], strict=True):
             ax.text(len(cols) - 1 + 0.12, yy, f"{output_labels[j]}  {out[j]:.2f}",
                     va="center", fontsize=8)
-    ax.set_xlim(-0.5, len(cols) - 0.5 + (0.9 if output_labels is not None else 0))
+    ax.set_xlim(-0.4, len(cols) - 0.6 + (0.7 if output_labels is not None else 0))
     ax.set_ylim(-0.06, 1.22)
     ax.axis("off")
     from matplotlib.cm import ScalarMappable
 
-    fig.colorbar(ScalarMappable(cmap=cmap), ax=ax, shrink=0.5, label="|activation| / column max")
+    fig.colorbar(
+        ScalarMappable(cmap=cmap), ax=ax, shrink=0.5,
+        label="activation, scaled to its column's range",
+    )
     if title:
         fig.suptitle(title)
-    return _save(fig, p, 90)
+    return _save(fig, p, 80)
 
 
 def _cmap(name: str) -> Any:
@@ -237,12 +244,10 @@ def _edges(
         return
     from matplotlib.collections import LineCollection
 
-    segs = [
-        [(k - 1, y_prev[i]), (k, y_next[j])]
-        for i in range(len(rows))
-        for j in range(len(cols))
-    ]
-    alpha = (contrib / top).ravel() * 0.8
+    strength = contrib / top
+    keep = np.argwhere(strength >= 0.15)
+    segs = [[(k - 1, y_prev[i]), (k, y_next[j])] for i, j in keep]
+    alpha = strength[keep[:, 0], keep[:, 1]] * 0.8
     colors = np.zeros((len(segs), 4))
     colors[:, :3] = 0.15
     colors[:, 3] = alpha
@@ -523,7 +528,7 @@ def decision_boundary(
     mesh = np.stack(np.meshgrid(g0, g1), axis=-1).reshape(-1, 2)
     pred = _classes(forward(net, mesh), threshold).reshape(resolution, resolution)
     n_classes = int(max(pred.max(), labels.max())) + 1
-    fig = _figure(who, (5.0, 4.6))
+    fig = _figure(who, (6.0, 4.6))
     ax = fig.add_subplot()
     cmap = _cmap("tab10")
     colors = [cmap(c % 10) for c in range(n_classes)]
@@ -545,7 +550,10 @@ def decision_boundary(
     acc = float((_classes(forward(net, xb), threshold) == labels).mean())
     ax.set_xlabel("x[:, 0]")
     ax.set_ylabel("x[:, 1]")
-    ax.legend(loc="upper right", fontsize=8, title=f"accuracy {acc:.1%}", title_fontsize=8)
+    ax.legend(
+        loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+        title=f"accuracy {acc:.1%}", title_fontsize=8,
+    )
     if title:
         ax.set_title(title)
     return _save(fig, p, 90)

@@ -1,0 +1,171 @@
+"""Regenerate every picture in docs/img/ from real runs of the current code.
+
+    python docs/make_figures.py            # all figures (about a minute on 2 cores)
+    python docs/make_figures.py spirals    # only the figures whose name contains "spirals"
+
+Needs matplotlib and Fashion-MNIST (found by ``fnn.datasets.fashion_mnist``:
+``$FNN_DATA``, the user cache, or Debian's /usr/share/datasets/fashion-mnist/).
+Every run is seeded, so the pictures change only when the code does. Numbers
+worth quoting in the pages (final accuracies, gradient norms) are printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+import fnn
+import fnn.datasets
+import fnn.metrics
+import fnn.optim
+import fnn.train
+from fnn import plot
+
+IMG = Path(__file__).resolve().parent / "img"
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Small float32 matrix products are much faster on one OpenBLAS thread here."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: only speed depends on it
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def shrink(png: Path, limit_kb: float = 150.0) -> None:
+    """Re-save a large PNG with a 256-colour palette (Pillow comes with matplotlib)."""
+    if png.stat().st_size <= limit_kb * 1024:
+        return
+    from PIL import Image
+
+    with Image.open(png) as im:
+        small = im.convert("RGB").quantize(colors=256)
+    small.save(png, optimize=True)
+
+
+def fashion() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+    data = fnn.datasets.fashion_mnist(download=False)
+    x_train = fnn.datasets.images_to_float(data.x_train)
+    x_test = fnn.datasets.images_to_float(data.x_test)
+    return x_train, data.y_train, x_test, data.y_test, data.class_names
+
+
+def fashion_mlp() -> None:
+    """The tutorials' 784-32-16-10 MLP on Fashion-MNIST: curves, activations, weights."""
+    x, y, x_test, y_test, names = fashion()
+    x_tr, y_tr, x_val, y_val = fnn.datasets.train_val_split(x, y, val_fraction=1 / 6, key=1)
+    layers = [fnn.Dense(32), fnn.ReLU(), fnn.Dense(16), fnn.ReLU(), fnn.Dense(10)]
+    net = fnn.init(layers, (784,), key=0)
+    opt = fnn.optim.adam(1e-3)
+    net, _, hist = fnn.train.fit(
+        net, opt, fnn.losses.sparse_softmax_cross_entropy, (x_tr, y_tr),
+        epochs=12, key=2, batch_size=64, validation=(x_val, y_val),
+        metrics=[fnn.metrics.accuracy], progress=False,
+    )
+    test_acc = fnn.metrics.accuracy(fnn.forward(net, x_test), y_test)
+    print(f"  784-32-16-10: val accuracy {hist['val_accuracy'][-1]:.4f}, "
+          f"test accuracy {test_acc:.4f}, {sum(hist.seconds):.1f} s")
+    hist.plot(str(IMG / "fashion_mlp_curves.png"))
+    hidden = np.maximum(x_tr[:10000] @ net.layers[0].w + net.layers[0].b, 0)
+    dead = np.flatnonzero((hidden == 0).all(axis=0))
+    print(f"  first-layer units never active on 10,000 training images: {dead.tolist()}")
+    i = 0  # the first test image (an ankle boot)
+    plot.activations(
+        net, x_test[i : i + 1], IMG / "fashion_mlp_activations.png", max_neurons=16,
+        output_labels=names,
+        title=f"Activations for test image {i} ({names[y_test[i]]})",
+    )
+    plot.first_layer_weights(
+        net, IMG / "fashion_mlp_first_layer.png", image_shape=(28, 28),
+        title="Dense(32) weights, one 28×28 tile per unit (red +, blue −)",
+    )
+
+
+def gradient_norms() -> None:
+    """Vanishing gradients: a deep sigmoid MLP against the same depth with ReLU and He init."""
+    x, y, _, _, _ = fashion()
+    xb, yb = x[:256], y[:256]
+    depth, width = 8, 64
+
+    def mlp(act: Callable[[], fnn.Layer], w_init: str) -> fnn.Network:
+        layers: list[fnn.Layer] = []
+        for _ in range(depth):
+            layers += [fnn.Dense(width, w_init=w_init), act()]
+        return fnn.init([*layers, fnn.Dense(10)], (784,), key=0)
+
+    grads = {
+        "Sigmoid, Glorot init": fnn.grad(
+            mlp(fnn.Sigmoid, "glorot_uniform"), xb, yb, fnn.losses.sparse_softmax_cross_entropy
+        ),
+        "ReLU, He init": fnn.grad(
+            mlp(fnn.ReLU, "he_normal"), xb, yb, fnn.losses.sparse_softmax_cross_entropy
+        ),
+    }
+    for label, g in grads.items():
+        norms = [fnn.tree.norm(layer) for layer in g.layers if fnn.tree.leaves(layer)]
+        print(f"  {label}: first layer {norms[0]:.2e}, last layer {norms[-1]:.2e}")
+    plot.gradient_norms(
+        grads, IMG / "gradient_norms.png",
+        title=f"Gradient norm per layer at initialisation ({depth}×{width} hidden, one batch)",
+    )
+
+
+def spirals() -> None:
+    """Two spirals with a 2-32-32-2 ReLU MLP: the decision regions after training."""
+    x, y = fnn.datasets.two_spirals(0, 200, noise=0.05)
+    layers = [fnn.Dense(32), fnn.ReLU(), fnn.Dense(32), fnn.ReLU(), fnn.Dense(2)]
+    net = fnn.init(layers, (2,), key=0)
+    net, _, hist = fnn.train.fit(
+        net, fnn.optim.adam(1e-2), fnn.losses.sparse_softmax_cross_entropy, (x, y),
+        epochs=200, key=1, batch_size=20, metrics=[fnn.metrics.accuracy], progress=False,
+    )
+    print(f"  spirals: train accuracy {hist['accuracy'][-1]:.4f}, {sum(hist.seconds):.1f} s")
+    hist.plot(str(IMG / "spirals_curves.png"))
+    plot.decision_boundary(net, x, y, IMG / "spirals_boundary.png",
+                           title="Two spirals, 2-32-32-2 ReLU MLP")
+
+
+def xor() -> None:
+    """The 2-3-1 XOR network of the tutorials: decision regions and activations."""
+    x, y = fnn.datasets.xor()
+    net = fnn.init([fnn.Dense(3), fnn.Tanh(), fnn.Dense(1), fnn.Sigmoid()], (2,), key=0)
+    for _ in range(2000):
+        grads = fnn.grad(net, x, y, fnn.losses.binary_cross_entropy)
+        net = fnn.sgd_step(net, grads, lr=1.0)
+    print(f"  xor: predictions {fnn.forward(net, x).ravel().round(3)}")
+    plot.decision_boundary(net, x, y, IMG / "xor_boundary.png", title="XOR, 2-3-1 tanh/sigmoid")
+
+
+FIGURES: dict[str, Callable[[], None]] = {
+    "fashion_mlp": fashion_mlp,
+    "gradient_norms": gradient_norms,
+    "spirals": spirals,
+    "xor": xor,
+}
+
+
+def main(argv: list[str]) -> None:
+    IMG.mkdir(exist_ok=True)
+    chosen = [name for name in FIGURES if not argv or any(a in name for a in argv)]
+    with one_blas_thread(), np.errstate(over="raise", invalid="raise", divide="raise"):
+        for name in chosen:
+            t0 = time.perf_counter()
+            print(f"{name} ...")
+            FIGURES[name]()
+            print(f"  done in {time.perf_counter() - t0:.1f} s")
+    for png in sorted(IMG.glob("*.png")):
+        shrink(png)
+        print(f"{png.name:32s} {png.stat().st_size / 1024:6.1f} KB")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
