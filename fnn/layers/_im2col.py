@@ -213,7 +213,7 @@ def to_padding(value: Any) -> Any:
     if isinstance(value, str):
         return value.lower()
     pair = to_pair(value)
-    if isinstance(pair, tuple) and all(_is_int(v) for v in pair):
+    if isinstance(pair, tuple) and len(pair) == 2 and all(_is_int(v) for v in pair):
         return ((pair[0], pair[0]), (pair[1], pair[1]))
     if isinstance(value, tuple | list) and len(value) == 2:
         pairs = tuple(to_pair(v) for v in value)

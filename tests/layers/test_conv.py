@@ -1,0 +1,278 @@
+"""Tests of fnn.layers.conv.Conv2D: shape, gradient, reference values, purity and errors."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fnn
+from fnn import testing
+from fnn.layers.conv import Conv2D
+
+small = st.integers(1, 3)
+
+
+def normal_arrays(shape):
+    """float64 standard-normal arrays of ``shape``, drawn from a Hypothesis-chosen seed
+    (much cheaper than element-wise generation for images)."""
+    return st.integers(0, 2**32 - 1).map(lambda s: np.random.default_rng(s).normal(size=shape))
+
+
+@st.composite
+def paddings(draw):
+    """'valid', 'same', an int, a pair, or ((top, bottom), (left, right))."""
+    return draw(
+        st.one_of(
+            st.sampled_from(["valid", "same"]),
+            st.integers(0, 2),
+            st.tuples(st.integers(0, 2), st.integers(0, 2)),
+            st.tuples(
+                st.tuples(st.integers(0, 2), st.integers(0, 2)),
+                st.tuples(st.integers(0, 2), st.integers(0, 2)),
+            ),
+        )
+    )
+
+
+@st.composite
+def built_conv(draw, max_side=5):
+    """A built float64 Conv2D with generated geometry, and an input that fits it."""
+    layer = Conv2D(
+        draw(small),
+        (draw(small), draw(small)),
+        strides=(draw(small), draw(small)),
+        padding=draw(paddings()),
+        dilation=(draw(st.integers(1, 2)), draw(st.integers(1, 2))),
+        use_bias=draw(st.booleans()),
+    )
+    sides = []
+    for axis in (0, 1):
+        k_eff = (layer.kernel_size[axis] - 1) * layer.dilation[axis] + 1
+        padded = 0 if isinstance(layer.padding, str) else sum(layer.padding[axis])
+        smallest = 1 if layer.padding == "same" else max(1, k_eff - padded)
+        sides.append(draw(st.integers(smallest, smallest + max_side - 1)))
+    in_shape = (*sides, draw(small))
+    built, out_shape = layer.init(draw(st.integers(0, 2**31)), in_shape, np.dtype(np.float64))
+    x = draw(normal_arrays((draw(testing.batch_sizes(3)), *in_shape)))
+    return built, out_shape, x
+
+
+def reference_conv(layer, x):
+    """The defining sum, written with explicit loops over output positions."""
+    (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation
+    h, w = x.shape[1:3]
+    pad = layer.padding
+    if pad == "valid":
+        pad = ((0, 0), (0, 0))
+    elif pad == "same":
+        pads = []
+        for n, k, s, d in ((h, kh, sh, dh), (w, kw, sw, dw)):
+            total = max((math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)
+            pads.append((total // 2, total - total // 2))
+        pad = tuple(pads)
+    xp = np.pad(x, ((0, 0), pad[0], pad[1], (0, 0)))
+    oh = (xp.shape[1] - (kh - 1) * dh - 1) // sh + 1
+    ow = (xp.shape[2] - (kw - 1) * dw - 1) // sw + 1
+    y = np.zeros((x.shape[0], oh, ow, layer.filters))
+    for p in range(oh):
+        for q in range(ow):
+            patch = xp[
+                :,
+                p * sh : p * sh + (kh - 1) * dh + 1 : dh,
+                q * sw : q * sw + (kw - 1) * dw + 1 : dw,
+                :,
+            ]
+            y[:, p, q, :] = np.einsum("nijc,ijco->no", patch, layer.w)
+    return y + (layer.b if layer.b is not None else 0.0)
+
+
+@given(built_conv())
+def test_shape_promised_by_init_is_produced(case):
+    """The shape init promises equals the shape forward produces."""
+    layer, out_shape, x = case
+    assert layer.forward(x).shape == (x.shape[0], *out_shape)
+
+
+@given(built_conv())
+def test_forward_matches_the_defining_sum(case):
+    """im2col + one product equals the convolution sum written out with loops."""
+    layer, _, x = case
+    np.testing.assert_allclose(layer.forward(x), reference_conv(layer, x), rtol=1e-12, atol=1e-12)
+
+
+@given(built_conv(), st.integers(0, 2**31))
+def test_gradient_matches_finite_differences(case, seed):
+    """dL/dx, dL/dW and dL/db agree with central differences for a random cotangent,
+    across kernel sizes, strides, paddings and dilations."""
+    layer, _, x = case
+    testing.check_layer(layer, x, seed=seed)
+
+
+@given(built_conv())
+def test_forward_and_pullback_are_pure(case):
+    """forward/vjp leave x and the parameters unchanged and read-only."""
+    layer, _, x = case
+    x0, w0 = x.copy(), layer.w.copy()
+    y, pullback = layer.vjp(x)
+    dlayer, _ = pullback(np.random.default_rng(0).normal(size=y.shape))
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(layer.w, w0)
+    assert not layer.w.flags.writeable and not dlayer.w.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        layer.w[0, 0, 0, 0] = 1.0
+
+
+def test_float32_stays_float32():
+    """A float32 layer computes its output and all gradients in float32."""
+    layer, _ = Conv2D(4, 3, padding="same").init(0, (6, 6, 2), np.dtype(np.float32))
+    rng = np.random.default_rng(0)
+    y, pullback = layer.vjp(rng.random((3, 6, 6, 2), dtype=np.float32))
+    dlayer, dx = pullback(rng.standard_normal(y.shape).astype(np.float32))
+    assert y.dtype == dlayer.w.dtype == dlayer.b.dtype == dx.dtype == np.float32
+
+
+def test_blocked_weight_gradient_matches_single_product():
+    """The weight gradient of a large batch (blocked product) equals xᵀ·δ in float64."""
+    layer, _ = Conv2D(3, 2).init(0, (9, 9, 2), np.dtype(np.float64))
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(20, 9, 9, 2))  # 20·8·8 = 1280 rows: two blocks and a remainder
+    y, pullback = layer.vjp(x)
+    dy = rng.normal(size=y.shape)
+    dw = pullback(dy)[0].w
+    cols = np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(1, 2))  # (n, 8, 8, c, 2, 2)
+    expected = np.einsum("npqcij,npqo->ijco", cols, dy)
+    np.testing.assert_allclose(dw, expected, rtol=1e-12)
+
+
+def test_need_dx_false_skips_input_gradient():
+    """With need_dx=False the pullback returns dx=None and the same parameter gradients."""
+    layer, _ = Conv2D(2, 2).init(0, (4, 4, 1), np.dtype(np.float64))
+    x = np.random.default_rng(2).normal(size=(2, 4, 4, 1))
+    dy = np.random.default_rng(3).normal(size=(2, 3, 3, 2))
+    d1, dx1 = layer.vjp(x)[1](dy)
+    d2, dx2 = layer.vjp(x, need_dx=False)[1](dy)
+    assert dx1 is not None and dx2 is None
+    assert fnn.tree.allclose(d1, d2)
+
+
+def test_he_initialiser_uses_the_receptive_field_fan():
+    """he_normal on a (3, 3, 8, 64) kernel has std ≈ sqrt(2 / (3·3·8))."""
+    layer, _ = Conv2D(64, 3, w_init="he_normal").init(0, (10, 10, 8), np.dtype(np.float64))
+    assert layer.w.shape == (3, 3, 8, 64)
+    assert abs(layer.w.std() / math.sqrt(2 / 72) - 1) < 0.05
+    assert not layer.b.any()
+
+
+def test_same_padding_gives_ceil_of_size_over_stride():
+    """'same' padding: out = ceil(n / stride), whatever the kernel and dilation."""
+    for n, k, s, d in [(7, 3, 2, 1), (8, 4, 3, 2), (5, 5, 1, 1), (1, 3, 1, 3)]:
+        _, out = Conv2D(1, k, strides=s, padding="same", dilation=d).init(0, (n, n, 1), np.float64)
+        assert out[:2] == (math.ceil(n / s),) * 2
+
+
+def test_network_with_conv_layers_has_correct_gradient():
+    """A conv-ReLU-conv-flatten-dense network passes the whole-network gradient check."""
+    layers = [
+        Conv2D(3, 3, padding="same"),
+        fnn.Tanh(),
+        Conv2D(2, 2, strides=2),
+        fnn.Flatten(),
+        fnn.Dense(3),
+    ]
+    net = fnn.init(layers, (6, 5, 2), key=4, dtype=np.float64)
+    rng = np.random.default_rng(5)
+    testing.check_network(
+        net,
+        rng.normal(size=(3, 6, 5, 2)),
+        rng.integers(0, 3, 3),
+        fnn.losses.sparse_softmax_cross_entropy,
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "err", "pattern"),
+    [
+        (lambda: Conv2D(0, 3), ValueError, r"filters must be a positive int"),
+        (lambda: Conv2D(4, 0), ValueError, r"kernel_size must be positive"),
+        (lambda: Conv2D(4, 3, strides=0), ValueError, r"Conv2D: strides must be positive"),
+        (lambda: Conv2D(4, 3, strides=(1, -2)), ValueError, r"strides must be positive"),
+        (lambda: Conv2D(4, 3, dilation=0), ValueError, r"dilation must be positive"),
+        (lambda: Conv2D(4, 3, padding="full"), ValueError, r"padding must be 'valid', 'same'"),
+        (lambda: Conv2D(4, 3, padding=-1), ValueError, r"padding must be non-negative"),
+        (lambda: Conv2D(4, 3, padding=(1, 2, 3)), TypeError, r"padding must be 'valid'"),
+        (lambda: Conv2D(4, "3"), TypeError, r"kernel_size must be an int or a pair"),
+        (lambda: Conv2D(4, 3, w_init="nope"), ValueError, r"unknown initialiser 'nope'"),
+    ],
+)
+def test_bad_configs_name_the_problem(make, err, pattern):
+    """Impossible configurations raise at construction with the class and field named."""
+    with pytest.raises(err, match=pattern):
+        make()
+
+
+def test_kernel_larger_than_padded_input():
+    """A kernel that does not fit the padded input is refused at init and at forward."""
+    with pytest.raises(ValueError, match=r"larger than the padded input 4x4; use padding='same'"):
+        Conv2D(2, 5).init(0, (4, 4, 1), np.dtype(np.float64))
+    with pytest.raises(ValueError, match=r"extent 5x5 with dilation \(2, 2\)"):
+        Conv2D(2, 3, dilation=2).init(0, (4, 4, 1), np.dtype(np.float64))
+    layer, _ = Conv2D(2, 3).init(0, (8, 8, 1), np.dtype(np.float64))
+    with pytest.raises(ValueError, match=r"larger than the padded input 2x2"):
+        layer.forward(np.zeros((1, 2, 2, 1)))
+
+
+@pytest.mark.parametrize(
+    ("x", "err", "pattern"),
+    [
+        (
+            np.zeros((2, 3, 8, 8)),
+            ValueError,
+            r"looks like \(batch, channels, height, width\).*x.transpose\(0, 2, 3, 1\)",
+        ),
+        (
+            np.zeros((2, 8, 8, 2)),
+            ValueError,
+            r"built for 3 channels \(batch, height, width, 3\); check the layer before",
+        ),
+        (np.zeros((8, 8, 3)), ValueError, r"add a batch axis with x\[None\]"),
+        (
+            np.zeros((2, 8, 8, 3), np.float32),
+            TypeError,
+            r"cast the input with x.astype\(np.float64\)",
+        ),
+        (np.zeros((2, 8, 8, 3), np.int64), TypeError, r"floating-point"),
+        ([[0.0]], TypeError, r"must be a NumPy array"),
+    ],
+)
+def test_bad_inputs_name_the_problem(x, err, pattern):
+    """Channels-first images, wrong channels, missing batch axis and wrong dtypes are named."""
+    layer, _ = Conv2D(4, 3).init(0, (8, 8, 3), np.dtype(np.float64))
+    with pytest.raises(err, match=pattern):
+        layer.forward(x)
+
+
+def test_init_needs_image_input_and_unbuilt_layer_refuses():
+    """init wants (height, width, channels); an unbuilt layer refuses to run."""
+    with pytest.raises(
+        ValueError, match=r"add a channel axis with Reshape\(\(height, width, 1\)\)"
+    ):
+        Conv2D(2, 3).init(0, (28, 28), np.dtype(np.float64))
+    with pytest.raises(ValueError, match="not initialised"):
+        Conv2D(2, 3).forward(np.zeros((1, 5, 5, 1)))
+
+
+def test_network_reports_channels_first_input():
+    """fnn.forward on a conv network spots (batch, channels, height, width) data."""
+    net = fnn.init([Conv2D(2, 3)], (8, 8, 3), key=0)
+    with pytest.raises(ValueError, match=r"x.transpose\(0, 2, 3, 1\)"):
+        fnn.forward(net, np.zeros((2, 3, 8, 8), np.float32))
+
+
+def test_pullback_rejects_wrong_cotangent_shape():
+    """A cotangent of the wrong shape is refused rather than broadcast."""
+    layer, _ = Conv2D(2, 3).init(0, (5, 5, 1), np.dtype(np.float64))
+    _, pullback = layer.vjp(np.zeros((1, 5, 5, 1)))
+    with pytest.raises(ValueError, match=r"dy has shape \(1, 3, 3, 1\), expected \(1, 3, 3, 2\)"):
+        pullback(np.zeros((1, 3, 3, 1)))
