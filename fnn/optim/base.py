@@ -84,8 +84,9 @@ class Rule(Protocol):
     ) -> tuple[Array, tuple[Array, ...]]:
         """``(lr · u, new_slots)`` for gradient ``g`` at 1-based step ``t``.
 
-        Never writes into its inputs; the returned arrays are new (or ``g``'s
-        buffers untouched), and the caller never writes into them either.
+        Never writes into its inputs. The first returned array must be freshly
+        allocated (the caller turns it into the new parameter in place); the
+        buffers are new arrays that nobody writes into afterwards.
         """
         ...
 
@@ -266,7 +267,8 @@ class Optimizer:
             decay = p * p.dtype.type(lr * self.weight_decay)
             decay += delta
             delta = decay
-        return (p - delta).reshape(shape), tuple(b.reshape(shape) for b in buffers)
+        np.subtract(p, delta, out=delta)  # delta is a fresh array (Rule.step's contract)
+        return delta.reshape(shape), tuple(b.reshape(shape) for b in buffers)
 
     def _flags(self, who: str, params: Any) -> _Flags | None:
         """Per leaf, in leaf order: (trainable, decayed); ``None`` when all are both."""

@@ -74,7 +74,7 @@ def param_trees(draw):
 @given(param_trees(), st.sampled_from(sorted(FACTORIES)), st.integers(1, 3))
 def test_update_keeps_structure_dtype_and_purity(trees, name, steps):
     """Any optimizer returns params and state of the params' structure and dtype, read-only,
-    leaves its inputs unchanged, and counts its steps."""
+    sharing no memory with grads or buffers, leaves its inputs unchanged, and counts its steps."""
     params, grads = trees
     opt = FACTORIES[name]()
     state = opt.init(params)
@@ -88,6 +88,8 @@ def test_update_keeps_structure_dtype_and_purity(trees, name, steps):
             tree.check_same_structure(slot, params)
         assert all(a.dtype == b.dtype for a, b in zip(tree.leaves(new), tree.leaves(params), strict=True))
         assert all(not a.flags.writeable for a in tree.leaves((new, new_state)))
+        others = tree.leaves((grads, state, new_state))
+        assert not any(np.shares_memory(a, b) for a in tree.leaves(new) for b in others)
         assert int(new_state.count) == t + 1
         params, state = new, new_state
 
