@@ -290,21 +290,11 @@ def fit(
         0.0
     """
     who = "fnn.fit"
-    if not isinstance(net, Network):
-        raise TypeError(
-            f"{who}: net must be an fnn.Network (from fnn.init), got {type(net).__name__}"
-        )
-    if not isinstance(loss_fn, Loss):
-        raise TypeError(f"{who}: loss_fn must be an fnn.losses.Loss, got {type(loss_fn).__name__}")
-    opt = _check_optimizer(who, opt)
-    x, y = check_pair(who, *unpack(who, data, "data"))
-    val = None if validation is None else check_pair(who, *unpack(who, validation, "validation"))
+    opt, (x, y), val = _check_inputs(who, net, opt, loss_fn, data, validation, on_nonfinite)
     n_epochs = check_positive_int(who, "epochs", epochs, minimum=0)
     first = check_positive_int(who, "start_epoch", start_epoch, minimum=0)
     size = check_positive_int(who, "batch_size", batch_size)
     eval_size = check_positive_int(who, "eval_batch_size", eval_batch_size)
-    if on_nonfinite not in ("raise", "skip"):
-        raise ValueError(f"{who}: on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
     k = as_key(key, who)
     names = [metric_name(who, m) for m in metrics]
     logged = ["loss", *(names if train_metrics else [])]
@@ -327,8 +317,7 @@ def fit(
         if val is not None:
             val_logs = evaluate(net, *val, loss_fn, metrics, batch_size=eval_size)
             logs |= {f"val_{n}": v for n, v in val_logs.items()}
-        if not math.isnan(lr):
-            logs["lr"] = lr
+        logs |= {} if math.isnan(lr) else {"lr": lr}
         seconds = time.perf_counter() - t0
         history = history.append(epoch, logs, seconds, skipped)
         bar.end(epoch + 1, logs, seconds)
@@ -340,11 +329,30 @@ def fit(
         if stop_reason is not None:
             break
     history = attrs.evolve(history, stop_reason=stop_reason)
-    if tracker is not None:
-        history = attrs.evolve(history, best_epoch=tracker.best_epoch)
-        if tracker.rule.restore_best and tracker.best_epoch is not None:
-            net, state = tracker.best_net, tracker.best_state
-            history = attrs.evolve(history, restored_epoch=tracker.best_epoch)
+    if tracker is None:
+        return net, state, history
+    history = attrs.evolve(history, best_epoch=tracker.best_epoch)
+    if tracker.rule.restore_best and tracker.best_epoch is not None:
+        history = attrs.evolve(history, restored_epoch=tracker.best_epoch)
+        return tracker.best_net, tracker.best_state, history
     return net, state, history
+
+
+def _check_inputs(
+    who: str, net: object, opt: object, loss_fn: object, data: object, validation: object,
+    on_nonfinite: object,
+) -> tuple[OptimizerLike, tuple[Array, Array], tuple[Array, Array] | None]:
+    """Validate fit's objects and data before any work; return the typed values."""
+    if not isinstance(net, Network):
+        raise TypeError(
+            f"{who}: net must be an fnn.Network (from fnn.init), got {type(net).__name__}"
+        )
+    if not isinstance(loss_fn, Loss):
+        raise TypeError(f"{who}: loss_fn must be an fnn.losses.Loss, got {type(loss_fn).__name__}")
+    if on_nonfinite not in ("raise", "skip"):
+        raise ValueError(f"{who}: on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
+    train = check_pair(who, *unpack(who, data, "data"))
+    val = None if validation is None else check_pair(who, *unpack(who, validation, "validation"))
+    return _check_optimizer(who, opt), train, val
 
 
