@@ -3,7 +3,8 @@
 Networks are values, training is pure functions, every gradient is checked.
 """
 
-from fnn import initializers, losses, random, tree
+from fnn import datasets, initializers, io, losses, metrics, optim, random, testing, train, tree
+from fnn.io import load, register, save
 from fnn.layers import (
     ELU,
     GELU,
@@ -29,6 +30,7 @@ from fnn.network import (
     summary,
     value_and_grad,
 )
+from fnn.train import History, batches, evaluate, fit
 
 __version__ = "0.1.0"
 
@@ -37,6 +39,7 @@ __all__ = [
     "GELU",
     "Dense",
     "Flatten",
+    "History",
     "Identity",
     "Layer",
     "LeakyReLU",
@@ -48,15 +51,27 @@ __all__ = [
     "Tanh",
     "__version__",
     "activations",
+    "batches",
+    "datasets",
+    "evaluate",
+    "fit",
     "forward",
     "grad",
     "init",
     "initializers",
+    "io",
+    "load",
     "loss",
     "losses",
+    "metrics",
+    "optim",
     "random",
+    "register",
+    "save",
     "sgd_step",
     "summary",
+    "testing",
+    "train",
     "tree",
     "value_and_grad",
 ]

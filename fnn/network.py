@@ -461,10 +461,11 @@ def _param_counts(layer: Layer) -> tuple[int, int, int]:
     return trainable, n_state, nbytes
 
 
-def summary(net: Network, *, file: IO[str] | None = sys.stdout) -> str:
+def summary(net: Network, *, file: IO[str] | None = None, quiet: bool = False) -> str:
     """A Keras-style table of layers, output shapes and parameter counts.
 
-    Prints the table to ``file`` (``None`` to only return it) and returns it.
+    Prints the table to ``file`` (standard output by default; nothing with
+    ``quiet=True``) and returns it.
     Shows trainable and non-trainable (state) counts, the dtype and the bytes
     the parameters take; an array shared by two layers is counted once.
     """
@@ -499,6 +500,6 @@ def summary(net: Network, *, file: IO[str] | None = sys.stdout) -> str:
         f"{nbytes:,} bytes",
     ]
     out = "\n".join(text)
-    if file is not None:
-        print(out, file=file)
+    if not quiet:
+        print(out, file=sys.stdout if file is None else file)
     return out

@@ -119,7 +119,7 @@ def test_activations_returns_every_layer_output():
 
 def test_summary_counts_parameters():
     """summary lists every layer and counts weights and biases (5·4+4 + 4·3+3 = 39)."""
-    text = fnn.summary(mlp(), file=None)
+    text = fnn.summary(mlp(), quiet=True)
     assert "Dense(units=4)" in text and "ReLU" in text and "(None, 3)" in text
     assert "parameters: 39 (39 trainable, 0 non-trainable), 156 bytes" in text
     buf = io.StringIO()
