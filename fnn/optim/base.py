@@ -48,6 +48,7 @@ from fnn.optim._walk import (
     rate,
     rebuild,
     resolve_mask,
+    state_mask,
 )
 from fnn.optim.schedules import Schedule, as_schedule
 
@@ -272,19 +273,17 @@ class Optimizer:
 
     def _flags(self, who: str, params: Any) -> _Flags | None:
         """Per leaf, in leaf order: (trainable, decayed); ``None`` when all are both."""
-        state_paths = tree.state_paths(params)
-        needs_paths = bool(
-            state_paths or self.frozen or (self.weight_decay and self.decay_mask is not None)
-        )
-        if not needs_paths:
+        active = [not s for s in state_mask(params)]
+        masked_decay = bool(self.weight_decay) and self.decay_mask is not None
+        if all(active) and not self.frozen and not masked_decay:
             return None
-        paths = [p for p, _ in tree.leaves_with_path(params)]
-        active = [p not in state_paths for p in paths]
+        if self.frozen or masked_decay:
+            paths = [p for p, _ in tree.leaves_with_path(params)]
         for mask in self.frozen:
             frozen = resolve_mask(who, "freeze mask", mask, paths)
             active = [a and not f for a, f in zip(active, frozen, strict=True)]
         decay = active
-        if self.decay_mask is not None:
+        if masked_decay:
             wanted = resolve_mask(who, "weight-decay mask", self.decay_mask, paths)
             decay = [a and d for a, d in zip(active, wanted, strict=True)]
         return active, decay
