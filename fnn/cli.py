@@ -7,11 +7,16 @@ default). Its default run, on the two-spirals data set, needs no download and
 takes seconds. ``fnn evaluate MODEL --dataset NAME`` reports a saved model's
 loss and metrics on a data set's test split.
 
+Usage::
+
+    fnn train                                   # two spirals, a few seconds
+    fnn train --dataset fashion-mnist --layers 256,128 --epochs 10
+    fnn evaluate runs/fashion-mnist/model.npz --dataset fashion-mnist
+
 Example:
-    >>> main(["train", "--epochs", "2", "--no-progress", "--out", "/tmp/fnn-doctest-run",
-    ...       "--limit", "200"])  # doctest: +ELLIPSIS
-    fnn train: spirals ...
-    0
+    >>> net = build_mlp(2, (8, 8), 2, "tanh", seed=0)
+    >>> [layer.name for layer in net.layers]
+    ['Dense(units=8)', 'Tanh', 'Dense(units=8)', 'Tanh', 'Dense(units=2)']
 """
 
 from __future__ import annotations
