@@ -59,6 +59,13 @@ def fashion() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str
     return x_train, data.y_train, x_test, data.y_test, data.class_names
 
 
+def dead_units(net: fnn.Network, x: np.ndarray) -> list[int]:
+    """First-layer ReLU units that are zero on every one of the first 10,000 examples."""
+    dense = net.layers[0]
+    hidden = np.maximum(x[:10000] @ dense.w + dense.b, 0)
+    return np.flatnonzero((hidden == 0).all(axis=0)).tolist()
+
+
 def fashion_mlp() -> None:
     """The tutorials' 784-32-16-10 MLP on Fashion-MNIST: curves, activations, weights."""
     x, y, x_test, y_test, names = fashion()
@@ -75,9 +82,7 @@ def fashion_mlp() -> None:
     print(f"  784-32-16-10: val accuracy {hist['val_accuracy'][-1]:.4f}, "
           f"test accuracy {test_acc:.4f}, {sum(hist.seconds):.1f} s")
     hist.plot(str(IMG / "fashion_mlp_curves.png"))
-    hidden = np.maximum(x_tr[:10000] @ net.layers[0].w + net.layers[0].b, 0)
-    dead = np.flatnonzero((hidden == 0).all(axis=0))
-    print(f"  first-layer units never active on 10,000 training images: {dead.tolist()}")
+    print(f"  first-layer units never active on 10,000 training images: {dead_units(net, x_tr)}")
     i = 0  # the first test image (an ankle boot)
     plot.activations(
         net, x_test[i : i + 1], IMG / "fashion_mlp_activations.png", max_neurons=16,
@@ -86,7 +91,22 @@ def fashion_mlp() -> None:
     )
     plot.first_layer_weights(
         net, IMG / "fashion_mlp_first_layer.png", image_shape=(28, 28),
-        title="Dense(32) weights, one 28×28 tile per unit (red +, blue −)",
+        title="Dense(32) weights after 12 epochs of Adam (red +, blue −)",
+    )
+    # The same training with a small L2 penalty: weights that the data never
+    # pushes (border pixels, dead units) decay to zero and the templates show.
+    opt_l2 = fnn.optim.chain(fnn.optim.l2_penalty(1e-4), fnn.optim.adam(1e-3))
+    net_l2, _, hist_l2 = fnn.train.fit(
+        fnn.init(layers, (784,), key=0), opt_l2, fnn.losses.sparse_softmax_cross_entropy,
+        (x_tr, y_tr), epochs=12, key=2, batch_size=64, validation=(x_val, y_val),
+        metrics=[fnn.metrics.accuracy], progress=False,
+    )
+    test_acc = fnn.metrics.accuracy(fnn.forward(net_l2, x_test), y_test)
+    print(f"  with L2 1e-4: val accuracy {hist_l2['val_accuracy'][-1]:.4f}, "
+          f"test accuracy {test_acc:.4f}, dead units {dead_units(net_l2, x_tr)}")
+    plot.first_layer_weights(
+        net_l2, IMG / "fashion_mlp_first_layer_l2.png", image_shape=(28, 28),
+        title="The same with an L2 penalty of 1e-4 (red +, blue −)",
     )
 
 
