@@ -9,7 +9,10 @@ see the same machine state; threads are limited the same way for both
 
 Run:  python benchmarks/cnn.py [--steps 30] [--threads 1 2] [--profile]
 
-Prints the median milliseconds per step of each and the ratio fnn / torch.
+Prints the median milliseconds per step of each and the ratio fnn / torch, in
+wall-clock time and in CPU time of this process (``time.process_time``; with
+one thread it is robust to other programs competing for the cores, with two it
+adds up both threads).
 ``--profile`` also prints where fnn's time goes, per layer and pass.
 """
 
@@ -80,7 +83,7 @@ def torch_step_fn(seed: int) -> Callable[[np.ndarray, np.ndarray], float] | None
         loss = loss_fn(model(xt), torch.from_numpy(y))
         loss.backward()
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
@@ -116,22 +119,24 @@ def bench(n_threads: int, steps: int, warmup: int = 3) -> None:
     x = rng.random((BATCH, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, BATCH)
     runners = {"fnn": fnn_step_fn(0), "torch": torch_step_fn(0)}
-    times: dict[str, list[float]] = {name: [] for name, fn in runners.items() if fn is not None}
+    names = [name for name, fn in runners.items() if fn is not None]
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     with threads(n_threads):
         for i in range(warmup + steps):
-            for name, fn in runners.items():
-                if fn is None:
-                    continue
-                t0 = time.perf_counter()
-                fn(x, y)
+            for name in names:
+                t0, c0 = time.perf_counter(), time.process_time()
+                runners[name](x, y)  # type: ignore[misc]
                 if i >= warmup:
-                    times[name].append(time.perf_counter() - t0)
-    med = {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
-    line = f"threads={n_threads}: fnn {med['fnn']:.1f} ms/step"
-    if "torch" in med:
-        ratio = med["fnn"] / med["torch"]
-        line += f", torch {med['torch']:.1f} ms/step, ratio fnn/torch {ratio:.2f}"
-    print(line, flush=True)
+                    wall[name].append(time.perf_counter() - t0)
+                    cpu[name].append(time.process_time() - c0)
+    for label, times in (("wall", wall), ("cpu", cpu)):
+        med = {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
+        line = f"threads={n_threads} {label:>4}: fnn {med['fnn']:.1f} ms/step"
+        if "torch" in med:
+            ratio = med["fnn"] / med["torch"]
+            line += f", torch {med['torch']:.1f} ms/step, ratio fnn/torch {ratio:.2f}"
+        print(line, flush=True)
 
 
 def profile(n_threads: int, steps: int = 10) -> None:
@@ -158,18 +163,18 @@ def profile(n_threads: int, steps: int = 10) -> None:
         for _ in range(steps):
             h, pbs = x, []
             for i, layer in enumerate(net.layers):
-                t0 = time.perf_counter()
+                t0 = time.process_time()
                 h, pb = layer.vjp(h, need_dx=i > 0)
-                fwd[i].append(time.perf_counter() - t0)
+                fwd[i].append(time.process_time() - t0)
                 pbs.append(pb)
             dy = rng.standard_normal(h.shape).astype(np.float32)
             for i in range(len(net.layers) - 1, -1, -1):
-                t0 = time.perf_counter()
+                t0 = time.process_time()
                 _, dx = pbs[i](dy)
-                bwd[i].append(time.perf_counter() - t0)
+                bwd[i].append(time.process_time() - t0)
                 if dx is not None:
                     dy = dx
-    print(f"profile (threads={n_threads}), median ms: layer  forward  backward")
+    print(f"profile (threads={n_threads}), median CPU ms: layer  forward  backward")
     for i, layer in enumerate(net.layers):
         f, b = 1e3 * statistics.median(fwd[i]), 1e3 * statistics.median(bwd[i])
         print(f"  {layer.name:<36} {f:7.2f} {b:8.2f}")

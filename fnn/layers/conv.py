@@ -198,7 +198,7 @@ class Conv2D(Layer):
                 raise ValueError(f"{self.name}: dy has shape {dy.shape}, expected {y.shape}")
             delta = dy.reshape(-1, self.filters)
             dw = ops.matmul_tn(cols, delta).reshape(w.shape)
-            grads = {"w": dw} if self.b is None else {"w": dw, "b": delta.sum(axis=0)}
+            grads = {"w": dw} if self.b is None else {"w": dw, "b": ops.column_sums(delta)}
             dx = None
             if need_dx:
                 # dcols[k] = δ · W[k]ᵀ for each kernel offset k: one batched product

@@ -160,15 +160,50 @@ class MaxPool2D(_Pool2D):
 
     def _pool(self, x: Array, pads: ops.Pads, out_hw: tuple[int, int]) -> tuple[Array, Array]:
         xp = ops.pad(x, pads, -np.inf)
+        if self._strides == self.pool_size:
+            return xp, self._pool_tiles(ops.tiles(xp, self.pool_size, out_hw))
         (_, _, first), *rest = self._offsets(out_hw)
         y = xp[:, first[0], first[1], :].copy()
         for _, _, (rows, cols) in rest:
             np.maximum(y, xp[:, rows, cols, :], out=y)
         return xp, y
 
+    @staticmethod
+    def _pool_tiles(x6: Array) -> Array:
+        """The max of non-overlapping windows ``(batch, oh, ph, ow, pw, c)``: rows first."""
+        rows = x6[:, :, 0]
+        if x6.shape[2] > 1:
+            rows = np.maximum(rows, x6[:, :, 1])
+            for i in range(2, x6.shape[2]):
+                np.maximum(rows, x6[:, :, i], out=rows)
+        y = rows[:, :, :, 0].copy()
+        for j in range(1, x6.shape[4]):
+            np.maximum(y, rows[:, :, :, j], out=y)
+        return y
+
+    def _scatter_tiles(self, xp: Array, y: Array, dy: Array, out_hw: tuple[int, int]) -> Array:
+        """dL/dxp for non-overlapping windows, with the first-maximum rule for ties."""
+        (ph, pw), (oh, ow) = self.pool_size, out_hw
+        hit = ops.tiles(xp, self.pool_size, out_hw) == y[:, :, None, :, None, :]
+        free = np.ones(y.shape, dtype=bool)  # windows whose maximum is not yet claimed
+        for i in range(ph):
+            for j in range(pw):
+                h = hit[:, :, i, :, j, :]  # a view: resolving ties edits `hit` itself
+                h &= free
+                free ^= h
+        d6 = hit * dy[:, :, None, :, None, :]
+        d = d6.reshape(xp.shape[0], oh * ph, ow * pw, xp.shape[3])
+        if d.shape == xp.shape:
+            return d
+        dxp = np.zeros_like(xp)
+        dxp[:, : oh * ph, : ow * pw, :] = d
+        return dxp
+
     def _scatter(
         self, xp: Array, y: Array, dy: Array, pads: ops.Pads, out_hw: tuple[int, int]
     ) -> Array:
+        if self._strides == self.pool_size:
+            return self._scatter_tiles(xp, y, dy, out_hw)
         offsets = self._offsets(out_hw)
         # Disjoint windows write each cell at most once (no scatter-add needed);
         # when they also tile the padded input, every cell is written.
