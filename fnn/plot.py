@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -263,7 +264,7 @@ def _layer_norms(who: str, grads: object) -> list[tuple[str, float]]:
             leaves = [a for pth, a in tree.leaves_with_path(layer) if pth not in state]
             if leaves:
                 norm = math.sqrt(sum(float(np.vdot(a, a)) for a in leaves))
-                out.append((f"{i}: {layer.name}", norm))
+                out.append((f"layers[{i}]: {layer.name}", norm))
         return out
     raise TypeError(
         f"{who}: grads must be an fnn.Network of gradients (from fnn.grad), "
@@ -330,16 +331,18 @@ def gradient_norms(
         pos = np.arange(n) + (s - (len(norms) - 1) / 2) * width
         ax.bar(pos, [v for _, v in rows], width, label=label or None)
     first = next(iter(norms.values()))
-    names = [name for name, _ in first] if len(norms) == 1 else [f"layer {i}" for i in range(n)]
-    ax.set_xticks(np.arange(n), names, rotation=30 if len(norms) == 1 else 0, ha="right"
-                  if len(norms) == 1 else "center", fontsize=8)
+    if len(norms) == 1:
+        names = [textwrap.fill(name, 14, break_long_words=False) for name, _ in first]
+    else:
+        names = [name.split(":")[0] for name, _ in first]
+    ax.set_xticks(np.arange(n), names, fontsize=8)
     if log:
         ax.set_yscale("log")
     ax.set_ylabel("‖∂L/∂θ‖₂ of the layer")
     ax.set_xlabel("input side  →  output side")
     ax.grid(axis="y", alpha=0.3)
     if len(norms) > 1:
-        ax.legend()
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     if title:
         ax.set_title(title)
     return _save(fig, p, 100)
