@@ -113,6 +113,14 @@ def im2col(
     """
     batch, _, _, channels = xp.shape
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, strides, dilation, out_hw
+    if channels == 1:
+        # One strided block per kernel offset: measured 3x faster than copying
+        # the 6-d view when each cell is a single float (2.9 ms vs 0.95 ms for
+        # 128x28x28x1 and a 3x3 kernel); slower for more channels.
+        out = np.empty((batch, oh, ow, kh, kw), dtype=xp.dtype)
+        for i, j, (rows, cols) in offsets(kernel, strides, dilation, out_hw):
+            out[:, :, :, i, j] = xp[:, rows, cols, 0]
+        return out.reshape(batch * oh * ow, kh * kw)
     s_n, s_h, s_w, s_c = xp.strides
     view = np.lib.stride_tricks.as_strided(
         xp,

@@ -191,8 +191,8 @@ class MaxPool2D(_Pool2D):
                 h = hit[:, :, i, :, j, :]  # a view: resolving ties edits `hit` itself
                 h &= free
                 free ^= h
-        d6 = hit * dy[:, :, None, :, None, :]
-        d = d6.reshape(xp.shape[0], oh * ph, ow * pw, xp.shape[3])
+        d6: Array = hit * dy[:, :, None, :, None, :]
+        d: Array = d6.reshape(xp.shape[0], oh * ph, ow * pw, xp.shape[3])
         if d.shape == xp.shape:
             return d
         dxp = np.zeros_like(xp)
