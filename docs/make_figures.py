@@ -1,6 +1,6 @@
 """Regenerate every picture in docs/img/ from real runs of the current code.
 
-    python docs/make_figures.py            # all figures (about a minute on 2 cores)
+    python docs/make_figures.py            # all figures (about 90 s on 2 cores)
     python docs/make_figures.py spirals    # only the figures whose name contains "spirals"
 
 Needs matplotlib and Fashion-MNIST (found by ``fnn.datasets.fashion_mnist``:
