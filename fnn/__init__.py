@@ -3,7 +3,19 @@
 Networks are values, training is pure functions, every gradient is checked.
 """
 
-from fnn import datasets, initializers, io, losses, metrics, optim, random, testing, train, tree
+from fnn import (
+    datasets,
+    initializers,
+    io,
+    losses,
+    metrics,
+    optim,
+    plot,
+    random,
+    testing,
+    train,
+    tree,
+)
 from fnn.io import load, register, save
 from fnn.layers import (
     ELU,
@@ -65,6 +77,7 @@ __all__ = [
     "losses",
     "metrics",
     "optim",
+    "plot",
     "random",
     "register",
     "save",
