@@ -1,4 +1,4 @@
-"""``python -m fnn`` runs the command line (see :mod:`fnn.cli`)."""
+"""``python -m fnn`` runs the command line (see `fnn.cli`)."""
 
 import sys
 

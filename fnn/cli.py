@@ -1,6 +1,6 @@
 """The ``fnn`` command: ``fnn train`` and ``fnn evaluate``.
 
-``fnn train`` builds an MLP, trains it with :func:`fnn.train.fit` and saves the
+``fnn train`` builds an MLP, trains it with `fnn.train.fit` and saves the
 model (``model.npz``), the history (``history.json``) and, when matplotlib is
 installed, the loss curve (``curve.png``) in ``--out`` (``runs/<dataset>`` by
 default). Its default run, on the two-spirals data set, needs no download and

@@ -1,14 +1,14 @@
 """Datasets: IDX files, MNIST and Fashion-MNIST, generated toy problems, and data helpers.
 
-- :func:`read_idx` / :func:`write_idx`: the IDX format of the MNIST files, plain
+- `read_idx` / `write_idx`: the IDX format of the MNIST files, plain
   or gzip-compressed.
-- :func:`mnist` / :func:`fashion_mnist`: the four standard files, found on disk
-  or downloaded once with SHA-256 verification, as a :class:`Dataset` record of
+- `mnist` / `fashion_mnist`: the four standard files, found on disk
+  or downloaded once with SHA-256 verification, as a `Dataset` record of
   ``uint8`` images ``(n, 28, 28)`` and ``int64`` labels ``(n,)``;
-  :func:`images_to_float` turns images into what networks take.
-- :func:`xor`, :func:`linear_regression`, :func:`two_spirals`: toy problems,
+  `images_to_float` turns images into what networks take.
+- `xor`, `linear_regression`, `two_spirals`: toy problems,
   generated from an explicit key where random.
-- :func:`train_val_split`, :func:`one_hot`: the two helpers every training
+- `train_val_split`, `one_hot`: the two helpers every training
   script needs.
 
 Every array returned here is read-only: data are values, like networks.
@@ -508,7 +508,7 @@ def mnist(
         base_url: a mirror to use instead of the built-in ones (any urllib URL).
 
     Returns:
-        A :class:`Dataset`: ``x_*`` uint8 ``(n, 28, 28)``, ``y_*`` int64 labels
+        A `Dataset`: ``x_*`` uint8 ``(n, 28, 28)``, ``y_*`` int64 labels
         0-9. For an MLP use ``images_to_float(x)`` (``(n, 784)`` float32 in
         [0, 1]); for a CNN ``images_to_float(x, layout="nhwc")``.
 
@@ -533,7 +533,7 @@ def fashion_mnist(
 ) -> Dataset:
     """Zalando's Fashion-MNIST: MNIST's layout with ten kinds of clothing.
 
-    Found and downloaded exactly like :func:`mnist` (directory name
+    Found and downloaded exactly like `mnist` (directory name
     ``fashion-mnist``), with one more place searched before downloading:
     ``/usr/share/datasets/fashion-mnist/`` (Debian's ``dataset-fashion-mnist``).
     Labels: 0 T-shirt/top, 1 Trouser, 2 Pullover, 3 Dress, 4 Coat, 5 Sandal,
@@ -545,7 +545,7 @@ def fashion_mnist(
         base_url: a mirror to use instead of the built-in ones.
 
     Returns:
-        A :class:`Dataset` like :func:`mnist`'s.
+        A `Dataset` like `mnist`'s.
 
     Raises:
         FileNotFoundError: not found and ``download=False``.

@@ -1,4 +1,4 @@
-"""Public home of the weight initialisers (see :mod:`fnn.layers.initializers`)."""
+"""Public home of the weight initialisers (see `fnn.layers.initializers`)."""
 
 from fnn.layers.initializers import (
     Initializer,

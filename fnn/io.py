@@ -14,7 +14,7 @@ The file is an ordinary ``.npz`` archive (readable by
 
 Loading never unpickles and never runs code from the file: classes and
 functions are looked up by name, either in fnn's own modules or in the names a
-user registered with :func:`register`. attrs instances are rebuilt through
+user registered with `register`. attrs instances are rebuilt through
 their constructors, so their validators and converters run on loaded values;
 every loaded array is read-only.
 
@@ -88,7 +88,7 @@ def register(obj: Any = None, name: str | None = None) -> Any:
     states, initialisers) need no registration: they are found by their
     ``module.qualname`` in fnn's modules. Register your own layers and
     initialisers once, in the module that defines them, so that both
-    :func:`save` and :func:`load` know them. Works as a decorator, with or
+    `save` and `load` know them. Works as a decorator, with or
     without a name: ``@register`` or ``@register(name="mypkg.MyLayer")``.
 
     Args:
@@ -329,7 +329,7 @@ def save(path: str | os.PathLike[str], tree: object, *, compress: bool = False) 
     ``{"net": net, "opt_state": state, "epoch": 3, "key": key}``.
 
     The file name always ends in ``.npz``: ``save("model", t)`` writes
-    ``model.npz`` (as ``np.savez`` would) and :func:`load` applies the same rule,
+    ``model.npz`` (as ``np.savez`` would) and `load` applies the same rule,
     so ``load("model")`` reads it back. The data goes to a temporary file in the
     same directory, is flushed and fsynced, and then renamed over the target,
     so a crash or error leaves the previous file intact and no temp file behind.
@@ -594,11 +594,11 @@ def _check_like(who: str, file: Path, loaded: object, like: object) -> None:
 
 
 def load(path: str | os.PathLike[str], like: object = None) -> Any:
-    """Read a tree written by :func:`save`; never unpickles, never runs code from the file.
+    """Read a tree written by `save`; never unpickles, never runs code from the file.
 
     The path gets ``.npz`` appended unless it already ends so (the same rule as
-    :func:`save`). Classes and functions named in the file are found among
-    fnn's own modules and the names given to :func:`register`. Every array
+    `save`). Classes and functions named in the file are found among
+    fnn's own modules and the names given to `register`. Every array
     entry's dtype, shape and byte count are checked against the header before
     it is read; object arrays are refused.
 

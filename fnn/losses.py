@@ -21,7 +21,7 @@ N is the number of elements of the prediction, B the batch size. Probabilities
 given to ``binary_cross_entropy`` are clipped to [eps, 1 − eps] (eps of the
 dtype) so that the log is finite; logits are never clipped.
 
-A :class:`Loss` is a small immutable object: ``loss(pred, y)`` gives the value
+A `Loss` is a small immutable object: ``loss(pred, y)`` gives the value
 as a Python float and ``loss.value_and_grad(pred, y)`` gives the value and
 dL/dpred (same shape and dtype as ``pred``). Targets are never broadcast:
 ``pred`` and ``y`` must have exactly the shapes the loss documents.

@@ -3,7 +3,7 @@
 A metric is a function ``(pred, y) -> float``: ``accuracy``, ``mse``, ``mae``
 and ``r2_score`` can be called directly or passed to ``fnn.fit(metrics=[...])``,
 which logs them under their ``__name__`` (and ``val_<name>`` on validation
-data). :class:`Metric` gives a name to any other function, e.g. a lambda.
+data). `Metric` gives a name to any other function, e.g. a lambda.
 
 Conventions: the batch axis is first; a metric is the mean over examples
 (``r2_score`` is a ratio over the whole batch). Targets are never broadcast
@@ -348,7 +348,7 @@ LOWER_IS_BETTER: frozenset[Callable[[Array, Array], float]] = frozenset({mse, ma
 def higher_is_better(metric: Callable[[Array, Array], float]) -> bool:
     """Whether larger values of ``metric`` are better (accuracy: yes, mse: no).
 
-    A :class:`Metric` says so itself; for plain functions, :data:`mse` and
+    A `Metric` says so itself; for plain functions, :data:`mse` and
     :data:`mae` are errors and everything else is taken as a score.
 
     Example:

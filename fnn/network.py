@@ -1,6 +1,6 @@
 """Network values and the pure functions over them: init, forward, loss, grad, sgd_step.
 
-A :class:`Network` is a frozen tuple of built layers plus the input shape and
+A `Network` is a frozen tuple of built layers plus the input shape and
 dtype it was built for. ``grad`` returns a ``Network`` of the same structure
 whose arrays are partial derivatives, so every optimizer is a map over trees.
 
@@ -66,7 +66,7 @@ def _int_tuple(value: Sequence[int]) -> tuple[int, ...]:
 class Network:
     """An immutable network: a tuple of built layers, the input shape and the dtype.
 
-    Build one with :func:`init`. A network is also a tree (``fnn.tree``), so
+    Build one with `init`. A network is also a tree (``fnn.tree``), so
     gradients, optimizer states and checkpoints share its structure.
 
     Attributes:
@@ -148,7 +148,7 @@ def init(
         dtype: the floating dtype of every parameter (float32 by default).
 
     Returns:
-        The built :class:`Network`.
+        The built `Network`.
 
     Raises:
         TypeError: a layer is not an fnn layer, or dtype is not floating.
@@ -381,7 +381,7 @@ def value_and_grad(
 
     Returns:
         ``(loss, grads)``, or ``(loss, grads, new_net)`` with ``with_state``.
-        ``grads`` is a :class:`Network` like ``net`` (zeros for state arrays).
+        ``grads`` is a `Network` like ``net`` (zeros for state arrays).
     """
     who = "fnn.value_and_grad"
     net = _check_network(who, net)

@@ -1,7 +1,7 @@
 """Pictures of what a network does: activations, gradient norms, weights, decision regions.
 
 Every function here is pure: it reads a network (or a gradient) and some data,
-writes one PNG file to ``path`` and returns ``path`` as a :class:`pathlib.Path`.
+writes one PNG file to ``path`` and returns ``path`` as a `pathlib.Path`.
 Nothing is mutated, no window opens and matplotlib's global state (pyplot, the
 current backend) is never touched: each picture is drawn on its own
 ``matplotlib.figure.Figure`` with the Agg renderer.
@@ -146,7 +146,7 @@ def activations(
         title: a title for the picture.
 
     Returns:
-        ``path`` as a :class:`pathlib.Path`.
+        ``path`` as a `pathlib.Path`.
 
     Raises:
         TypeError: ``net`` is not a Network, ``x`` not an array, ``path`` not a path.
@@ -294,7 +294,7 @@ def gradient_norms(
         title: a title for the picture.
 
     Returns:
-        ``path`` as a :class:`pathlib.Path`.
+        ``path`` as a `pathlib.Path`.
 
     Raises:
         TypeError: ``grads`` is not a Network or a mapping of Networks.
@@ -397,7 +397,7 @@ def first_layer_weights(
         title: a title for the picture.
 
     Returns:
-        ``path`` as a :class:`pathlib.Path`.
+        ``path`` as a `pathlib.Path`.
 
     Raises:
         TypeError: ``net`` is not a Network.
@@ -491,7 +491,7 @@ def decision_boundary(
         title: a title for the picture.
 
     Returns:
-        ``path`` as a :class:`pathlib.Path`.
+        ``path`` as a `pathlib.Path`.
 
     Raises:
         TypeError: wrong kinds of ``net``, ``x``, ``y`` or ``path``.

@@ -1,7 +1,7 @@
 """Explicit, splittable random keys (there is no global random state in fnn).
 
-A :class:`Key` is a small immutable value. The same key always gives the same
-bits; :func:`split` and :func:`fold_in` derive new independent keys from it
+A `Key` is a small immutable value. The same key always gives the same
+bits; `split` and `fold_in` derive new independent keys from it
 without changing it, the way JAX's ``random`` module works. Under the hood a key
 names a NumPy ``SeedSequence`` (entropy plus a spawn path), so derived streams
 are statistically independent.
@@ -61,7 +61,7 @@ def key(seed: int) -> Key:
 
 
 def as_key(k: KeyLike, who: str = "fnn") -> Key:
-    """Accept a :class:`Key` or an int seed; anything else is a ``TypeError`` naming ``who``."""
+    """Accept a `Key` or an int seed; anything else is a ``TypeError`` naming ``who``."""
     if isinstance(k, Key):
         return k
     if isinstance(k, int | np.integer) and not isinstance(k, bool) and k >= 0:

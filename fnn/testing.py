@@ -167,10 +167,10 @@ def check_vjp(
         seed: seeds the random cotangent and directions.
         n_directions: random directions to try.
         eps, rtol, atol: finite-difference step and tolerances.
-        raise_on_fail: raise :class:`GradientCheckError` with the report.
+        raise_on_fail: raise `GradientCheckError` with the report.
 
     Returns:
-        A :class:`GradientReport`.
+        A `GradientReport`.
     """
     _require_float64(who, x)
     rng = generator(seed)

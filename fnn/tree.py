@@ -338,7 +338,7 @@ def map(f: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:  # noqa: A001
 
 
 def map_with_path(f: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:
-    """Like :func:`map`, but ``f(path, leaf, *other_leaves)`` also gets the leaf's path.
+    """Like `map`, but ``f(path, leaf, *other_leaves)`` also gets the leaf's path.
 
     The path is a string such as ``"layers[0].w"``: masks by path are one line,
     e.g. ``lambda p, x: x if p.startswith("layers[0]") else x * 0``.
@@ -377,7 +377,7 @@ def leaves(tree: Tree) -> list[np.ndarray]:
 
 
 def leaves_with_path(tree: Tree) -> list[tuple[str, np.ndarray]]:
-    """Return ``(path, leaf)`` pairs in the order of :func:`leaves`.
+    """Return ``(path, leaf)`` pairs in the order of `leaves`.
 
     Example:
         >>> import numpy as np
@@ -452,7 +452,7 @@ def size(tree: Tree) -> int:
 def allclose(a: Tree, b: Tree, rtol: float = 1e-7, atol: float = 0.0) -> bool:
     """True iff the trees have the same structure and every leaf pair is ``np.allclose``.
 
-    A structure mismatch returns ``False`` (use :func:`check_same_structure` to
+    A structure mismatch returns ``False`` (use `check_same_structure` to
     learn where they differ).
     """
     try:

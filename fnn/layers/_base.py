@@ -1,6 +1,6 @@
 """The layer protocol and the small helpers every layer shares.
 
-A layer is a frozen ``attrs`` class that subclasses :class:`Layer`:
+A layer is a frozen ``attrs`` class that subclasses `Layer`:
 
 - ``init(key, in_shape, dtype) -> (layer, out_shape)`` builds parameters for an
   input of shape ``(batch, *in_shape)``; ``in_shape`` excludes the batch axis.
@@ -15,7 +15,7 @@ Layers whose output is random (dropout) set ``stochastic = True`` and receive a
 key of their own from the network. Layers with non-trainable state (batch-norm
 running statistics) set ``stateful = True`` and implement ``vjp_with_state``,
 which also returns the layer with its updated state; their state fields are
-declared with :func:`state_field` and get zero gradients.
+declared with `state_field` and get zero gradients.
 """
 
 from __future__ import annotations

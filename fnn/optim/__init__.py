@@ -4,12 +4,12 @@ An optimizer is a frozen value with ``init(params) -> state`` and
 ``update(grads, state, params) -> (new_params, new_state)``; nothing is
 mutated, and the state (step count and buffers) is a tree like the params.
 
-- optimizers: :func:`sgd`, :func:`adam`, :func:`adamw`, :func:`rmsprop`, :func:`adagrad`;
-- composition: :func:`chain` with :func:`clip_by_global_norm` and
-  :func:`l2_penalty`; :func:`freeze` for frozen leaves;
-- schedules (any ``lr`` argument takes one): :func:`constant`,
-  :func:`step_decay`, :func:`exponential_decay`, :func:`cosine_decay`;
-  :func:`learning_rate` gives the rate of the next update.
+- optimizers: `sgd`, `adam`, `adamw`, `rmsprop`, `adagrad`;
+- composition: `chain` with `clip_by_global_norm` and
+  `l2_penalty`; `freeze` for frozen leaves;
+- schedules (any ``lr`` argument takes one): `constant`,
+  `step_decay`, `exponential_decay`, `cosine_decay`;
+  `learning_rate` gives the rate of the next update.
 
 Example:
     >>> import numpy as np, fnn

@@ -1,8 +1,8 @@
 """The optimizer value, its state, and the one update loop every optimizer shares.
 
-An :class:`Optimizer` is a frozen value with two pure methods:
+An `Optimizer` is a frozen value with two pure methods:
 
-- ``init(params) -> state``: an :class:`OptState` holding the step count and,
+- ``init(params) -> state``: an `OptState` holding the step count and,
   for each buffer the update rule needs (``"mu"``, ``"nu"``, ...), a tree with
   the structure of ``params``;
 - ``update(grads, state, params) -> (new_params, new_state)``.
@@ -15,7 +15,7 @@ Every optimizer applies, to each *trainable* leaf ``θ`` with gradient ``g``::
 
 with ``t`` the 1-based number of this update and ``lr_t = schedule(t − 1)``.
 A leaf is trainable unless it is a state leaf (``fnn.tree.state_paths``, e.g.
-batch-norm running statistics) or frozen by :func:`freeze`; any other leaf,
+batch-norm running statistics) or frozen by `freeze`; any other leaf,
 and its buffers, come back as the very same (bit-identical) arrays.
 
 Example:
@@ -69,7 +69,7 @@ _Flags = tuple[list[bool], list[bool]]
 
 
 class Rule(Protocol):
-    """The per-leaf math of an optimizer (see :mod:`fnn.optim.rules`)."""
+    """The per-leaf math of an optimizer (see `fnn.optim.rules`)."""
 
     @property
     def slots(self) -> tuple[str, ...]:
@@ -93,7 +93,7 @@ class Rule(Protocol):
 
 
 class Transform(Protocol):
-    """A stateless gradient transform used by :func:`chain` (see :mod:`fnn.optim.transforms`)."""
+    """A stateless gradient transform used by `chain` (see `fnn.optim.transforms`)."""
 
     def __call__(self, grads: list[Array], params: list[Array]) -> list[Array]:
         """New gradients for the trainable leaves; never writes into its inputs."""
@@ -133,8 +133,8 @@ class OptState:
 class Optimizer:
     """A pure optimizer: ``init(params) -> state``, ``update(grads, state, params)``.
 
-    Build one with :func:`fnn.optim.sgd`, :func:`~fnn.optim.adam`, ... and
-    combine with :func:`chain` and :func:`freeze`; the module docstring gives
+    Build one with `fnn.optim.sgd`, `fnn.optim.adam`, ... and
+    combine with `chain` and `freeze`; the module docstring gives
     the update shared by all of them.
 
     Attributes:
@@ -162,7 +162,7 @@ class Optimizer:
             params: the tree to optimize, normally an ``fnn.Network``.
 
         Returns:
-            An :class:`OptState` whose slot trees have the structure of ``params``.
+            An `OptState` whose slot trees have the structure of ``params``.
 
         Raises:
             ValueError: ``params`` has no arrays, or a mask does not fit it.
@@ -187,7 +187,7 @@ class Optimizer:
 
         Args:
             grads: dL/dparams, a tree like ``params`` (e.g. from ``fnn.grad``).
-            state: the state from :meth:`init` or a previous ``update``.
+            state: the state from `init` or a previous ``update``.
             params: the current parameters.
 
         Returns:
@@ -196,7 +196,7 @@ class Optimizer:
         Raises:
             ValueError: the trees differ (names the first differing path), or the
                 schedule gives a bad rate.
-            TypeError: ``state`` is not an :class:`OptState`, or dtypes differ.
+            TypeError: ``state`` is not an `OptState`, or dtypes differ.
         """
         who = f"fnn.optim.{self.name}.update"
         names = self.rule.slots
@@ -313,8 +313,8 @@ def chain(*parts: Transform | Optimizer) -> Optimizer:
     norm).
 
     Args:
-        *parts: zero or more transforms from :mod:`fnn.optim.transforms`, and an
-            :class:`Optimizer` last.
+        *parts: zero or more transforms from `fnn.optim.transforms`, and an
+            `Optimizer` last.
 
     Returns:
         The optimizer with the transforms prepended to its own.
@@ -414,6 +414,6 @@ def learning_rate(opt: Optimizer, state: OptState) -> float:
 
 
 def make(name: str, rule: Rule, lr: object, **kwargs: Any) -> Optimizer:
-    """Build an :class:`Optimizer`, turning ``lr`` into a schedule (for the constructors)."""
+    """Build an `Optimizer`, turning ``lr`` into a schedule (for the constructors)."""
     return Optimizer(name, rule, as_schedule(f"fnn.optim.{name}", lr), **kwargs)
 

@@ -1,9 +1,9 @@
 """The optimizers: SGD (with momentum), Adam, AdamW, RMSprop and Adagrad.
 
-Each constructor returns an :class:`fnn.optim.Optimizer`; each rule below gives
+Each constructor returns an `fnn.optim.Optimizer`; each rule below gives
 the update direction ``u`` of one leaf (its ``step`` method returns ``lr_t · u``,
 fused for speed), and the optimizer then applies ``θ ← θ − lr_t · u`` (see
-:mod:`fnn.optim.base`). ``t`` is the 1-based update
+`fnn.optim.base`). ``t`` is the 1-based update
 number, ``g`` the gradient, products and powers of arrays are elementwise, and
 every scalar is cast to the parameter's dtype (a float32 network stays float32).
 
@@ -220,7 +220,7 @@ class Adagrad:
 
 
 def sgd(lr: object, momentum: float = 0.0, nesterov: bool = False) -> Optimizer:
-    """Stochastic gradient descent: ``θ ← θ − lr_t · u`` with ``u`` from :class:`Sgd`.
+    """Stochastic gradient descent: ``θ ← θ − lr_t · u`` with ``u`` from `Sgd`.
 
     With ``momentum=0`` one update equals ``fnn.sgd_step(net, grads, lr)``
     bit for bit. Defaults as Optax and PyTorch (Keras' default ``lr`` is 0.01;
@@ -255,7 +255,7 @@ def sgd(lr: object, momentum: float = 0.0, nesterov: bool = False) -> Optimizer:
 
 
 def adam(lr: object = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
-    """Adam: ``θ ← θ − lr_t · m̂ / (√v̂ + ε)``; see :class:`Adam` for ``m̂``, ``v̂``.
+    """Adam: ``θ ← θ − lr_t · m̂ / (√v̂ + ε)``; see `Adam` for ``m̂``, ``v̂``.
 
     Defaults are the paper's, Optax's and PyTorch's (Keras uses ``eps=1e-7``).
 
@@ -333,7 +333,7 @@ def adamw(
 def rmsprop(
     lr: object = 1e-3, decay: float = 0.9, eps: float = 1e-8, momentum: float = 0.0
 ) -> Optimizer:
-    """RMSprop: ``θ ← θ − lr_t · g / (√v + ε)``; see :class:`RMSprop`.
+    """RMSprop: ``θ ← θ − lr_t · g / (√v + ε)``; see `RMSprop`.
 
     ``decay = 0.9`` as Optax and Keras (PyTorch: 0.99); ``lr = 1e-3`` as Keras.
 

@@ -2,8 +2,8 @@
 
 A schedule is a frozen ``attrs`` object called with the number of updates
 already taken (``step = 0`` for the first update) and returning the learning
-rate of that update as a Python float. Every optimizer in :mod:`fnn.optim`
-takes either a float (a :func:`constant` schedule) or a schedule as ``lr``;
+rate of that update as a Python float. Every optimizer in `fnn.optim`
+takes either a float (a `constant` schedule) or a schedule as ``lr``;
 ``fnn.optim.learning_rate(opt, state)`` reports the rate the next update uses.
 
 Example:
@@ -152,7 +152,7 @@ class ExponentialDecay:
     """Smooth exponential decay: ``lr_t = lr · decay_rate^(t / decay_steps)``.
 
     With ``staircase=True`` the exponent is rounded down, ``⌊t / decay_steps⌋``
-    (then it equals :class:`StepDecay`). Same formula as Keras' and Optax's
+    (then it equals `StepDecay`). Same formula as Keras' and Optax's
     ``exponential_decay``.
 
     Args:
@@ -242,7 +242,7 @@ class CosineDecay:
 
 
 def constant(lr: float) -> Constant:
-    """A constant learning rate ``lr_t = lr``; see :class:`Constant`.
+    """A constant learning rate ``lr_t = lr``; see `Constant`.
 
     Example:
         >>> constant(0.1)(7)
@@ -252,7 +252,7 @@ def constant(lr: float) -> Constant:
 
 
 def step_decay(lr: float, step_size: int, factor: float = 0.1) -> StepDecay:
-    """``lr_t = lr · factor^⌊t / step_size⌋``; see :class:`StepDecay`.
+    """``lr_t = lr · factor^⌊t / step_size⌋``; see `StepDecay`.
 
     Example:
         >>> step_decay(1.0, step_size=3)(3)
@@ -264,7 +264,7 @@ def step_decay(lr: float, step_size: int, factor: float = 0.1) -> StepDecay:
 def exponential_decay(
     lr: float, decay_rate: float, decay_steps: int, *, staircase: bool = False
 ) -> ExponentialDecay:
-    """``lr_t = lr · decay_rate^(t / decay_steps)``; see :class:`ExponentialDecay`.
+    """``lr_t = lr · decay_rate^(t / decay_steps)``; see `ExponentialDecay`.
 
     Example:
         >>> exponential_decay(1.0, 0.5, 1)(3)
@@ -276,7 +276,7 @@ def exponential_decay(
 def cosine_decay(
     lr: float, total_steps: int, warmup_steps: int = 0, final_lr: float = 0.0
 ) -> CosineDecay:
-    """Linear warm-up then cosine decay to ``final_lr``; see :class:`CosineDecay`.
+    """Linear warm-up then cosine decay to ``final_lr``; see `CosineDecay`.
 
     Example:
         >>> s = cosine_decay(1.0, total_steps=4)
@@ -287,7 +287,7 @@ def cosine_decay(
 
 
 def as_schedule(who: str, lr: object) -> Schedule:
-    """A float becomes :func:`constant` (checked ``> 0``); a callable passes through.
+    """A float becomes `constant` (checked ``> 0``); a callable passes through.
 
     Raises:
         TypeError: ``lr`` is neither a number nor a callable.

@@ -96,7 +96,7 @@ class L2Penalty:
 
 
 def clip_by_global_norm(max_norm: float) -> ClipByGlobalNorm:
-    """Clip the gradients' global norm to ``max_norm``; use with :func:`fnn.optim.chain`.
+    """Clip the gradients' global norm to ``max_norm``; use with `fnn.optim.chain`.
 
     Example:
         >>> from fnn import optim
@@ -108,7 +108,7 @@ def clip_by_global_norm(max_norm: float) -> ClipByGlobalNorm:
 
 
 def l2_penalty(coeff: float) -> L2Penalty:
-    """Coupled L2 weight decay ``g ← g + coeff · θ``; use with :func:`fnn.optim.chain`.
+    """Coupled L2 weight decay ``g ← g + coeff · θ``; use with `fnn.optim.chain`.
 
     To leave some leaves undecayed, freeze them or use ``fnn.optim.adamw``'s mask.
 
