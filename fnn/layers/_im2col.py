@@ -282,30 +282,28 @@ def check_channels(who: str, x: Array, channels: int) -> None:
     )
 
 
-_TN_CHUNK = 512
+_TN_BLOCK = 512
+_TN_MIN_K = 64
 
 
 def matmul_tn(a: Array, b: Array) -> Array:
     """``aᵀ·b`` for tall ``a`` ``(m, k)`` and ``b`` ``(m, n)``: the weight gradient Xᵀ·δ.
 
-    Computed as a sum of ``aᵀ·b`` over blocks of 512 rows (one stacked
-    ``matmul`` plus a sum). With OpenBLAS on one thread this measured about 2x
-    faster than the single product for the convolution shapes of
-    ``benchmarks/cnn.py`` (e.g. 8.4 ms vs 16.1 ms for m=25088, k=144, n=32),
-    whose long reduction axis the single call handles poorly. The result
-    equals ``a.T @ b`` up to float rounding (the blocked sum is, if anything,
-    more accurate).
+    For ``k >= 64`` it is accumulated over blocks of 512 rows. Measured with
+    OpenBLAS on this project's 2-core machine (CPU ms, m=25088, k=144, n=32,
+    float32): one product 16.1 (1 thread) / 14.2 (2 threads); blocks of 512
+    8.8 / 8.9; a stacked ``matmul`` of the same blocks 8.7 / 27 (the small
+    products trip OpenBLAS's threading). The long reduction axis is what the
+    single call handles poorly; for small ``k`` (a first conv layer, k=9) the
+    single product is fastest. Equal to ``a.T @ b`` up to float rounding.
     """
-    m = a.shape[0]
-    if m < 2 * _TN_CHUNK:
+    m, k = a.shape
+    if k < _TN_MIN_K or m < 2 * _TN_BLOCK:
         out: Array = a.T @ b
         return out
-    blocks = m // _TN_CHUNK
-    cut = blocks * _TN_CHUNK
-    a3 = a[:cut].reshape(blocks, _TN_CHUNK, a.shape[1]).transpose(0, 2, 1)
-    total: Array = np.matmul(a3, b[:cut].reshape(blocks, _TN_CHUNK, b.shape[1])).sum(axis=0)
-    if cut < m:
-        total += a[cut:].T @ b[cut:]
+    total: Array = a[:_TN_BLOCK].T @ b[:_TN_BLOCK]
+    for start in range(_TN_BLOCK, m, _TN_BLOCK):
+        total += a[start : start + _TN_BLOCK].T @ b[start : start + _TN_BLOCK]
     return total
 
 

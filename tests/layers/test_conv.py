@@ -135,13 +135,13 @@ def test_float32_stays_float32():
 
 def test_blocked_weight_gradient_matches_single_product():
     """The weight gradient of a large batch (blocked product) equals xᵀ·δ in float64."""
-    layer, _ = Conv2D(3, 2).init(0, (9, 9, 2), np.dtype(np.float64))
+    layer, _ = Conv2D(3, 3).init(0, (10, 10, 8), np.dtype(np.float64))
     rng = np.random.default_rng(1)
-    x = rng.normal(size=(20, 9, 9, 2))  # 20·8·8 = 1280 rows: two blocks and a remainder
+    x = rng.normal(size=(20, 10, 10, 8))  # 1280 rows of 72: two blocks and a remainder
     y, pullback = layer.vjp(x)
     dy = rng.normal(size=y.shape)
     dw = pullback(dy)[0].w
-    cols = np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(1, 2))  # (n, 8, 8, c, 2, 2)
+    cols = np.lib.stride_tricks.sliding_window_view(x, (3, 3), axis=(1, 2))  # (n, 8, 8, c, 3, 3)
     expected = np.einsum("npqcij,npqo->ijco", cols, dy)
     np.testing.assert_allclose(dw, expected, rtol=1e-12)
 
