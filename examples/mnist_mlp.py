@@ -9,11 +9,13 @@ of each network to ``<out_dir>/mnist_mlp_<arch>.png``.
 
     python examples/mnist_mlp.py                 # both networks, full size
     python examples/mnist_mlp.py --arch 784-32-16-10 --epochs 3 --train 10000
+    python examples/mnist_mlp.py --threads 1      # one BLAS thread (needs threadpoolctl)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -100,6 +102,13 @@ if __name__ == "__main__":
     parser.add_argument("--train", type=int, default=None, help="use the first N training examples")
     parser.add_argument("--dataset", choices=["fashion_mnist", "mnist"], default="fashion_mnist")
     parser.add_argument("--out-dir", default=".")
+    parser.add_argument("--threads", type=int, default=None, help="BLAS threads (threadpoolctl)")
     args = parser.parse_args()
-    main(args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-         n_train=args.train, dataset=args.dataset, out_dir=args.out_dir)
+    limit = contextlib.nullcontext()
+    if args.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        limit = threadpool_limits(args.threads)
+    with limit:
+        main(args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+             n_train=args.train, dataset=args.dataset, out_dir=args.out_dir)

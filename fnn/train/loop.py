@@ -240,6 +240,13 @@ def fit(
     bit. After each epoch the validation data (and, with ``train_metrics``, the
     training data) are evaluated in evaluation mode.
 
+    Speed: the steps are NumPy matrix products, so the BLAS thread count
+    matters. For small networks, or on a machine shared with other work, one
+    BLAS thread is often several times faster than two (OpenBLAS threads spin
+    while waiting). fnn never changes process-wide settings itself; choose with
+    ``threadpoolctl.threadpool_limits(1)`` around the call or
+    ``OPENBLAS_NUM_THREADS=1`` (see ``benchmarks/mlp.py`` for measurements).
+
     Args:
         net: the network to start from (unchanged).
         opt: an optimizer such as ``fnn.optim.adam(1e-3)``.
