@@ -20,6 +20,15 @@ linear in W and in X, exactly as in a Dense layer,
   it, dL/dxp is the sum of the entries of dL/dX that hold a copy of that cell
   (col2im, the adjoint of im2col); dL/dx is the interior of dL/dxp (padding
   cells are constants).
+
+With stride 1 the same sum is itself a convolution ("transposed convolution"):
+
+    dL/dx[n, r, s, c] = Σ_{i,j,o} δp[n, r + i·dh, s + j·dw, o] · w[kh−1−i, kw−1−j, c, o]
+
+with δ padded by ``k_eff − 1 − pad`` on each side (``k_eff = (k − 1)·dilation + 1``)
+and the kernel flipped in space with its channel axes swapped. fnn computes it
+that way, one im2col and one product, when no padding exceeds ``k_eff − 1``
+and ``c_out <= 2·c_in`` (otherwise col2im moves less memory).
 """
 
 from __future__ import annotations
@@ -173,6 +182,48 @@ class Conv2D(Layer):
             y += self.b  # y was just allocated by the matmul
         return y.reshape(batch, *out_hw, self.filters)
 
+    def _input_grad(
+        self,
+        dy: Array,
+        w: Array,
+        pads: ops.Pads,
+        out_hw: tuple[int, int],
+        padded_shape: tuple[int, ...],
+        x_shape: tuple[int, ...],
+    ) -> Array:
+        """dL/dx: a transposed convolution (stride 1) or col2im of δ·Wᵀ (any stride)."""
+        k_eff = self._k_eff()
+        back = tuple((k - 1 - p[0], k - 1 - p[1]) for k, p in zip(k_eff, pads, strict=True))
+        c_in = w.shape[2]
+        if self.strides == (1, 1) and min(min(b) for b in back) >= 0 and self.filters <= 2 * c_in:
+            # dx[n, r, s, c] = Σ δp[n, r + i'·dh, s + j'·dw, o] · w[kh−1−i', kw−1−j', c, o]
+            # with δ padded by k_eff − 1 − pad: one im2col and one product. Measured
+            # (3x3, 16 -> 32 channels, 14x14, batch 128): 13.8 / 23.5 CPU ms at 1 / 2
+            # BLAS threads vs 12.9 / 34 for col2im below, whose small per-offset
+            # products stall with 2 threads. Its im2col holds kh·kw·c_out values per
+            # pixel (col2im: kh·kw·c_in), so with many more outputs than inputs
+            # (a first layer, 1 -> 16) col2im is faster: 6 vs 19 ms.
+            dyp = ops.pad(dy, (back[0], back[1]))
+            cols = ops.im2col(
+                dyp, self.kernel_size, (1, 1), self.dilation, (x_shape[1], x_shape[2])
+            )
+            w_flip = w[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, c_in)
+            dx: Array = (cols @ w_flip).reshape(x_shape)
+            return dx
+        # dcols[k] = δ · W[k]ᵀ for each kernel offset k (one batched product), then
+        # scatter-add every window's gradient back onto the cells it read
+        delta = dy.reshape(-1, self.filters)
+        wt = w.reshape(-1, c_in, self.filters).transpose(0, 2, 1)
+        return ops.col2im(
+            np.matmul(delta, wt),
+            out_hw,
+            padded_shape,
+            pads,
+            self.kernel_size,
+            self.strides,
+            self.dilation,
+        )
+
     def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
         x = self._check(x)
         cols, _, out_hw, _ = self._cols(x)
@@ -199,19 +250,7 @@ class Conv2D(Layer):
             delta = dy.reshape(-1, self.filters)
             dw = ops.matmul_tn(cols, delta).reshape(w.shape)
             grads = {"w": dw} if self.b is None else {"w": dw, "b": ops.column_sums(delta)}
-            dx = None
-            if need_dx:
-                # dcols[k] = δ · W[k]ᵀ for each kernel offset k: one batched product
-                wt = w.reshape(-1, w.shape[2], self.filters).transpose(0, 2, 1)
-                dx = ops.col2im(
-                    np.matmul(delta, wt),
-                    out_hw,
-                    padded_shape,
-                    pads,
-                    self.kernel_size,
-                    self.strides,
-                    self.dilation,
-                )
+            dx = self._input_grad(dy, w, pads, out_hw, padded_shape, x.shape) if need_dx else None
             return self.zero_grad_like(**grads), dx
 
         return y, pullback
