@@ -214,6 +214,19 @@ def check_dtype(layer: Layer, x: Array, param: Array) -> None:
         )
 
 
+def check_cotangent(layer: Layer, dy: object, y: Array) -> Array:
+    """Check a pullback's ``dy``: an array of the output's shape and dtype; return it."""
+    if not isinstance(dy, np.ndarray) or dy.dtype != y.dtype:
+        got = f"dtype {dy.dtype}" if isinstance(dy, np.ndarray) else type(dy).__name__
+        raise TypeError(
+            f"{layer.name}: dy must be a {y.dtype} NumPy array like the output, got {got}; "
+            f"cast it with np.asarray(dy, dtype=np.{y.dtype})"
+        )
+    if dy.shape != y.shape:
+        raise ValueError(f"{layer.name}: dy has shape {dy.shape}, expected {y.shape}")
+    return dy
+
+
 def check_built(layer: Layer) -> None:
     """Raise if the layer's parameters were never initialised."""
     if not layer.built:

@@ -16,7 +16,7 @@ import math
 import attrs
 import numpy as np
 
-from fnn.layers._base import Array, Layer, Pullback, check_input
+from fnn.layers._base import Array, Layer, Pullback, check_cotangent, check_input
 from fnn.random import KeyLike
 
 __all__ = ["ELU", "GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh"]
@@ -46,8 +46,7 @@ class _Elementwise(Layer):
         y = self.forward(x)
 
         def pullback(dy: Array) -> tuple[Layer, Array | None]:
-            if dy.shape != y.shape:
-                raise ValueError(f"{self.name}: dy has shape {dy.shape}, expected {y.shape}")
+            dy = check_cotangent(self, dy, y)
             return self, (dy * self._df(x, y) if need_dx else None)
 
         return y, pullback
@@ -209,8 +208,7 @@ class Softmax(Layer):
         y = self.forward(x)
 
         def pullback(dy: Array) -> tuple[Layer, Array | None]:
-            if dy.shape != y.shape:
-                raise ValueError(f"Softmax: dy has shape {dy.shape}, expected {y.shape}")
+            dy = check_cotangent(self, dy, y)
             if not need_dx:
                 return self, None
             return self, y * (dy - (dy * y).sum(axis=-1, keepdims=True))

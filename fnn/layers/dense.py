@@ -14,6 +14,7 @@ from fnn.layers._base import (
     Pullback,
     Shape,
     check_built,
+    check_cotangent,
     check_dtype,
     check_input,
     param_field,
@@ -125,8 +126,7 @@ class Dense(Layer):
         w = cast(Array, self.w)
 
         def pullback(dy: Array) -> tuple[Dense, Array | None]:
-            if dy.shape != y.shape:
-                raise ValueError(f"{self.name}: dy has shape {dy.shape}, expected {y.shape}")
+            dy = check_cotangent(self, dy, y)
             dw = x.T @ dy
             db = dy.sum(axis=0) if self.b is not None else None
             dx = dy @ w.T if need_dx else None

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import attrs
 import numpy as np
 
-from fnn.layers._base import Array, Layer, Pullback, check_input
+from fnn.layers._base import Array, Layer, Pullback, check_cotangent, check_input
 from fnn.random import KeyLike, as_key, generator
 
 __all__ = ["Dropout"]
@@ -100,8 +100,7 @@ class Dropout(Layer):
         y = x.copy() if scale is None else x * scale
 
         def pullback(dy: Array) -> tuple[Layer, Array | None]:
-            if dy.shape != y.shape:
-                raise ValueError(f"{self.name}: dy has shape {dy.shape}, expected {y.shape}")
+            dy = check_cotangent(self, dy, y)
             if not need_dx:
                 return self, None
             return self, (dy.copy() if scale is None else dy * scale)

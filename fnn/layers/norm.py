@@ -54,6 +54,7 @@ from fnn.layers._base import (
     Pullback,
     Shape,
     check_built,
+    check_cotangent,
     check_dtype,
     check_input,
     param_field,
@@ -186,8 +187,7 @@ class LayerNorm(_Norm):
         y, xhat, inv, _, _ = _normalize_vjp(x, (-1,), self.eps, gamma, cast(Array, self.beta))
 
         def pullback(dy: Array) -> tuple[LayerNorm, Array | None]:
-            if dy.shape != y.shape:
-                raise ValueError(f"{self.name}: dy has shape {dy.shape}, expected {y.shape}")
+            dy = check_cotangent(self, dy, y)
             axes = self._param_axes(dy)
             dgamma, dbeta = (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
             dx = _normalize_pullback(dy, xhat, inv, gamma, (-1,)) if need_dx else None
@@ -279,8 +279,7 @@ class BatchNorm(_Norm):
             new = self
 
         def pullback(dy: Array) -> tuple[BatchNorm, Array | None]:
-            if dy.shape != y.shape:
-                raise ValueError(f"{self.name}: dy has shape {dy.shape}, expected {y.shape}")
+            dy = check_cotangent(self, dy, y)
             grads = {"gamma": (dy * xhat).sum(axis=axes), "beta": dy.sum(axis=axes)}
             dx = None
             if need_dx:

@@ -20,7 +20,7 @@ import attrs
 import numpy as np
 
 from fnn.layers import _im2col as ops
-from fnn.layers._base import Array, Layer, Pullback, Shape, check_input
+from fnn.layers._base import Array, Layer, Pullback, Shape, check_cotangent, check_input
 from fnn.random import KeyLike
 
 __all__ = ["AvgPool2D", "GlobalAvgPool2D", "MaxPool2D"]
@@ -103,8 +103,7 @@ class _Pool2D(Layer):
         xp, y = self._pool(x, pads, out_hw)
 
         def pullback(dy: Array) -> tuple[Layer, Array | None]:
-            if dy.shape != y.shape:
-                raise ValueError(f"{self.name}: dy has shape {dy.shape}, expected {y.shape}")
+            dy = check_cotangent(self, dy, y)
             if not need_dx:
                 return self, None
             return self, ops.unpad(self._scatter(xp, y, dy, pads, out_hw), pads)
@@ -313,8 +312,7 @@ class GlobalAvgPool2D(Layer):
         y = self.forward(x)
 
         def pullback(dy: Array) -> tuple[Layer, Array | None]:
-            if dy.shape != y.shape:
-                raise ValueError(f"{self.name}: dy has shape {dy.shape}, expected {y.shape}")
+            dy = check_cotangent(self, dy, y)
             if not need_dx:
                 return self, None
             share = dy / (x.shape[1] * x.shape[2])

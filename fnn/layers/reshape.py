@@ -7,7 +7,7 @@ import math
 import attrs
 import numpy as np
 
-from fnn.layers._base import Array, Layer, Pullback, Shape, check_input
+from fnn.layers._base import Array, Layer, Pullback, Shape, check_cotangent, check_input
 from fnn.random import KeyLike
 
 __all__ = ["Flatten", "Reshape"]
@@ -40,8 +40,7 @@ class _Relayout(Layer):
         y = self.forward(x)
 
         def pullback(dy: Array) -> tuple[Layer, Array | None]:
-            if dy.shape != y.shape:
-                raise ValueError(f"{self.name}: dy has shape {dy.shape}, expected {y.shape}")
+            dy = check_cotangent(self, dy, y)
             return self, (dy.reshape(x.shape) if need_dx else None)
 
         return y, pullback
