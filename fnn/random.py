@@ -37,7 +37,18 @@ def _check_seed(instance: object, attribute: attrs.Attribute[int], value: int) -
         )
 
 
+def _seed(value: object) -> object:
+    # Left as given unless it is an int (the validator then names what is wrong).
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        return int(value)
+    return value
+
+
 def _path(value: Iterable[int]) -> tuple[int, ...]:
+    if not isinstance(value, tuple | list) or not all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 0 for v in value
+    ):
+        raise TypeError(f"fnn.random.Key: path must be a tuple of non-negative ints, got {value!r}")
     return tuple(int(v) for v in value)
 
 
@@ -45,7 +56,7 @@ def _path(value: Iterable[int]) -> tuple[int, ...]:
 class Key:
     """An immutable random key: a seed plus the path of splits that led to it."""
 
-    seed: int = attrs.field(validator=_check_seed, converter=int)
+    seed: int = attrs.field(validator=_check_seed, converter=_seed)
     path: tuple[int, ...] = attrs.field(default=(), converter=_path)
 
     def __repr__(self) -> str:
@@ -75,6 +86,8 @@ def as_key(k: KeyLike, who: str = "fnn") -> Key:
 def split(k: KeyLike, num: int = 2) -> tuple[Key, ...]:
     """Derive ``num`` new independent keys from ``k`` (``k`` itself is unchanged)."""
     k = as_key(k, "fnn.random.split")
+    if isinstance(num, bool) or not isinstance(num, int | np.integer):
+        raise TypeError(f"fnn.random.split: num must be an int >= 1, got {num!r}")
     if num < 1:
         raise ValueError(f"fnn.random.split: num must be >= 1, got {num}")
     return tuple(Key(k.seed, (*k.path, i)) for i in range(num))
@@ -100,7 +113,9 @@ def generator(k: KeyLike) -> np.random.Generator:
 
 def normal(k: KeyLike, shape: tuple[int, ...], dtype: type | np.dtype = np.float64) -> np.ndarray:
     """Standard normal samples of ``shape`` and ``dtype``."""
-    return generator(k).standard_normal(shape).astype(dtype, copy=False)
+    who = "fnn.random.normal"
+    k, size, dt = as_key(k, who), _shape(who, shape), _float_dtype(who, dtype)
+    return generator(k).standard_normal(size).astype(dt, copy=False)
 
 
 def uniform(
@@ -111,4 +126,32 @@ def uniform(
     dtype: type | np.dtype = np.float64,
 ) -> np.ndarray:
     """Uniform samples on ``[low, high)`` of ``shape`` and ``dtype``."""
-    return generator(k).uniform(low, high, shape).astype(dtype, copy=False)
+    who = "fnn.random.uniform"
+    k, size, dt = as_key(k, who), _shape(who, shape), _float_dtype(who, dtype)
+    big = float(np.finfo(dt).max)
+    for name, v in (("low", low), ("high", high)):
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+            raise TypeError(f"{who}: {name} must be a real number, got {v!r}")
+        if not abs(float(v)) <= big / 2:
+            raise ValueError(
+                f"{who}: {name} must be finite and within ±{big / 2:.3g} for {dt}, got {v}"
+            )
+    return generator(k).uniform(low, high, size).astype(dt, copy=False)
+
+
+def _shape(who: str, shape: object) -> tuple[int, ...]:
+    if not isinstance(shape, tuple | list) or not all(
+        isinstance(d, int | np.integer) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise ValueError(f"{who}: shape must be a tuple of non-negative ints, got {shape!r}")
+    return tuple(int(d) for d in shape)
+
+
+def _float_dtype(who: str, dtype: object) -> np.dtype:
+    try:
+        dt: np.dtype = np.dtype(dtype)  # type: ignore[call-overload]
+    except TypeError:
+        dt = np.dtype(object)
+    if dt.kind != "f":
+        raise TypeError(f"{who}: dtype must be a floating dtype such as np.float32, got {dtype!r}")
+    return dt
