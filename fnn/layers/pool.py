@@ -184,12 +184,13 @@ class MaxPool2D(_Pool2D):
         """dL/dxp for non-overlapping windows, with the first-maximum rule for ties."""
         (ph, pw), (oh, ow) = self.pool_size, out_hw
         hit = ops.tiles(xp, self.pool_size, out_hw) == y[:, :, None, :, None, :]
-        free = np.ones(y.shape, dtype=bool)  # windows whose maximum is not yet claimed
-        for i in range(ph):
-            for j in range(pw):
-                h = hit[:, :, i, :, j, :]  # a view: resolving ties edits `hit` itself
-                h &= free
-                free ^= h
+        cells = [(i, j) for i in range(ph) for j in range(pw)]  # row-major window order
+        free = ~hit[:, :, 0, :, 0, :]  # windows whose maximum is not yet claimed
+        for k, (i, j) in enumerate(cells[1:], start=2):
+            h = hit[:, :, i, :, j, :]  # a view: resolving ties edits `hit` itself
+            h &= free
+            if k < len(cells):
+                free ^= h  # h ⊆ free, so this removes the windows just claimed
         d6: Array = hit * dy[:, :, None, :, None, :]
         d: Array = d6.reshape(xp.shape[0], oh * ph, ow * pw, xp.shape[3])
         if d.shape == xp.shape:
