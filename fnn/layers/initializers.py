@@ -54,6 +54,23 @@ def fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[-2] * receptive, shape[-1] * receptive
 
 
+def _args(who: str, key: KeyLike, shape: object, dtype: object) -> tuple[int, ...]:
+    """Check an initialiser's arguments; return the shape as a tuple of ints."""
+    who = f"fnn.initializers.{who}"
+    as_key(key, who)
+    if not isinstance(shape, tuple | list) or not all(
+        isinstance(d, int | np.integer) and not isinstance(d, bool) and d > 0 for d in shape
+    ):
+        raise ValueError(f"{who}: shape must be a tuple of positive ints, got {shape!r}")
+    try:
+        kind = np.dtype(dtype).kind  # type: ignore[call-overload]
+    except TypeError:
+        kind = "O"
+    if kind != "f":
+        raise TypeError(f"{who}: dtype must be floating (np.float32 or np.float64), got {dtype!r}")
+    return tuple(int(d) for d in shape)
+
+
 def _uniform(key: KeyLike, shape: tuple[int, ...], dtype: np.dtype, limit: float) -> np.ndarray:
     return generator(as_key(key)).uniform(-limit, limit, shape).astype(dtype)
 
@@ -64,36 +81,42 @@ def _normal(key: KeyLike, shape: tuple[int, ...], dtype: np.dtype, std: float) -
 
 def glorot_uniform(key: KeyLike, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """Glorot/Xavier uniform: U(-a, a) with a = sqrt(6 / (fan_in + fan_out))."""
+    shape = _args("glorot_uniform", key, shape, dtype)
     fan_in, fan_out = fans(shape)
     return _uniform(key, shape, dtype, math.sqrt(6.0 / (fan_in + fan_out)))
 
 
 def glorot_normal(key: KeyLike, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """Glorot/Xavier normal: N(0, 2 / (fan_in + fan_out))."""
+    shape = _args("glorot_normal", key, shape, dtype)
     fan_in, fan_out = fans(shape)
     return _normal(key, shape, dtype, math.sqrt(2.0 / (fan_in + fan_out)))
 
 
 def he_uniform(key: KeyLike, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """He/Kaiming uniform (for ReLU): U(-a, a) with a = sqrt(6 / fan_in)."""
+    shape = _args("he_uniform", key, shape, dtype)
     fan_in, _ = fans(shape)
     return _uniform(key, shape, dtype, math.sqrt(6.0 / fan_in))
 
 
 def he_normal(key: KeyLike, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """He/Kaiming normal (for ReLU): N(0, 2 / fan_in)."""
+    shape = _args("he_normal", key, shape, dtype)
     fan_in, _ = fans(shape)
     return _normal(key, shape, dtype, math.sqrt(2.0 / fan_in))
 
 
 def lecun_normal(key: KeyLike, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """LeCun normal (for SELU/tanh): N(0, 1 / fan_in)."""
+    shape = _args("lecun_normal", key, shape, dtype)
     fan_in, _ = fans(shape)
     return _normal(key, shape, dtype, math.sqrt(1.0 / fan_in))
 
 
 def zeros(key: KeyLike, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """All zeros (the usual bias initialiser); ``key`` is ignored."""
+    shape = _args("zeros", key, shape, dtype)
     return np.zeros(shape, dtype=dtype)
 
 
@@ -115,12 +138,12 @@ def resolve(init: Initializer | str) -> Initializer:
             return _BY_NAME[init]
         except KeyError:
             raise ValueError(
-                f"unknown initialiser {init!r}; choose one of {sorted(_BY_NAME)} "
+                f"fnn.initializers: unknown initialiser {init!r}; choose one of {sorted(_BY_NAME)} "
                 "or pass a function (key, shape, dtype) -> array"
             ) from None
     if not callable(init):
         raise TypeError(
-            f"an initialiser must be a function (key, shape, dtype) -> array or a name, "
-            f"got {type(init).__name__}"
+            "fnn.initializers: an initialiser must be a function (key, shape, dtype) -> array "
+            f"or a name, got {type(init).__name__}"
         )
     return init
