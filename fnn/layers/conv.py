@@ -46,6 +46,7 @@ from fnn.layers._base import (
     Pullback,
     Shape,
     check_built,
+    check_cotangent,
     check_dtype,
     check_input,
     param_field,
@@ -245,8 +246,7 @@ class Conv2D(Layer):
         del xp  # only its shape is needed; let the padded copy go
 
         def pullback(dy: Array) -> tuple[Conv2D, Array | None]:
-            if dy.shape != y.shape:
-                raise ValueError(f"{self.name}: dy has shape {dy.shape}, expected {y.shape}")
+            dy = check_cotangent(self, dy, y)
             delta = dy.reshape(-1, self.filters)
             dw = ops.matmul_tn(cols, delta).reshape(w.shape)
             grads = {"w": dw} if self.b is None else {"w": dw, "b": ops.column_sums(delta)}

@@ -276,3 +276,15 @@ def test_pullback_rejects_wrong_cotangent_shape():
     _, pullback = layer.vjp(np.zeros((1, 5, 5, 1)))
     with pytest.raises(ValueError, match=r"dy has shape \(1, 3, 3, 1\), expected \(1, 3, 3, 2\)"):
         pullback(np.zeros((1, 3, 3, 1)))
+
+
+def test_pullback_rejects_cotangents_of_the_wrong_kind():
+    """A dy that is not an array, or of another dtype, is refused with the fix."""
+    layer, _ = Conv2D(2, 3).init(0, (5, 5, 1), np.dtype(np.float32))
+    y, pullback = layer.vjp(np.zeros((1, 5, 5, 1), np.float32))
+    with pytest.raises(
+        TypeError, match=r"Conv2D\(filters=2, kernel_size=\(3, 3\)\): dy must be a float32"
+    ):
+        pullback(None)
+    with pytest.raises(TypeError, match=r"got dtype float64; cast it"):
+        pullback(np.zeros(y.shape))
