@@ -13,15 +13,26 @@ __all__ = ["History"]
 
 
 def _freeze_logs(logs: Mapping[str, Sequence[float]]) -> Mapping[str, tuple[float, ...]]:
-    return types.MappingProxyType({str(k): tuple(float(v) for v in vs) for k, vs in logs.items()})
+    if not isinstance(logs, Mapping):
+        raise TypeError(f"History: logs must map names to per-epoch values, got {logs!r}")
+    return types.MappingProxyType({str(k): _floats(vs, "logs") for k, vs in logs.items()})
+
+
+def _numbers(values: object, kind: type, what: str) -> tuple[Any, ...]:
+    try:
+        return tuple(kind(v) for v in values)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"History: {what} must be a sequence of {kind.__name__}s, got {values!r}"
+        ) from None
 
 
 def _ints(values: Iterable[int]) -> tuple[int, ...]:
-    return tuple(int(v) for v in values)
+    return _numbers(values, int, "epochs and skipped")
 
 
-def _floats(values: Iterable[float]) -> tuple[float, ...]:
-    return tuple(float(v) for v in values)
+def _floats(values: Iterable[float], what: str = "seconds") -> tuple[float, ...]:
+    return _numbers(values, float, what)
 
 
 def _json_float(v: float) -> float | None:
