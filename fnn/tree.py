@@ -455,6 +455,11 @@ def allclose(a: Tree, b: Tree, rtol: float = 1e-7, atol: float = 0.0) -> bool:
     A structure mismatch returns ``False`` (use `check_same_structure` to
     learn where they differ).
     """
+    for name, tol in (("rtol", rtol), ("atol", atol)):
+        if isinstance(tol, bool) or not isinstance(tol, int | float | np.integer | np.floating):
+            raise TypeError(f"fnn.tree.allclose: {name} must be a number, got {tol!r}")
+        if not (math.isfinite(tol) and tol >= 0):
+            raise ValueError(f"fnn.tree.allclose: {name} must be finite and >= 0, got {tol}")
     try:
         check_same_structure(a, b)
     except ValueError:
