@@ -50,7 +50,8 @@ class EarlyStopping:
     (mode ``"max"``); NaN never improves. Training stops after ``patience``
     epochs in a row without improvement. With ``restore_best``, ``fit``
     returns the network and optimizer state exactly as they were at the end of
-    the best epoch.
+    the best epoch. The bookkeeping lives inside one ``fit`` call: a resumed
+    run starts with no best value.
 
     Attributes:
         monitor: a log name such as ``"val_loss"`` or ``"val_accuracy"``.
