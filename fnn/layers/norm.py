@@ -264,6 +264,11 @@ class BatchNorm(_Norm):
         gamma, beta = cast(Array, self.gamma), cast(Array, self.beta)
         axes = self._param_axes(x)
         if training:
+            if x.shape[0] == 0:
+                raise ValueError(
+                    f"{self.name}: an empty batch (shape {x.shape}) has no batch statistics; "
+                    "pass at least one example"
+                )
             y, xhat, inv, mu, var = _normalize_vjp(x, axes, self.eps, gamma, beta)
             m = x.dtype.type(self.momentum)
             new = attrs.evolve(
