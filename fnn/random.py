@@ -99,6 +99,8 @@ def fold_in(k: KeyLike, data: int) -> Key:
     ``fold_in(k, i)`` equals ``split(k, n)[i]`` for any ``n > i``.
     """
     k = as_key(k, "fnn.random.fold_in")
+    if isinstance(data, bool) or not isinstance(data, int | np.integer):
+        raise TypeError(f"fnn.random.fold_in: data must be an int >= 0, got {data!r}")
     if int(data) < 0:
         raise ValueError(f"fnn.random.fold_in: data must be >= 0, got {data}")
     return Key(k.seed, (*k.path, int(data)))
@@ -136,6 +138,8 @@ def uniform(
             raise ValueError(
                 f"{who}: {name} must be finite and within ±{big / 2:.3g} for {dt}, got {v}"
             )
+    if low > high:
+        raise ValueError(f"{who}: low must be <= high, got low={low}, high={high}")
     return generator(k).uniform(low, high, size).astype(dt, copy=False)
 
 
