@@ -334,6 +334,8 @@ def map(f: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:  # noqa: A001
         >>> map(lambda a, b: a - b, [np.ones(2)], [np.ones(2)])[0]
         array([0., 0.])
     """
+    if not callable(f):
+        raise TypeError(f"fnn.tree.map: f must be a function of the leaves, got {f!r}")
     return _map_fast_or_explain(f, (tree, *rest))
 
 
@@ -348,6 +350,8 @@ def map_with_path(f: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:
         >>> map_with_path(lambda p, x: x * len(p), {"ab": np.ones(1)})
         {'ab': array([6.])}
     """
+    if not callable(f):
+        raise TypeError(f"fnn.tree.map_with_path: f must be a function (path, *leaves), got {f!r}")
     return _map(f, "", (tree, *rest), with_path=True)
 
 
