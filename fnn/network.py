@@ -59,7 +59,19 @@ def _layers_tuple(value: object) -> tuple[Layer, ...]:
 
 
 def _int_tuple(value: Sequence[int]) -> tuple[int, ...]:
+    if not isinstance(value, tuple | list) or not all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) and v > 0 for v in value
+    ):
+        raise TypeError(f"Network: input_shape must be a tuple of positive ints, got {value!r}")
     return tuple(int(v) for v in value)
+
+
+def _float_dtype(value: object) -> np.dtype:
+    try:
+        dt: np.dtype = np.dtype(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(f"Network: dtype must be a NumPy floating dtype, got {value!r}") from None
+    return dt
 
 
 @attrs.frozen(eq=False)
@@ -77,7 +89,7 @@ class Network:
 
     layers: tuple[Layer, ...] = attrs.field(converter=_layers_tuple)
     input_shape: tuple[int, ...] = attrs.field(converter=_int_tuple)
-    dtype: np.dtype = attrs.field(converter=np.dtype)
+    dtype: np.dtype = attrs.field(converter=_float_dtype)
 
     @property
     def output_shape(self) -> Shape:
