@@ -52,6 +52,8 @@ def evaluate(
         (['accuracy', 'loss'], 0.5)
     """
     who = "fnn.evaluate"
+    if not isinstance(loss_fn, Loss):
+        raise TypeError(f"{who}: loss_fn must be an fnn.losses.Loss, got {type(loss_fn).__name__}")
     x, y = check_pair(who, x, y)
     size = check_positive_int(who, "batch_size", batch_size)
     names = [metric_name(who, m) for m in metrics]
