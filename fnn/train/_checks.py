@@ -42,6 +42,15 @@ def check_positive_int(who: str, name: str, value: object, minimum: int = 1) -> 
 
 
 
+def metric_names(who: str, metrics: object) -> list[str]:
+    if not isinstance(metrics, tuple | list):
+        raise TypeError(
+            f"{who}: metrics must be a list of functions such as [fnn.metrics.accuracy], "
+            f"got {type(metrics).__name__}"
+        )
+    return [metric_name(who, m) for m in metrics]
+
+
 def metric_name(who: str, m: object) -> str:
     if isinstance(m, fnn_metrics.Metric):
         return m.name

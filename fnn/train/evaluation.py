@@ -8,7 +8,7 @@ import numpy as np
 
 from fnn.losses import Loss
 from fnn.network import Network, forward
-from fnn.train._checks import Array, MetricFn, check_pair, check_positive_int, metric_name
+from fnn.train._checks import Array, MetricFn, check_pair, check_positive_int, metric_names
 
 __all__ = ["evaluate"]
 
@@ -56,7 +56,7 @@ def evaluate(
         raise TypeError(f"{who}: loss_fn must be an fnn.losses.Loss, got {type(loss_fn).__name__}")
     x, y = check_pair(who, x, y)
     size = check_positive_int(who, "batch_size", batch_size)
-    names = [metric_name(who, m) for m in metrics]
+    names = metric_names(who, metrics)
     pred = _predict(net, x, size)
     logs = {"loss": loss_fn(pred, y)}
     for name, m in zip(names, metrics, strict=True):

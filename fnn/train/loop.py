@@ -48,7 +48,15 @@ from fnn import optim
 from fnn.losses import Loss
 from fnn.network import Network, value_and_grad
 from fnn.random import Key, KeyLike, as_key, fold_in
-from fnn.train._checks import Array, MetricFn, check_pair, check_positive_int, metric_name, unpack
+from fnn.train._checks import (
+    Array,
+    MetricFn,
+    check_pair,
+    check_positive_int,
+    metric_name,
+    metric_names,
+    unpack,
+)
 from fnn.train.batching import batches
 from fnn.train.callbacks import EarlyStopping, EpochRecord, Signal
 from fnn.train.evaluation import evaluate
@@ -303,7 +311,7 @@ def fit(
     size = check_positive_int(who, "batch_size", batch_size)
     eval_size = check_positive_int(who, "eval_batch_size", eval_batch_size)
     k = as_key(key, who)
-    names = [metric_name(who, m) for m in metrics]
+    names = metric_names(who, metrics)
     logged = ["loss", *(names if train_metrics else [])]
     logged += [] if val is None else ["val_loss", *(f"val_{n}" for n in names)]
     tracker = _make_tracker(who, early_stopping, logged, metrics)
