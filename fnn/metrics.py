@@ -194,6 +194,8 @@ def top_k_accuracy(logits: Array, labels: Array, k: int) -> float:
     z = _check_array(who, "logits", logits)
     if z.ndim != 2:
         raise ValueError(f"{who}: logits must have shape (batch, classes), got {z.shape}")
+    if z.dtype == np.bool_:
+        raise TypeError(f"{who}: logits must be scores, got dtype bool; use z.astype(np.float32)")
     classes = z.shape[1]
     if isinstance(k, bool) or not isinstance(k, int | np.integer):
         raise TypeError(f"{who}: k must be an int, got {type(k).__name__}")
