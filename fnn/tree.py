@@ -64,6 +64,8 @@ def readonly(a: np.ndarray) -> np.ndarray:
     The caller's array keeps its own flags: a view gets the read-only flag, so
     marking never changes an array somebody else holds.
     """
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"fnn.tree.readonly: expected a NumPy array, got {type(a).__name__}")
     if not a.flags.writeable:
         return a
     v = a.view()
