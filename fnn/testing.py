@@ -268,6 +268,11 @@ def check_loss(
     raise_on_fail: bool = True,
 ) -> GradientReport:
     """Check ``loss_fn.value_and_grad(pred, y)[1]`` against finite differences in ``pred``."""
+    if not isinstance(loss_fn, Loss):
+        raise TypeError(
+            "fnn.testing.check_loss: loss_fn must be an fnn.losses.Loss, "
+            f"got {type(loss_fn).__name__}"
+        )
     who = loss_fn.name
     _require_float64(who, pred)
     rng = generator(seed)
