@@ -237,6 +237,11 @@ def download(
         b'data'
     """
     path = Path(path)
+    if not isinstance(content_sha256, str) or len(content_sha256) != 64:
+        raise TypeError(
+            "fnn.datasets.download: content_sha256 must be the 64-character hex SHA-256 "
+            f"of the file, got {content_sha256!r}"
+        )
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     tmp = Path(tmp_name)
     try:
