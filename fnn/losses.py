@@ -216,7 +216,8 @@ def _check_labels(who: str, z: Array, y: object) -> Array:
             f"{who}: labels must be integers, got dtype {y.dtype}; use y.astype(np.int64)"
         )
     classes = z.shape[1]
-    if y.size and (y.min() < 0 or y.max() >= classes):
+    # Seen as unsigned, a negative label is huge: one comparison finds both kinds.
+    if y.size and y.astype(np.uint64, copy=False).max() >= classes:
         bad = y[(y < 0) | (y >= classes)][0]
         raise ValueError(
             f"{who}: label {bad} is out of range for {classes} classes (labels must be in "
@@ -229,13 +230,17 @@ def _sparse_softmax_ce(z: Array, y: Array) -> tuple[float, Array]:
     who = "sparse_softmax_cross_entropy"
     z = _check_logits(who, z)
     y = _check_labels(who, z, y)
-    logp = _log_softmax(z)
+    # One exp over the logits serves both the value and the gradient:
+    # log softmax(z)[y] = s[y] − log Σ e^s with s = z − max z (no overflow).
+    shifted = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    total = e.sum(axis=-1)
     rows = np.arange(z.shape[0])
     b = z.dtype.type(z.shape[0])
-    value = -logp[rows, y].sum() / b
-    grad = np.exp(logp)
-    grad[rows, y] -= 1  # grad was just allocated by np.exp
-    grad /= b
+    value = (np.log(total) - shifted[rows, y]).sum() / b
+    grad = e  # e was just allocated by np.exp: turn it into (softmax − onehot)/B in place
+    grad /= (total * b)[:, None]
+    grad[rows, y] -= 1 / b
     return float(value), grad
 
 

@@ -230,8 +230,9 @@ def prepare_input(who: str, net: Network, x: object) -> Array:
         )
     if x.shape[0] == 0:
         raise ValueError(f"{who}: x is an empty batch (shape {x.shape}); pass at least one example")
+    was_float = x.dtype.kind == "f"  # integers cannot hold NaN and fit in any float dtype
     x = x.astype(net.dtype, copy=False)
-    if not np.isfinite(x).all():
+    if was_float and not np.isfinite(x).all():
         raise ValueError(f"{who}: x contains NaN or inf; clean or impute the input first")
     return x
 
@@ -457,7 +458,13 @@ def sgd_step(net: Network, grads: Network, lr: float) -> Network:
     rate = check_lr(who, lr)
     _check_network(who, net)
     _check_network(who, grads)
-    return tree.map(lambda p, g: p - p.dtype.type(rate) * g, net, grads)  # type: ignore[no-any-return]
+
+    def step(p: Array, g: Array) -> Array:
+        out: Array = g * p.dtype.type(-rate)  # a fresh array, so adding in place is safe
+        out += p
+        return out
+
+    return tree.map(step, net, grads)  # type: ignore[no-any-return]
 
 
 def _param_counts(layer: Layer) -> tuple[int, int, int]:
