@@ -237,6 +237,8 @@ def download(
         b'data'
     """
     path = Path(path)
+    if not isinstance(url, str):
+        raise TypeError(f"fnn.datasets.download: url must be a string, got {url!r}")
     if not isinstance(content_sha256, str) or len(content_sha256) != 64:
         raise TypeError(
             "fnn.datasets.download: content_sha256 must be the 64-character hex SHA-256 "
@@ -659,6 +661,8 @@ def linear_regression(
     n = _positive(who, "n", n)
     if not low < high:
         raise ValueError(f"{who}: need low < high, got low={low}, high={high}")
+    if isinstance(bias, bool) or not isinstance(bias, int | float | np.integer | np.floating):
+        raise TypeError(f"{who}: bias must be a real number, got {bias!r}")
     x = generator(as_key(key, who)).integers(low, high, size=(n, 3)).astype(np.float64)
     y = x @ np.array([[1.0], [2.0], [3.0]]) + bias
     return readonly(x.astype(dtype)), readonly(y.astype(dtype))
