@@ -221,6 +221,10 @@ def check_layer(
         TypeError: the layer or ``x`` is not float64.
         GradientCheckError: with ``raise_on_fail``, when any entry fails.
     """
+    if not isinstance(layer, Layer):
+        raise TypeError(
+            f"fnn.testing.check_layer: layer must be a built fnn layer, got {type(layer).__name__}"
+        )
     who = layer.name
     _require_float64(who, x, *tree.leaves(layer))
     rng = generator(seed)
