@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
 import attrs
+import numpy as np
 
 from fnn import metrics as fnn_metrics
 from fnn import optim
@@ -201,7 +202,12 @@ def _train_epoch(
             )
         except FloatingPointError as err:
             if on_nonfinite == "raise":
-                raise FloatingPointError(f"{who}: epoch {epoch}, batch {step}: {err}") from err
+                # From check_finite, or from NumPy itself under np.seterr(all="raise"):
+                # recompute quietly with the checks on, so the message names the layer.
+                where = f"epoch {epoch}, batch {step}"
+                with np.errstate(all="ignore"):
+                    new_err = _nonfinite_error(who, net, xb, yb, loss_fn, step_key, where, math.nan)
+                raise new_err from err
             loss = math.nan
         if not math.isfinite(loss):
             if on_nonfinite == "raise":
