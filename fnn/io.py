@@ -362,7 +362,12 @@ def save(path: str | os.PathLike[str], tree: object, *, compress: bool = False) 
             "(os.makedirs(..., exist_ok=True)) or choose another path"
         )
     arrays: dict[str, np.ndarray] = {}
-    root = _encode(who, tree, "", arrays)
+    try:
+        root = _encode(who, tree, "", arrays)
+    except RecursionError:
+        raise ValueError(
+            f"{who}: the tree nests deeper than Python's recursion limit; flatten it"
+        ) from None
     header = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -456,6 +461,8 @@ class _Reader:
             doc = json.loads(raw.tobytes().decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise self.fail(f"the header is not valid JSON ({err})") from None
+        except RecursionError:
+            raise self.fail("the header nests deeper than Python can parse") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
             raise self.fail("not an fnn file (the header does not name the 'fnn' format)")
         version = doc.get("format_version")
@@ -472,7 +479,10 @@ class _Reader:
         doc = self.header()
         if "tree" not in doc:
             raise self.fail("the header has no 'tree'")
-        out = self.decode(doc["tree"], "")
+        try:
+            out = self.decode(doc["tree"], "")
+        except RecursionError:
+            raise self.fail("the tree nests deeper than Python can rebuild") from None
         extra = set(self.entries) - {n + ".npy" for n in self.used}
         if extra:
             raise self.fail(f"unexpected entries {sorted(extra)[:5]} not described by the header")
