@@ -9,7 +9,11 @@ stopping on the validation loss (patience 3, best epoch restored); the test set
 is used once, at the end. Dropout is active only in training mode: ``fit``
 gives each step its own key, evaluation runs without one.
 
-    python examples/mnist_cnn.py                         # full size (~91-92% test accuracy)
+Measured (seed 0, one BLAS thread, 2-core machine shared with other jobs):
+validation accuracy 88.4% after epoch 1, 91.5% after 4, 93.5% after 15; test
+accuracy 92.67% (best epoch 14 restored); 90-300 s per epoch depending on load.
+
+    python examples/mnist_cnn.py                         # full size: 92.7% test accuracy
     python examples/mnist_cnn.py --epochs 2 --train 5000 # a quick look
 """
 
@@ -101,7 +105,7 @@ def main(
         train_metrics=False,
     )
     seconds = time.perf_counter() - t0
-    for i, loss in enumerate(history.loss):
+    for i, loss in enumerate(history.loss if not progress else ()):  # fit printed them
         print(
             f"epoch {i + 1}: loss {loss:.4f}, val_loss {history['val_loss'][i]:.4f}, "
             f"val_accuracy {history['val_accuracy'][i]:.4f}"
