@@ -72,7 +72,9 @@ class ReLU(_Elementwise):
         return out
 
     def _df(self, x: Array, y: Array) -> Array:
-        return (x > 0).astype(x.dtype)
+        # A boolean mask: dy * mask keeps dy's dtype and saves a cast pass.
+        out: Array = x > 0
+        return out
 
 
 def _finite_nonneg(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
