@@ -149,6 +149,7 @@ class Entry:
     build: Callable[[Draw, Any], Call]
     who: str
     extra_errors: tuple[type[BaseException], ...] = ()
+    post: Callable[[dict[str, Any], Any], None] | None = None  # checks a success's result
 
 
 ENTRIES: list[Entry] = []
@@ -439,19 +440,31 @@ def _add_layer_entries(spec: LayerSpec) -> None:
         dy = farr(draw, y.shape, y.dtype)
         return Call({"pullback": pb, "dy": dy}, fixed=frozenset({"pullback"}), watch=(kw, y))
 
+    def same_dtype(kwargs: dict[str, Any], result: Any) -> None:
+        """dtype in = dtype out, and floating: no layer upcasts, downcasts or goes complex."""
+        if "dy" in kwargs:  # pullback -> (dlayer, dx)
+            y, dtype = result[1], kwargs["dy"].dtype
+        else:  # forward -> y; vjp -> (y, pullback)
+            y, dtype = (result[0] if isinstance(result, tuple) else result), kwargs["x"].dtype
+        assert y is None or (isinstance(y, np.ndarray) and y.dtype == dtype
+                             and dtype.kind == "f"), (
+            f"{base}: returned {getattr(y, 'dtype', type(y))} for a {dtype} input"
+        )
+
     ENTRIES.append(Entry(base, cls, None, cls, ctor, who))
     ENTRIES.append(Entry(f"{base}.init", cls, "init",
                          lambda layer, key, in_shape, dtype: layer.init(key, in_shape, dtype),
                          init_call, who))
     ENTRIES.append(Entry(f"{base}.forward", cls, "forward",
                          lambda layer, x, key, training: layer.forward(x, key=key, training=training),
-                         forward_call, who))
+                         forward_call, who, post=same_dtype))
     ENTRIES.append(Entry(f"{base}.vjp", cls, "vjp",
                          lambda layer, x, key, training, need_dx: layer.vjp(
                              x, key=key, training=training, need_dx=need_dx),
-                         vjp_call, who))
+                         vjp_call, who, post=same_dtype))
     ENTRIES.append(Entry(f"{base}.pullback", cls, "pullback",
-                         lambda pullback, dy: pullback(dy), pullback_call, who))
+                         lambda pullback, dy: pullback(dy), pullback_call, who,
+                         post=same_dtype))
 
 
 for _spec in LAYER_SPECS:
@@ -996,6 +1009,8 @@ def run_fuzz(entry: Entry, env: Env, data: st.DataObject) -> None:
             result = entry.run(**kwargs)
             if isinstance(result, Iterator):
                 list(result)
+        if entry.post is not None:
+            entry.post(kwargs, result)
     except (ValueError, TypeError, *entry.extra_errors) as err:
         if target is None:
             raise AssertionError(f"{entry.name}: a valid call failed") from err
