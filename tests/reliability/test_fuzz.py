@@ -150,6 +150,7 @@ class Entry:
     who: str
     extra_errors: tuple[type[BaseException], ...] = ()
     post: Callable[[dict[str, Any], Any], None] | None = None  # checks a success's result
+    rejects_nonfinite: bool = False  # NaN/inf in an array argument must be refused
 
 
 ENTRIES: list[Entry] = []
@@ -163,11 +164,13 @@ def entry(
     *,
     member: str | None = None,
     extra_errors: tuple[type[BaseException], ...] = (),
+    rejects_nonfinite: bool = False,
 ) -> Callable[[Callable[[Draw, Any], Call]], Callable[[Draw, Any], Call]]:
     """Decorator: register ``build(draw, env) -> Call`` as the table row for ``name``."""
 
     def add(build: Callable[[Draw, Any], Call]) -> Callable[[Draw, Any], Call]:
-        ENTRIES.append(Entry(name, target, member, run, build, who, extra_errors))
+        ENTRIES.append(Entry(name, target, member, run, build, who, extra_errors,
+                             rejects_nonfinite=rejects_nonfinite))
         return build
 
     return add
@@ -501,7 +504,8 @@ def _net_fn(name: str, fn: Callable[..., Any], with_y: bool, with_loss: bool,
             extra: Callable[[Draw], dict[str, Any]] = lambda d: {}) -> None:
     # Errors found by a delegate name it: grad -> value_and_grad, a bad target -> the loss.
     @entry(name, fn, fn, rf"{re.escape(name)}\b|fnn\.value_and_grad|\bmse:",
-           extra_errors=(FloatingPointError,) if name == "fnn.value_and_grad" else ())
+           extra_errors=(FloatingPointError,) if name == "fnn.value_and_grad" else (),
+           rejects_nonfinite=True)
     def _(draw, env):
         net, x, y = net_data(draw)
         kw: dict[str, Any] = {"net": net, "x": x}
@@ -766,7 +770,7 @@ def _(draw, env):
 
 
 @entry("fnn.train.evaluate", train.evaluate, train.evaluate,
-       r"fnn\.evaluate|fnn\.forward|sparse_softmax_cross_entropy:|accuracy")
+       r"fnn\.evaluate|fnn\.forward|sparse_softmax_cross_entropy:|accuracy", rejects_nonfinite=True)
 def _(draw, env):
     net = small_net(draw, d_out=3)
     n = dim(draw, 1, 6)
@@ -1011,6 +1015,9 @@ def run_fuzz(entry: Entry, env: Env, data: st.DataObject) -> None:
                 list(result)
         if entry.post is not None:
             entry.post(kwargs, result)
+        bad = kwargs.get(target)
+        if entry.rejects_nonfinite and isinstance(bad, np.ndarray) and bad.dtype.kind == "f":
+            assert np.isfinite(bad).all(), f"{entry.name} accepted NaN/inf in {target}"
     except (ValueError, TypeError, *entry.extra_errors) as err:
         if target is None:
             raise AssertionError(f"{entry.name}: a valid call failed") from err
