@@ -196,6 +196,8 @@ def check_input(layer: Layer, x: object, rank: int | None, what: str) -> Array:
             f"{layer.name}: x must be a floating-point array, got dtype {x.dtype}; "
             "convert it with x.astype(np.float32)"
         )
+    if x.ndim == 0:
+        raise ValueError(f"{layer.name}: x needs a batch axis; got a 0-d array, pass x[None]")
     if rank is not None and x.ndim != rank:
         hint = " add a batch axis with x[None]" if x.ndim == rank - 1 else ""
         raise ValueError(

@@ -33,10 +33,7 @@ class _Elementwise(Layer):
         raise NotImplementedError
 
     def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
-        x = check_input(self, x, None, "(batch, ...)")
-        if x.ndim == 0:
-            raise ValueError(f"{self.name}: x needs a batch axis; got a 0-d array, pass x[None]")
-        return self._f(x)
+        return self._f(check_input(self, x, None, "(batch, ...)"))
 
     def vjp(
         self,
