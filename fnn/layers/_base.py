@@ -229,6 +229,23 @@ def check_cotangent(layer: Layer, dy: object, y: Array) -> Array:
     return dy
 
 
+def input_only_pullback(
+    layer: Layer, y: Array, dx_of: Callable[[Array], Array], need_dx: bool
+) -> Pullback:
+    """The pullback of a layer without parameters: ``dy -> (layer, dx_of(dy))``.
+
+    ``dy`` is checked against the output ``y``; ``dlayer`` is the layer itself
+    (it has no arrays, so it already has the structure of its gradient); ``dx``
+    is ``None`` when ``need_dx`` is false.
+    """
+
+    def pullback(dy: Array) -> tuple[Layer, Array | None]:
+        dy = check_cotangent(layer, dy, y)
+        return layer, (dx_of(dy) if need_dx else None)
+
+    return pullback
+
+
 def check_built(layer: Layer) -> None:
     """Raise if the layer's parameters were never initialised."""
     if not layer.built:

@@ -16,7 +16,7 @@ import math
 import attrs
 import numpy as np
 
-from fnn.layers._base import Array, Layer, Pullback, check_cotangent, check_input
+from fnn.layers._base import Array, Layer, Pullback, check_input, input_only_pullback
 from fnn.random import KeyLike
 
 __all__ = ["ELU", "GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh"]
@@ -45,11 +45,7 @@ class _Elementwise(Layer):
     ) -> tuple[Array, Pullback]:
         y = self.forward(x)
 
-        def pullback(dy: Array) -> tuple[Layer, Array | None]:
-            dy = check_cotangent(self, dy, y)
-            return self, (dy * self._df(x, y) if need_dx else None)
-
-        return y, pullback
+        return y, input_only_pullback(self, y, lambda dy: dy * self._df(x, y), need_dx)
 
 
 @attrs.frozen(eq=False)
@@ -209,10 +205,8 @@ class Softmax(Layer):
     ) -> tuple[Array, Pullback]:
         y = self.forward(x)
 
-        def pullback(dy: Array) -> tuple[Layer, Array | None]:
-            dy = check_cotangent(self, dy, y)
-            if not need_dx:
-                return self, None
-            return self, y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+        def dx_of(dy: Array) -> Array:
+            out: Array = y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+            return out
 
-        return y, pullback
+        return y, input_only_pullback(self, y, dx_of, need_dx)

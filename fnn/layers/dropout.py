@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import attrs
 import numpy as np
 
-from fnn.layers._base import Array, Layer, Pullback, check_cotangent, check_input
+from fnn.layers._base import Array, Layer, Pullback, check_input, input_only_pullback
 from fnn.random import KeyLike, as_key, generator
 
 __all__ = ["Dropout"]
@@ -99,10 +99,7 @@ class Dropout(Layer):
         scale = self._scaled_mask(x, key) if training else None
         y = x.copy() if scale is None else x * scale
 
-        def pullback(dy: Array) -> tuple[Layer, Array | None]:
-            dy = check_cotangent(self, dy, y)
-            if not need_dx:
-                return self, None
-            return self, (dy.copy() if scale is None else dy * scale)
+        def dx_of(dy: Array) -> Array:
+            return dy.copy() if scale is None else dy * scale
 
-        return y, pullback
+        return y, input_only_pullback(self, y, dx_of, need_dx)

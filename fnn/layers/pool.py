@@ -20,7 +20,7 @@ import attrs
 import numpy as np
 
 from fnn.layers import _im2col as ops
-from fnn.layers._base import Array, Layer, Pullback, Shape, check_cotangent, check_input
+from fnn.layers._base import Array, Layer, Pullback, Shape, check_input, input_only_pullback
 from fnn.random import KeyLike
 
 __all__ = ["AvgPool2D", "GlobalAvgPool2D", "MaxPool2D"]
@@ -102,13 +102,10 @@ class _Pool2D(Layer):
         pads, out_hw = self._geometry((x.shape[1], x.shape[2]))
         xp, y = self._pool(x, pads, out_hw)
 
-        def pullback(dy: Array) -> tuple[Layer, Array | None]:
-            dy = check_cotangent(self, dy, y)
-            if not need_dx:
-                return self, None
-            return self, ops.unpad(self._scatter(xp, y, dy, pads, out_hw), pads)
+        def dx_of(dy: Array) -> Array:
+            return ops.unpad(self._scatter(xp, y, dy, pads, out_hw), pads)
 
-        return y, pullback
+        return y, input_only_pullback(self, y, dx_of, need_dx)
 
     def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
         x = self._check(x)
@@ -312,11 +309,8 @@ class GlobalAvgPool2D(Layer):
     ) -> tuple[Array, Pullback]:
         y = self.forward(x)
 
-        def pullback(dy: Array) -> tuple[Layer, Array | None]:
-            dy = check_cotangent(self, dy, y)
-            if not need_dx:
-                return self, None
+        def dx_of(dy: Array) -> Array:
             share = dy / (x.shape[1] * x.shape[2])
-            return self, np.broadcast_to(share[:, None, None, :], x.shape).copy()
+            return np.broadcast_to(share[:, None, None, :], x.shape).copy()
 
-        return y, pullback
+        return y, input_only_pullback(self, y, dx_of, need_dx)

@@ -7,7 +7,7 @@ import math
 import attrs
 import numpy as np
 
-from fnn.layers._base import Array, Layer, Pullback, Shape, check_cotangent, check_input
+from fnn.layers._base import Array, Layer, Pullback, Shape, check_input, input_only_pullback
 from fnn.random import KeyLike
 
 __all__ = ["Flatten", "Reshape"]
@@ -39,11 +39,7 @@ class _Relayout(Layer):
     ) -> tuple[Array, Pullback]:
         y = self.forward(x)
 
-        def pullback(dy: Array) -> tuple[Layer, Array | None]:
-            dy = check_cotangent(self, dy, y)
-            return self, (dy.reshape(x.shape) if need_dx else None)
-
-        return y, pullback
+        return y, input_only_pullback(self, y, lambda dy: dy.reshape(x.shape), need_dx)
 
 
 @attrs.frozen(eq=False)
