@@ -45,6 +45,7 @@ __all__ = [
     "readonly",
     "scale",
     "size",
+    "state_mask",
     "state_paths",
     "sub",
     "vdot",
@@ -171,6 +172,7 @@ def _map(f: Callable[..., Any], path: str, nodes: tuple[object, ...], with_path:
 _LEAF, _LIST, _TUPLE, _NAMEDTUPLE, _DICT, _ATTRS, _OTHER = range(7)
 _KINDS: dict[type, int] = {}
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_FIELD_STATE: dict[type, tuple[bool, ...]] = {}
 
 
 def _kind(t: type) -> int:
@@ -186,7 +188,9 @@ def _kind(t: type) -> int:
             k = _DICT
         elif attrs.has(t):
             k = _ATTRS
-            _FIELD_NAMES[t] = tuple(f.name for f in attrs.fields(cast(Any, t)))
+            fields = attrs.fields(cast(Any, t))
+            _FIELD_NAMES[t] = tuple(f.name for f in fields)
+            _FIELD_STATE[t] = tuple(bool(f.metadata.get(STATE_METADATA_KEY)) for f in fields)
         else:
             k = _OTHER
         _KINDS[t] = k
@@ -391,6 +395,40 @@ def leaves_with_path(tree: Tree) -> list[tuple[str, np.ndarray]]:
         [("['w']", array([0., 0.]))]
     """
     return [(p, leaf) for p, leaf, _ in _walk(tree, "", False)]
+
+
+def state_mask(tree: Tree) -> list[bool]:
+    """Per array leaf, in :func:`leaves` order: is it a state (non-trainable) leaf?
+
+    The same answer as ``[p in state_paths(t) for p, _ in leaves_with_path(t)]``
+    without building path strings: optimizers ask on every update.
+
+    Example:
+        >>> import numpy as np
+        >>> state_mask({"w": np.zeros(2), "tag": "x"})
+        [False]
+    """
+    out: list[bool] = []
+
+    def walk(x: Any, state: bool) -> None:
+        t = type(x)
+        k = _KINDS.get(t)
+        if k is None:
+            k = _kind(t)
+        if k == _LEAF:
+            out.append(state)
+        elif k == _ATTRS:
+            for name, is_state in zip(_FIELD_NAMES[t], _FIELD_STATE[t], strict=True):
+                walk(getattr(x, name), state or is_state)
+        elif k == _DICT:
+            for child in x.values():
+                walk(child, state)
+        elif k != _OTHER:
+            for child in x:
+                walk(child, state)
+
+    walk(tree, False)
+    return out
 
 
 def state_paths(tree: Tree) -> frozenset[str]:

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import fnn
 from fnn import tree
-from fnn.layers._base import Layer, param_field, state_field
+from fnn.layers._base import Array, Layer, param_field, state_field
 from fnn.testing import arrays, shapes
 
 
@@ -144,3 +145,43 @@ def test_allclose_tolerances():
     """allclose uses rtol/atol on every leaf pair."""
     assert tree.allclose([np.array(1.0)], [np.array(1.0 + 1e-9)], rtol=1e-8)
     assert not tree.allclose([np.array(1.0)], [np.array(1.1)])
+
+
+@attrs.frozen(eq=False)
+class Stats(Layer):
+    """A test layer with one trainable and two state arrays."""
+
+    w: Array | None = param_field()
+    mean: Array | None = state_field()
+    var: Array | None = state_field()
+
+    def init(self, key, in_shape, dtype):
+        ones = np.ones(in_shape, dtype)
+        return attrs.evolve(self, w=ones, mean=ones * 0, var=ones), in_shape
+
+    def vjp(self, x, *, key=None, training=False, need_dx=True):
+        return x * self.w, lambda dy: (self.zero_grad_like(w=(dy * x).sum(0)), dy * self.w)
+
+
+def reference(t):
+    state = tree.state_paths(t)
+    return [p in state for p, _ in tree.leaves_with_path(t)]
+
+
+layer_choices = st.sampled_from(["dense", "stats", "tanh"])
+
+
+@given(st.lists(layer_choices, min_size=1, max_size=5), st.integers(1, 4))
+def test_state_mask_matches_state_paths_on_networks(kinds, width):
+    """For networks mixing trainable and state fields, state_mask == membership in state_paths."""
+    make = {"dense": lambda: fnn.Dense(width), "stats": Stats, "tanh": fnn.Tanh}
+    net = fnn.init([make[k]() for k in kinds], (width,), key=0)
+    assert tree.state_mask(net) == reference(net)
+
+
+def test_state_mask_on_nested_containers():
+    """Dicts, lists and tuples around layers keep the leaf order of fnn.tree.leaves."""
+    net = fnn.init([Stats(), fnn.Dense(2)], (3,), key=0)
+    t = {"a": [np.zeros(1), (net.layers[0], np.ones(2))], "b": {"c": net}, "d": "tag", "e": None}
+    assert tree.state_mask(t) == reference(t)
+    assert sum(tree.state_mask(t)) == 4

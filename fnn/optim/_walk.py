@@ -13,7 +13,6 @@ import numpy as np
 
 from fnn import tree
 from fnn.optim.schedules import Schedule
-from fnn.tree import STATE_METADATA_KEY
 
 Array = np.ndarray
 Mask = Any
@@ -133,57 +132,4 @@ def resolve_mask(who: str, what: str, mask: Mask, paths: list[str]) -> list[bool
                 f"{leaf.dtype} of shape {leaf.shape} at {path}; use np.array(True)"
             )
         out.append(bool(leaf))
-    return out
-
-
-_LEAF, _SEQUENCE, _DICT, _ATTRS, _OTHER = range(5)
-_KINDS: dict[type, int] = {}
-_FIELDS: dict[type, tuple[tuple[str, bool], ...]] = {}
-
-
-def _kind(cls: type) -> int:
-    """How a type is walked, computed once per type (with its attrs fields)."""
-    kind = _KINDS.get(cls)
-    if kind is None:
-        if issubclass(cls, np.ndarray):
-            kind = _LEAF
-        elif issubclass(cls, tuple | list):
-            kind = _SEQUENCE
-        elif issubclass(cls, dict):
-            kind = _DICT
-        elif attrs.has(cls):
-            kind = _ATTRS
-            _FIELDS[cls] = tuple(
-                (f.name, bool(f.metadata.get(STATE_METADATA_KEY, False)))
-                for f in attrs.fields(cls)
-            )
-        else:
-            kind = _OTHER
-        _KINDS[cls] = kind
-    return kind
-
-
-def state_mask(node: Any) -> list[bool]:
-    """Per array leaf, in ``tree.leaves`` order: is it a state leaf (see ``tree.state_paths``)?
-
-    The same answer as ``[p in tree.state_paths(t) for p, _ in tree.leaves_with_path(t)]``
-    without building path strings: optimizers ask on every update.
-    """
-    out: list[bool] = []
-
-    def walk(x: Any, state: bool) -> None:
-        kind = _kind(type(x))
-        if kind == _LEAF:
-            out.append(state)
-        elif kind == _SEQUENCE:
-            for child in x:
-                walk(child, state)
-        elif kind == _DICT:
-            for child in x.values():
-                walk(child, state)
-        elif kind == _ATTRS:
-            for name, is_state in _FIELDS[type(x)]:
-                walk(getattr(x, name), state or is_state)
-
-    walk(node, False)
     return out

@@ -48,7 +48,6 @@ from fnn.optim._walk import (
     rate,
     rebuild,
     resolve_mask,
-    state_mask,
 )
 from fnn.optim.schedules import Schedule, as_schedule
 
@@ -177,8 +176,7 @@ class Optimizer:
                 raise TypeError(f"{who}: {path} has dtype {p.dtype}; parameters must be floating")
         self._flags(who, params)
         slots = {
-            n: tree.map(lambda p, n=n: self.rule.init_slot(n, p), params)
-            for n in self.rule.slots
+            n: tree.map(lambda p, n=n: self.rule.init_slot(n, p), params) for n in self.rule.slots
         }
         return OptState(np.int64(0), slots)
 
@@ -213,7 +211,13 @@ class Optimizer:
         return new_params, new_state
 
     def _update_listwise(
-        self, who: str, grads: Any, slot_trees: list[Any], params: Any, t: int, lr: float,
+        self,
+        who: str,
+        grads: Any,
+        slot_trees: list[Any],
+        params: Any,
+        t: int,
+        lr: float,
         flags: _Flags | None,
     ) -> tuple[Any, list[list[Array]]]:
         """Collect all leaves, run the transforms on the trainable ones, then update them."""
@@ -235,7 +239,13 @@ class Optimizer:
         return rebuild(params, new_p), new_slots
 
     def _update_in_walk(
-        self, who: str, grads: Any, slot_trees: list[Any], params: Any, t: int, lr: float,
+        self,
+        who: str,
+        grads: Any,
+        slot_trees: list[Any],
+        params: Any,
+        t: int,
+        lr: float,
         flags: _Flags | None,
     ) -> tuple[Any, list[list[Array]]]:
         """One walk computes the new params and collects the new buffers."""
@@ -273,7 +283,7 @@ class Optimizer:
 
     def _flags(self, who: str, params: Any) -> _Flags | None:
         """Per leaf, in leaf order: (trainable, decayed); ``None`` when all are both."""
-        active = [not s for s in state_mask(params)]
+        active = [not s for s in tree.state_mask(params)]
         masked_decay = bool(self.weight_decay) and self.decay_mask is not None
         if all(active) and not self.frozen and not masked_decay:
             return None
@@ -416,4 +426,3 @@ def learning_rate(opt: Optimizer, state: OptState) -> float:
 def make(name: str, rule: Rule, lr: object, **kwargs: Any) -> Optimizer:
     """Build an `Optimizer`, turning ``lr`` into a schedule (for the constructors)."""
     return Optimizer(name, rule, as_schedule(f"fnn.optim.{name}", lr), **kwargs)
-
