@@ -10,6 +10,7 @@ from fnn import (
     losses,
     metrics,
     optim,
+    parallel,
     plot,
     random,
     testing,
@@ -49,6 +50,7 @@ from fnn.network import (
     summary,
     value_and_grad,
 )
+from fnn.parallel import threads
 from fnn.train import History, batches, evaluate, fit
 
 __version__ = "0.1.0"
@@ -91,6 +93,7 @@ __all__ = [
     "losses",
     "metrics",
     "optim",
+    "parallel",
     "plot",
     "random",
     "register",
@@ -98,6 +101,7 @@ __all__ = [
     "sgd_step",
     "summary",
     "testing",
+    "threads",
     "train",
     "tree",
     "value_and_grad",

@@ -76,7 +76,7 @@ def main(out: Path) -> None:
     state = opt.init(net)
     for step in range(2):
         _, g = fnn.value_and_grad(net, x, y, fnn.losses.mse, key=fnn.random.key(10 + step))
-        net2, state = opt.update(g, state, net)
+        _, state = opt.update(g, state, net)
     sgd = fnn.optim.sgd(0.1, momentum=0.9)
     sgd_state = sgd.init(pooled)
     fnn.save(out / "opt_state.npz", {"adam": state, "sgd": sgd_state})

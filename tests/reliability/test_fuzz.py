@@ -77,6 +77,7 @@ PUBLIC_MODULES = (
     "fnn.testing",
     "fnn.layers",
     "fnn.initializers",
+    "fnn.parallel",
 )
 
 LAYER_MEMBERS = ("init", "forward", "vjp", "pullback")
@@ -531,6 +532,23 @@ _net_fn("fnn.value_and_grad", fnn.value_and_grad, True, True,
 def _(draw, env):
     net, x, y = net_data(draw)
     return Call({"net": net, "grads": fnn.grad(net, x, y, losses.mse), "lr": draw(st.floats(1e-4, 1))})
+
+
+@entry("fnn.threads", fnn.threads, fnn.threads, r"fnn\.threads")
+def _(draw, env):
+    return Call({"n": draw(st.integers(1, 2))})
+
+
+@entry("fnn.parallel.num_threads", fnn.parallel.num_threads, fnn.parallel.num_threads,
+       r"fnn\.parallel")
+def _(draw, env):
+    return Call({})
+
+
+@entry("fnn.parallel.threads_set", fnn.parallel.threads_set, fnn.parallel.threads_set,
+       r"fnn\.parallel")
+def _(draw, env):
+    return Call({})
 
 
 @entry("fnn.summary", fnn.summary, fnn.summary, r"fnn\.summary")
