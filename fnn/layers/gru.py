@@ -87,73 +87,71 @@ class GRU(Recurrent):
     def _extra_params(self, dtype: np.dtype) -> dict[str, Array]:
         return {"b_hn": np.zeros(self.units, dtype)}
 
-    def _scan(self, x: Array, carry: Carry) -> tuple[Array, Carry, dict[str, Array]]:
-        batch, time, d_in = x.shape
+    def _scan(self, xt: Array, carry: Carry) -> tuple[Array, Carry, dict[str, Array]]:
+        time, batch, d_in = xt.shape
         n = self.units
         w, u, b = cast(Array, self.w), cast(Array, self.u), cast(Array, self.b)
         b_hn = cast(Array, self.b_hn)
-        xa = (x.reshape(batch * time, d_in) @ w).reshape(batch, time, 3 * n)
+        xa = (xt.reshape(time * batch, d_in) @ w).reshape(time, batch, 3 * n)
         xa += b
-        rzs = np.empty((batch, time, 2 * n), x.dtype)  # r, z after the sigmoid
-        ms = np.empty((batch, time, n), x.dtype)
-        ns = np.empty((batch, time, n), x.dtype)
-        hs = np.empty((batch, time, n), x.dtype)
+        rzs = np.empty((time, batch, 2 * n), xt.dtype)  # r, z after the sigmoid
+        ms = np.empty((time, batch, n), xt.dtype)
+        ns = np.empty((time, batch, n), xt.dtype)
+        hs = np.empty((time, batch, n), xt.dtype)
         (h,) = carry
         for t in range(time):
             hu = h @ u
-            rz = np.add(xa[:, t, : 2 * n], hu[:, : 2 * n], out=rzs[:, t])
+            rz = np.add(xa[t, :, : 2 * n], hu[:, : 2 * n], out=rzs[t])
             rz *= 0.5  # σ(v) = ½·tanh(v/2) + ½
             np.tanh(rz, out=rz)
             rz *= 0.5
             rz += 0.5
-            m = np.add(hu[:, 2 * n :], b_hn, out=ms[:, t])
-            cand = np.multiply(rz[:, :n], m, out=ns[:, t])
-            cand += xa[:, t, 2 * n :]
+            m = np.add(hu[:, 2 * n :], b_hn, out=ms[t])
+            cand = np.multiply(rz[:, :n], m, out=ns[t])
+            cand += xa[t, :, 2 * n :]
             np.tanh(cand, out=cand)
-            h_t = np.subtract(h, cand, out=hs[:, t])
-            h_t *= rz[:, n:]
-            h_t += cand
-            h = h_t
-        return hs, (hs[:, -1].copy(),), {"rzs": rzs, "ms": ms, "ns": ns, "hs": hs}
+            h = np.subtract(h, cand, out=hs[t])
+            h *= rz[:, n:]
+            h += cand
+        return hs, (hs[-1].copy(),), {"rzs": rzs, "ms": ms, "ns": ns, "hs": hs}
 
     def _scan_back(
-        self, x: Array, carry: Carry, cache: dict[str, Array], dh_out: Array, dcarry: Carry,
+        self, xt: Array, carry: Carry, cache: dict[str, Array], dh_out: Array, dcarry: Carry,
         need_dx: bool,
     ) -> tuple[dict[str, Array], Array | None, Carry]:
-        batch, time, d_in = x.shape
+        time, batch, d_in = xt.shape
         n = self.units
         w, u = cast(Array, self.w), cast(Array, self.u)
         rzs, ms, ns = cache["rzs"], cache["ms"], cache["ns"]
         slope_rz = rzs * (1 - rzs)  # σ'(v) = σ(1 − σ), every step at once
         slope_n = 1 - ns * ns
         h_prev = shifted(carry[0], cache["hs"])
-        da = np.empty((batch, time, 3 * n), x.dtype)  # cotangent of a = x·w + b
-        dhu = np.empty((batch, time, 3 * n), x.dtype)  # cotangent of [(h·u)_r, (h·u)_z, m]
+        da = np.empty((time, batch, 3 * n), xt.dtype)  # cotangent of a = x·w + b
+        dhu = np.empty((time, batch, 3 * n), xt.dtype)  # cotangent of [(h·u)_r, (h·u)_z, m]
         dh = dcarry[0].copy()
         u_t = u.T
         for t in range(time - 1, -1, -1):
-            dh += dh_out[:, t]
-            z = rzs[:, t, n:]
-            d, e = da[:, t], dhu[:, t]
-            through_z = dh * z
+            dh += dh_out[t]
+            d, e = da[t], dhu[t]
+            through_z = dh * rzs[t, :, n:]
             da_n = np.subtract(dh, through_z, out=d[:, 2 * n :])
-            da_n *= slope_n[:, t]
-            da_z = np.subtract(h_prev[:, t], ns[:, t], out=d[:, n : 2 * n])
+            da_n *= slope_n[t]
+            da_z = np.subtract(h_prev[t], ns[t], out=d[:, n : 2 * n])
             da_z *= dh
-            da_z *= slope_rz[:, t, n:]
-            np.multiply(da_n, rzs[:, t, :n], out=e[:, 2 * n :])
-            da_r = np.multiply(da_n, ms[:, t], out=d[:, :n])
-            da_r *= slope_rz[:, t, :n]
+            da_z *= slope_rz[t, :, n:]
+            np.multiply(da_n, rzs[t, :, :n], out=e[:, 2 * n :])
+            da_r = np.multiply(da_n, ms[t], out=d[:, :n])
+            da_r *= slope_rz[t, :, :n]
             e[:, : 2 * n] = d[:, : 2 * n]
             dh = e @ u_t
             dh += through_z
-        flat_da = da.reshape(batch * time, 3 * n)
-        flat_dhu = dhu.reshape(batch * time, 3 * n)
+        flat_da = da.reshape(time * batch, 3 * n)
+        flat_dhu = dhu.reshape(time * batch, 3 * n)
         grads = {
-            "w": x.reshape(batch * time, d_in).T @ flat_da,
-            "u": h_prev.reshape(batch * time, n).T @ flat_dhu,
+            "w": xt.reshape(time * batch, d_in).T @ flat_da,
+            "u": h_prev.reshape(time * batch, n).T @ flat_dhu,
             "b": flat_da.sum(axis=0),
             "b_hn": flat_dhu[:, 2 * n :].sum(axis=0),
         }
-        dx = (flat_da @ w.T).reshape(batch, time, d_in) if need_dx else None
+        dx = (flat_da @ w.T).reshape(time, batch, d_in) if need_dx else None
         return grads, dx, (dh,)

@@ -100,42 +100,43 @@ class LSTM(Recurrent):
         b[self.units : 2 * self.units] = self.forget_bias
         return b
 
-    def _scan(self, x: Array, carry: Carry) -> tuple[Array, Carry, dict[str, Array]]:
-        batch, time, d_in = x.shape
+    def _scan(self, xt: Array, carry: Carry) -> tuple[Array, Carry, dict[str, Array]]:
+        time, batch, d_in = xt.shape
         n = self.units
         w, u, b = cast(Array, self.w), cast(Array, self.u), cast(Array, self.b)
-        xw = (x.reshape(batch * time, d_in) @ w).reshape(batch, time, 4 * n)
-        xw += b
-        # σ(z) = ½·tanh(z/2) + ½: one tanh over all four blocks, z scaled by ½ on i, f, o.
-        half = np.full(4 * n, 0.5, x.dtype)
+        # σ(z) = ½·tanh(z/2) + ½: one tanh over all four blocks of z·half, where half
+        # is ½ on the i, f, o blocks and 1 on g; the scaling is folded into x·w + b and u.
+        half = np.full(4 * n, 0.5, xt.dtype)
         half[2 * n : 3 * n] = 1.0
-        gates = np.empty((batch, time, 4 * n), x.dtype)  # i, f, g, o after activation
-        cs = np.empty((batch, time, n), x.dtype)
-        tanh_cs = np.empty((batch, time, n), x.dtype)
-        hs = np.empty((batch, time, n), x.dtype)
+        xw = (xt.reshape(time * batch, d_in) @ w).reshape(time, batch, 4 * n)
+        xw += b
+        xw *= half
+        u_half = u * half
+        gates = np.empty((time, batch, 4 * n), xt.dtype)  # i, f, g, o after activation
+        cs = np.empty((time, batch, n), xt.dtype)
+        tanh_cs = np.empty((time, batch, n), xt.dtype)
+        hs = np.empty((time, batch, n), xt.dtype)
         h, c = carry
         for t in range(time):
-            z = h @ u
-            z += xw[:, t]
-            z *= half
-            a = np.tanh(z, out=gates[:, t])
+            z = h @ u_half
+            z += xw[t]
+            a = np.tanh(z, out=gates[t])
             a[:, : 2 * n] *= 0.5
             a[:, : 2 * n] += 0.5
             a[:, 3 * n :] *= 0.5
             a[:, 3 * n :] += 0.5
-            c_t = np.multiply(a[:, n : 2 * n], c, out=cs[:, t])
-            c_t += a[:, :n] * a[:, 2 * n : 3 * n]
-            np.tanh(c_t, out=tanh_cs[:, t])
-            h = np.multiply(a[:, 3 * n :], tanh_cs[:, t], out=hs[:, t])
-            c = c_t
-        final = (hs[:, -1].copy(), cs[:, -1].copy())
+            c = np.multiply(a[:, n : 2 * n], c, out=cs[t])
+            c += a[:, :n] * a[:, 2 * n : 3 * n]
+            np.tanh(c, out=tanh_cs[t])
+            h = np.multiply(a[:, 3 * n :], tanh_cs[t], out=hs[t])
+        final = (hs[-1].copy(), cs[-1].copy())
         return hs, final, {"gates": gates, "cs": cs, "tanh_cs": tanh_cs, "hs": hs}
 
     def _scan_back(
-        self, x: Array, carry: Carry, cache: dict[str, Array], dh_out: Array, dcarry: Carry,
+        self, xt: Array, carry: Carry, cache: dict[str, Array], dh_out: Array, dcarry: Carry,
         need_dx: bool,
     ) -> tuple[dict[str, Array], Array | None, Carry]:
-        batch, time, d_in = x.shape
+        time, batch, d_in = xt.shape
         n = self.units
         w, u = cast(Array, self.w), cast(Array, self.u)
         gates, cs, tanh_cs = cache["gates"], cache["cs"], cache["tanh_cs"]
@@ -150,22 +151,22 @@ class LSTM(Recurrent):
         dh, dc = dcarry[0].copy(), dcarry[1].copy()
         u_t = u.T
         for t in range(time - 1, -1, -1):
-            dh += dh_out[:, t]
-            dc += dh * o_dtanh[:, t]
-            a, d = gates[:, t], dz[:, t]
+            dh += dh_out[t]
+            dc += dh * o_dtanh[t]
+            a, d = gates[t], dz[t]
             np.multiply(dc, a[:, 2 * n : 3 * n], out=d[:, :n])
-            np.multiply(dc, c_prev[:, t], out=d[:, n : 2 * n])
+            np.multiply(dc, c_prev[t], out=d[:, n : 2 * n])
             np.multiply(dc, a[:, :n], out=d[:, 2 * n : 3 * n])
-            np.multiply(dh, tanh_cs[:, t], out=d[:, 3 * n :])
-            d *= slope[:, t]
+            np.multiply(dh, tanh_cs[t], out=d[:, 3 * n :])
+            d *= slope[t]
             dc *= a[:, n : 2 * n]
             dh = d @ u_t
-        flat_dz = dz.reshape(batch * time, 4 * n)
-        h_prev = shifted(carry[0], cache["hs"]).reshape(batch * time, n)
+        flat_dz = dz.reshape(time * batch, 4 * n)
+        h_prev = shifted(carry[0], cache["hs"]).reshape(time * batch, n)
         grads = {
-            "w": x.reshape(batch * time, d_in).T @ flat_dz,
+            "w": xt.reshape(time * batch, d_in).T @ flat_dz,
             "u": h_prev.T @ flat_dz,
             "b": flat_dz.sum(axis=0),
         }
-        dx = (flat_dz @ w.T).reshape(batch, time, d_in) if need_dx else None
+        dx = (flat_dz @ w.T).reshape(time, batch, d_in) if need_dx else None
         return grads, dx, (dh, dc)

