@@ -116,7 +116,12 @@ class GRU(Recurrent):
         return hs, (hs[-1].copy(),), {"rzs": rzs, "ms": ms, "ns": ns, "hs": hs}
 
     def _scan_back(
-        self, xt: Array, carry: Carry, cache: dict[str, Array], dh_out: Array, dcarry: Carry,
+        self,
+        xt: Array,
+        carry: Carry,
+        cache: dict[str, Array],
+        dh_out: Array,
+        dcarry: Carry,
         need_dx: bool,
     ) -> tuple[dict[str, Array], Array | None, Carry]:
         time, batch, d_in = xt.shape

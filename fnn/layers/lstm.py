@@ -133,7 +133,12 @@ class LSTM(Recurrent):
         return hs, final, {"gates": gates, "cs": cs, "tanh_cs": tanh_cs, "hs": hs}
 
     def _scan_back(
-        self, xt: Array, carry: Carry, cache: dict[str, Array], dh_out: Array, dcarry: Carry,
+        self,
+        xt: Array,
+        carry: Carry,
+        cache: dict[str, Array],
+        dh_out: Array,
+        dcarry: Carry,
         need_dx: bool,
     ) -> tuple[dict[str, Array], Array | None, Carry]:
         time, batch, d_in = xt.shape

@@ -197,7 +197,12 @@ class Recurrent(Layer):
         raise NotImplementedError
 
     def _scan_back(
-        self, xt: Array, carry: Carry, cache: dict[str, Array], dh: Array, dcarry: Carry,
+        self,
+        xt: Array,
+        carry: Carry,
+        cache: dict[str, Array],
+        dh: Array,
+        dcarry: Carry,
         need_dx: bool,
     ) -> tuple[dict[str, Array], Array | None, Carry]:
         """``(parameter gradients, dx (time, batch, d_in), dcarry0)`` from ``dh`` ``(time,
