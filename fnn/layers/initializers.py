@@ -126,12 +126,20 @@ def orthogonal(key: KeyLike, shape: tuple[int, ...], dtype: np.dtype) -> np.ndar
     multiplying by it keeps a vector's length, so a state neither explodes
     nor vanishes over many steps at initialisation.
 
+    Raises:
+        ValueError: ``shape`` has fewer than two axes.
+
     Example:
         >>> q = orthogonal(0, (3, 6), np.float64)
         >>> bool(np.allclose(q @ q.T, np.eye(3)))
         True
     """
     shape = _args("orthogonal", key, shape, dtype)
+    if len(shape) < 2:
+        raise ValueError(
+            f"fnn.initializers.orthogonal: shape must have at least two axes (a matrix), got "
+            f"{shape!r}; use another initialiser for biases and vectors"
+        )
     rows, cols = math.prod(shape[:-1]), shape[-1]
     a = generator(as_key(key)).standard_normal((max(rows, cols), min(rows, cols)))
     q, r = np.linalg.qr(a)

@@ -205,6 +205,8 @@ def test_orthogonal_initializer():
     np.testing.assert_allclose(wide @ wide.T, np.eye(3), atol=1e-12)
     np.testing.assert_allclose(tall.T @ tall, np.eye(3), atol=1e-6)
     assert tall.dtype == np.float32
+    with pytest.raises(ValueError, match=r"orthogonal: shape must have at least two axes"):
+        initializers.orthogonal(0, (4,), F64)
 
 
 @pytest.mark.parametrize("cls", CLASSES)
