@@ -18,16 +18,21 @@ for NumPy's BLAS, ``torch.set_num_threads``). Prints the median wall and CPU
 milliseconds per step, the ratio fnn / torch, and the load average (the
 machine may be shared: compare ratios, not absolute times).
 
-Run:  python benchmarks/sequence.py [--steps 30] [--threads 1 2] [--profile]
+Run:  python benchmarks/sequence.py [--steps 30] [--threads 1 2] [--profile] [--scatter]
 
 ``--profile`` prints the median CPU time of each fnn layer's forward and
-backward in the block and the LSTM.
+backward in the block and the LSTM. ``--scatter`` (alone) times the ways of computing
+an embedding's weight gradient (a scatter-add over repeated ids) for ``(64,
+16)`` ids and ``dim`` 64: ``np.add.at``, a sort + ``np.add.reduceat``, and the
+two methods of ``fnn.layers.embedding.scatter_add_rows`` (``np.bincount``,
+one-hot product), best of five runs of 200 calls, one thread.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import statistics
 import time
@@ -219,12 +224,58 @@ def profile(n_threads: int, steps: int = 20) -> None:
         print(f"  {name:<42} {f:7.2f} {b:8.2f}")
 
 
+def scatter(vocabs: tuple[int, ...] = (27, 128, 1000)) -> None:
+    """Microseconds per scatter-add of (64·16, 64) float32 rows into ``vocab`` rows."""
+    import timeit
+
+    from fnn.layers.embedding import scatter_add_rows
+
+    rng = np.random.default_rng(0)
+    rows = rng.standard_normal((BATCH * CONTEXT, D_MODEL)).astype(np.float32)
+
+    def add_at(ids: np.ndarray, vocab: int) -> np.ndarray:
+        out = np.zeros((vocab, D_MODEL), np.float32)
+        np.add.at(out, ids, rows)
+        return out
+
+    def sort_reduceat(ids: np.ndarray, vocab: int) -> np.ndarray:
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
+        out = np.zeros((vocab, D_MODEL), np.float32)
+        out[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
+        return out
+
+    methods: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+        "np.add.at": add_at,
+        "sort+reduceat": sort_reduceat,
+        "np.bincount": lambda ids, v: scatter_add_rows(ids, rows, v, method="bincount"),
+        "one-hot product": lambda ids, v: scatter_add_rows(ids, rows, v, method="one_hot"),
+    }
+    print("scatter-add, (64, 16) ids, dim 64, float32, best of 5 x 200 calls, us per call")
+    with threads(1):
+        for vocab in vocabs:
+            ids = rng.integers(0, vocab, BATCH * CONTEXT)
+            expected = add_at(ids, vocab)
+            cells = []
+            for name, fn in methods.items():
+                np.testing.assert_allclose(fn(ids, vocab), expected, rtol=1e-4, atol=1e-4)
+                call = functools.partial(fn, ids, vocab)
+                t = min(timeit.repeat(call, number=200, repeat=5)) / 200
+                cells.append(f"{name} {1e6 * t:7.1f}")
+            print(f"  vocab {vocab:>5}: " + ",  ".join(cells), flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--scatter", action="store_true")
     args = parser.parse_args(argv)
+    if args.scatter:
+        scatter()
+        return
     for n in args.threads:
         bench(n, args.steps)
         if args.profile:

@@ -51,9 +51,11 @@ from fnn.random import KeyLike
 __all__ = ["Embedding", "PositionalEmbedding", "scatter_add_rows"]
 
 # Up to this vocabulary size the scatter-add is a one-hot matrix product (one BLAS
-# call); above it, a sort of the ids and a segmented sum. Measured on (64, 16) ids
-# with dim 64, float32 (see the math page): one-hot 54 us vs sort 119 us vs
-# np.add.at 521 us at vocab 27; the sort wins from about vocab 128 on.
+# call); above it, np.bincount over (id, column) pairs. Measured on (64, 16) ids with
+# dim 64, float32, one thread (python benchmarks/sequence.py --scatter, on a shared
+# machine): at vocab 27 one-hot 105-126 us, bincount 244-480 us, np.add.at 796-1590 us;
+# at vocab 128 one-hot and bincount are within noise of each other; at vocab 1000
+# bincount 293-590 us against one-hot 2800-3250 us and a sort + reduceat 830-1320 us.
 ONE_HOT_MAX_VOCAB = 128
 
 
@@ -61,15 +63,17 @@ def scatter_add_rows(ids: Array, rows: Array, n: int, *, method: str = "auto") -
     """``out[v] = Σ_{k: ids[k] = v} rows[k]`` for ``v < n``; repeated ids add up.
 
     The weight gradient of a table lookup. ``method`` is ``"one_hot"``
-    (``one_hot(ids)ᵀ · rows``, one matrix product), ``"sort"`` (sort the ids,
-    sum each run with ``np.add.reduceat``) or ``"auto"`` (one-hot up to
-    ``ONE_HOT_MAX_VOCAB`` rows, sort above). All give ``np.add.at``'s result.
+    (``one_hot(ids)ᵀ · rows``, one matrix product), ``"bincount"``
+    (``np.bincount`` of the flat indices ``id·dim + column`` weighted by the
+    rows, summed in float64 and returned in ``rows.dtype``) or ``"auto"``
+    (one-hot up to ``ONE_HOT_MAX_VOCAB`` rows, bincount above). All give
+    ``np.add.at``'s result.
 
     Args:
         ids: ``(k,)`` integer ids in ``[0, n)`` (checked by the caller).
         rows: ``(k, dim)`` floating rows.
         n: the number of output rows (the vocabulary size).
-        method: ``"auto"``, ``"one_hot"`` or ``"sort"``.
+        method: ``"auto"``, ``"one_hot"`` or ``"bincount"``.
 
     Returns:
         A new ``(n, dim)`` array of ``rows.dtype``.
@@ -79,23 +83,20 @@ def scatter_add_rows(ids: Array, rows: Array, n: int, *, method: str = "auto") -
         array([2., 0., 4.])
     """
     if method == "auto":
-        method = "one_hot" if n <= ONE_HOT_MAX_VOCAB else "sort"
+        method = "one_hot" if n <= ONE_HOT_MAX_VOCAB else "bincount"
     if method == "one_hot":
         one_hot = np.zeros((n, ids.size), rows.dtype)
         one_hot[ids, np.arange(ids.size)] = 1
         out: Array = one_hot @ rows
         return out
-    if method != "sort":
+    if method != "bincount":
         raise ValueError(
-            f"scatter_add_rows: method must be 'auto', 'one_hot' or 'sort', got {method!r}"
+            f"scatter_add_rows: method must be 'auto', 'one_hot' or 'bincount', got {method!r}"
         )
-    out = np.zeros((n, rows.shape[1]), rows.dtype)
-    if ids.size == 0:
-        return out
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
-    out[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
+    dim = rows.shape[1]
+    flat = (ids.astype(np.intp)[:, None] * dim + np.arange(dim)).reshape(-1)
+    sums = np.bincount(flat, weights=rows.reshape(-1), minlength=n * dim)
+    out = sums.reshape(n, dim).astype(rows.dtype, copy=False)
     return out
 
 
