@@ -7,6 +7,7 @@ from fnn.layers.initializers import (
     he_normal,
     he_uniform,
     lecun_normal,
+    orthogonal,
     resolve,
     zeros,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "he_normal",
     "he_uniform",
     "lecun_normal",
+    "orthogonal",
     "resolve",
     "zeros",
 ]

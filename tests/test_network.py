@@ -187,7 +187,7 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match="dtype must be floating"):
         fnn.init([fnn.Dense(2)], (3,), key=0, dtype=np.int32)
     with pytest.raises(ValueError, match=r"fnn.init: layers\[0\] \(Dense\(units=2\)\): .*Flatten"):
-        fnn.init([fnn.Dense(2)], (3, 3), key=0)
+        fnn.init([fnn.Dense(2)], (3, 3, 1), key=0)
     with pytest.raises(TypeError, match="key must be"):
         fnn.init([fnn.Dense(2)], (3,), key="seed")
     net = mlp()

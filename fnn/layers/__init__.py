@@ -2,9 +2,13 @@
 
 from fnn.layers._base import Layer, param_field, state_field
 from fnn.layers.activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from fnn.layers.attention import MultiHeadAttention
 from fnn.layers.conv import Conv2D
 from fnn.layers.dense import Dense
 from fnn.layers.dropout import Dropout
+from fnn.layers.embedding import Embedding, PositionalEmbedding
+from fnn.layers.gru import GRU
+from fnn.layers.lstm import LSTM
 from fnn.layers.norm import BatchNorm, LayerNorm
 from fnn.layers.pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from fnn.layers.reshape import Flatten, Reshape
@@ -12,11 +16,14 @@ from fnn.layers.reshape import Flatten, Reshape
 __all__ = [
     "ELU",
     "GELU",
+    "GRU",
+    "LSTM",
     "AvgPool2D",
     "BatchNorm",
     "Conv2D",
     "Dense",
     "Dropout",
+    "Embedding",
     "Flatten",
     "GlobalAvgPool2D",
     "Identity",
@@ -24,6 +31,8 @@ __all__ = [
     "LayerNorm",
     "LeakyReLU",
     "MaxPool2D",
+    "MultiHeadAttention",
+    "PositionalEmbedding",
     "ReLU",
     "Reshape",
     "Sigmoid",

@@ -163,11 +163,11 @@ class GELU(_Elementwise):
     """
 
     def _f(self, x: Array) -> Array:
-        out: Array = 0.5 * x * (1 + np.tanh(_GELU_C * (x + _GELU_K * x**3)))
+        out: Array = 0.5 * x * (1 + np.tanh(_GELU_C * (x + _GELU_K * (x * x * x))))
         return out
 
     def _df(self, x: Array, y: Array) -> Array:
-        t = np.tanh(_GELU_C * (x + _GELU_K * x**3))
+        t = np.tanh(_GELU_C * (x + _GELU_K * (x * x * x)))
         out: Array = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _GELU_C * (1 + 3 * _GELU_K * x * x)
         return out
 

@@ -36,6 +36,12 @@ class Dense(Layer):
     dL/dW = xᵀ·δ ``(d_in, d_out)``; dL/db = Σ_batch δ ``(d_out,)``;
     dL/dx = δ·Wᵀ ``(batch, d_in)``.
 
+    Sequences: on ``(batch, time, d_in)`` the same map acts on the last axis
+    of every step, ``y[b, t] = x[b, t] @ w + b`` ``(batch, time, d_out)``, and
+    the sums in dL/dW and dL/db run over the batch and the time axis (as
+    Keras's Dense; no ``TimeDistributed`` wrapper is needed). Images (more
+    axes) still need a ``Flatten()`` first.
+
     Args:
         units: ``d_out``, the number of output features.
         use_bias: add the bias ``b`` (default ``True``).
@@ -73,35 +79,42 @@ class Dense(Layer):
         return field_name != "b" or self.use_bias
 
     def output_shape(self, in_shape: Shape) -> Shape:
-        if len(in_shape) != 1:
+        if len(in_shape) not in (1, 2):
             raise ValueError(
-                f"{self.name}: expects inputs of shape (batch, d_in), but the previous "
-                f"layer gives (batch, {', '.join(map(str, in_shape))}); put a Flatten() before it"
+                f"{self.name}: expects inputs of shape (batch, d_in) or (batch, time, d_in), but "
+                f"the previous layer gives (batch, {', '.join(map(str, in_shape))}); put a "
+                "Flatten() before it"
             )
-        return (self.units,)
+        return (*in_shape[:-1], self.units)
 
     def init(self, key: KeyLike, in_shape: Shape, dtype: np.dtype) -> tuple[Dense, Shape]:
         out_shape = self.output_shape(in_shape)
         kw, kb = split(key)
-        w = self.w_init(kw, (in_shape[0], self.units), dtype)
+        w = self.w_init(kw, (in_shape[-1], self.units), dtype)
         b = self.b_init(kb, (self.units,), dtype) if self.use_bias else None
         return attrs.evolve(self, w=w, b=b), out_shape
 
     def _check(self, x: object) -> Array:
         if self.w is None:
             check_built(self)
-        x = check_input(self, x, 2, "(batch, d_in)")
+        x = check_input(self, x, None, "(batch, d_in)")
+        if x.ndim not in (2, 3):
+            hint = " add a batch axis with x[None]" if x.ndim == 1 else " put a Flatten() before it"
+            raise ValueError(
+                f"{self.name}: x must have shape (batch, d_in) or (batch, time, d_in), got shape "
+                f"{x.shape};{hint}"
+            )
         w = cast(Array, self.w)  # check_built guarantees it is set
         d_in = w.shape[0]
-        if x.shape[1] != d_in:
+        if x.shape[-1] != d_in:
             hint = (
                 " did you pass x transposed?"
-                if x.shape[0] == d_in
+                if x.ndim == 2 and x.shape[0] == d_in
                 else " check the input width or the layer before this one"
             )
             raise ValueError(
                 f"{self.name}: x has shape {x.shape} but this layer was built for "
-                f"(batch, {d_in});{hint}"
+                f"(batch, {'time, ' if x.ndim == 3 else ''}{d_in});{hint}"
             )
         check_dtype(self, x, w)
         return x
@@ -127,8 +140,9 @@ class Dense(Layer):
 
         def pullback(dy: Array) -> tuple[Dense, Array | None]:
             dy = check_cotangent(self, dy, y)
-            dw = x.T @ dy
-            db = dy.sum(axis=0) if self.b is not None else None
+            x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
+            dw = x2.T @ dy2
+            db = dy2.sum(axis=0) if self.b is not None else None
             dx = dy @ w.T if need_dx else None
             return self.zero_grad_like(w=dw, **({"b": db} if db is not None else {})), dx
 

@@ -12,6 +12,7 @@ name               distribution
 ``he_uniform``     U(-a, a), a = sqrt(6 / fan_in)
 ``he_normal``      N(0, 2 / fan_in)
 ``lecun_normal``   N(0, 1 / fan_in)
+``orthogonal``     orthonormal rows or columns (recurrent kernels)
 ``zeros``          0
 =================  ===========================================
 
@@ -40,6 +41,7 @@ __all__ = [
     "he_normal",
     "he_uniform",
     "lecun_normal",
+    "orthogonal",
     "resolve",
     "zeros",
 ]
@@ -114,6 +116,37 @@ def lecun_normal(key: KeyLike, shape: tuple[int, ...], dtype: np.dtype) -> np.nd
     return _normal(key, shape, dtype, math.sqrt(1.0 / fan_in))
 
 
+def orthogonal(key: KeyLike, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Orthogonal (Saxe et al. 2014): orthonormal rows or columns, whichever are fewer.
+
+    The kernel is viewed as a matrix of ``prod(shape[:-1])`` rows and
+    ``shape[-1]`` columns; it is the Q factor of the QR decomposition of a
+    standard normal matrix, signs fixed by R's diagonal so that it is uniform
+    over orthogonal matrices. The default for recurrent kernels (``LSTM.u``):
+    multiplying by it keeps a vector's length, so a state neither explodes
+    nor vanishes over many steps at initialisation.
+
+    Raises:
+        ValueError: ``shape`` has fewer than two axes.
+
+    Example:
+        >>> q = orthogonal(0, (3, 6), np.float64)
+        >>> bool(np.allclose(q @ q.T, np.eye(3)))
+        True
+    """
+    shape = _args("orthogonal", key, shape, dtype)
+    if len(shape) < 2:
+        raise ValueError(
+            f"fnn.initializers.orthogonal: shape must have at least two axes (a matrix), got "
+            f"{shape!r}; use another initialiser for biases and vectors"
+        )
+    rows, cols = math.prod(shape[:-1]), shape[-1]
+    a = generator(as_key(key)).standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q = q * np.where(np.diag(r) < 0, -1.0, 1.0)
+    return (q if rows >= cols else q.T).reshape(shape).astype(dtype)
+
+
 def zeros(key: KeyLike, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """All zeros (the usual bias initialiser); ``key`` is ignored."""
     shape = _args("zeros", key, shape, dtype)
@@ -122,7 +155,7 @@ def zeros(key: KeyLike, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 _BY_NAME: dict[str, Initializer] = {
     f.__name__: f
-    for f in (glorot_uniform, glorot_normal, he_uniform, he_normal, lecun_normal, zeros)
+    for f in (glorot_uniform, glorot_normal, he_uniform, he_normal, lecun_normal, orthogonal, zeros)
 }
 
 

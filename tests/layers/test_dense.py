@@ -22,6 +22,37 @@ def built_dense(draw):
     return built, out_shape, x
 
 
+@st.composite
+def built_sequence_dense(draw):
+    """A Dense built for (batch, time, d_in) sequences, and such a batch (time 1 included)."""
+    d_in, units, time = draw(dims), draw(dims), draw(st.integers(1, 5))
+    layer = Dense(units, use_bias=draw(st.booleans()))
+    built, out_shape = layer.init(draw(st.integers(0, 2**31)), (time, d_in), np.dtype(np.float64))
+    x = draw(testing.arrays((draw(testing.batch_sizes()), time, d_in)))
+    return built, out_shape, x
+
+
+@given(built_sequence_dense(), st.integers(0, 2**31))
+def test_sequences_act_on_the_last_axis(case, seed):
+    """On (batch, time, d_in) Dense maps every step alike: init promises (time, units), forward
+    equals the 2-D layer on the flattened steps, and the gradients match finite differences."""
+    layer, out_shape, x = case
+    y = layer.forward(x)
+    assert y.shape == (x.shape[0], *out_shape) == (*x.shape[:2], layer.units)
+    flat = layer.forward(x.reshape(-1, x.shape[-1])).reshape(y.shape)
+    np.testing.assert_allclose(y, flat, rtol=1e-12, atol=1e-12)
+    testing.check_layer(layer, x, seed=seed)
+
+
+def test_sequence_shape_errors_name_the_fix():
+    """A 4-D input asks for a Flatten; a wrong width on a sequence names (batch, time, d_in)."""
+    layer, _ = Dense(2).init(0, (3,), np.dtype(np.float64))
+    with pytest.raises(ValueError, match=r"put a Flatten\(\) before it"):
+        layer.forward(np.zeros((1, 2, 2, 3)))
+    with pytest.raises(ValueError, match=r"built for \(batch, time, 3\)"):
+        layer.forward(np.zeros((1, 2, 4)))
+
+
 @given(built_dense())
 def test_shape_promised_by_init_is_produced(case):
     """The shape init promises equals the shape forward produces."""
@@ -135,7 +166,7 @@ def test_bad_configs_and_unbuilt_layers():
     with pytest.raises(ValueError, match="not initialised"):
         Dense(2).forward(np.zeros((1, 2)))
     with pytest.raises(ValueError, match="put a Flatten"):
-        Dense(2).init(0, (4, 4), np.dtype(np.float64))
+        Dense(2).init(0, (4, 4, 1), np.dtype(np.float64))
     with pytest.raises(ValueError, match="unknown initialiser 'nope'"):
         Dense(2, w_init="nope")
 

@@ -957,6 +957,124 @@ for _name, _kw in (
 
 
 # ---------------------------------------------------------------------------
+# Issue 11 (sequence models): Embedding, PositionalEmbedding, LSTM, GRU, MultiHeadAttention,
+# the recurrent layers' carry methods, and the orthogonal initialiser.
+
+from fnn.layers import GRU, LSTM, Embedding, MultiHeadAttention, PositionalEmbedding  # noqa: E402
+
+MESSAGE_GAPS.update({
+    f"fnn.layers.{cls.__name__}.init": "Layer.init leaves key/in_shape/dtype checks to fnn.init"
+    for cls in (Embedding, PositionalEmbedding, LSTM, GRU, MultiHeadAttention)
+})
+
+
+def _sequence(draw: Draw) -> tuple[int, int]:
+    return (dim(draw, 1, 4), dim(draw, 1, 4))
+
+
+for _spec in (
+    LayerSpec(PositionalEmbedding, lambda d: {"max_len": dim(d, 4, 6)}, _sequence),
+    LayerSpec(LSTM, lambda d: {"units": dim(d), "return_sequences": d(st.booleans()),
+                               "forget_bias": d(st.floats(-1, 2))}, _sequence),
+    LayerSpec(GRU, lambda d: {"units": dim(d), "return_sequences": d(st.booleans())}, _sequence),
+    LayerSpec(MultiHeadAttention,
+              lambda d: {"heads": dim(d, 1, 3), "key_dim": d(st.one_of(st.none(), st.integers(1, 3))),
+                         "causal": d(st.booleans()), "use_bias": d(st.booleans())},
+              lambda d: (dim(d, 1, 4), 6)),  # 6: every drawn head count divides it
+):
+    _add_layer_entries(_spec)
+
+
+def _embedding_call(draw: Draw) -> dict[str, Any]:
+    vocab, time, dtype = dim(draw, 1, 6), dim(draw), np.dtype(a_dtype(draw))
+    layer, _ = Embedding(vocab, dim(draw)).init(a_key(draw), (time,), dtype)
+    seed = draw(st.integers(0, 2**32 - 1))
+    ids = np.random.default_rng(seed).integers(0, vocab, (dim(draw, 1, 4), time))
+    ids = ids.astype(draw(st.sampled_from([np.int64, np.int32, np.uint8])))
+    if draw(st.booleans()):
+        ids.flags.writeable = False
+    return {"layer": layer, "x": ids, "key": a_key(draw), "training": draw(st.booleans())}
+
+
+def _embedding_dtype(kwargs: dict[str, Any], result: Any) -> None:
+    """Embedding's output is in its parameters' dtype; its dx is None (ids have no gradient)."""
+    if "dy" in kwargs:
+        assert result[1] is None and result[0].w.dtype == kwargs["dy"].dtype
+        return
+    y = result[0] if isinstance(result, tuple) else result
+    assert isinstance(y, np.ndarray) and y.dtype == kwargs["layer"].w.dtype
+
+
+_EMB, _EMB_WHO = "fnn.layers.Embedding", r"\bEmbedding\b"
+entry(_EMB, Embedding, Embedding, _EMB_WHO)(
+    lambda draw, env: Call({"vocab": dim(draw), "dim": dim(draw)}))
+entry(f"{_EMB}.init", Embedding, lambda layer, key, in_shape, dtype: layer.init(key, in_shape, dtype),
+      _EMB_WHO, member="init")(
+    lambda draw, env: Call({"layer": Embedding(dim(draw), dim(draw)), "key": a_key(draw),
+                            "in_shape": (dim(draw),), "dtype": np.dtype(a_dtype(draw))},
+                           fixed=frozenset({"layer"})))
+ENTRIES.append(Entry(f"{_EMB}.forward", Embedding, "forward",
+                     lambda layer, x, key, training: layer.forward(x, key=key, training=training),
+                     lambda draw, env: Call(_embedding_call(draw), fixed=frozenset({"layer"})),
+                     _EMB_WHO, post=_embedding_dtype))
+ENTRIES.append(Entry(f"{_EMB}.vjp", Embedding, "vjp",
+                     lambda layer, x, key, training, need_dx: layer.vjp(
+                         x, key=key, training=training, need_dx=need_dx),
+                     lambda draw, env: Call(_embedding_call(draw) | {"need_dx": draw(st.booleans())},
+                                            fixed=frozenset({"layer"})),
+                     _EMB_WHO, post=_embedding_dtype))
+
+
+def _embedding_pullback(draw: Draw, env: Env) -> Call:
+    kw = _embedding_call(draw)
+    y, pb = kw["layer"].vjp(kw["x"])
+    return Call({"pullback": pb, "dy": farr(draw, y.shape, y.dtype)}, fixed=frozenset({"pullback"}),
+                watch=(kw, y))
+
+
+ENTRIES.append(Entry(f"{_EMB}.pullback", Embedding, "pullback", lambda pullback, dy: pullback(dy),
+                     _embedding_pullback, _EMB_WHO, post=_embedding_dtype))
+
+
+def _carry_call(draw: Draw, cls: type) -> dict[str, Any]:
+    dtype = np.dtype(a_dtype(draw))
+    time, d_in, batch = dim(draw), dim(draw), dim(draw)
+    layer, _ = cls(dim(draw), return_sequences=draw(st.booleans())).init(a_key(draw), (time, d_in), dtype)
+    carry = None
+    if draw(st.booleans()):
+        carry = tuple(farr(draw, (batch, layer.units), dtype) for _ in range(layer.carry_size))
+    return {"layer": layer, "x": farr(draw, (batch, time, d_in), dtype), "carry": carry}
+
+
+for _cls in (LSTM, GRU):
+    _base = f"fnn.layers.{_cls.__name__}"
+    _who = rf"\b{_cls.__name__}\b"
+    entry(f"{_base}.forward_with_carry", _cls, lambda layer, x, carry: layer.forward_with_carry(x, carry),
+          _who, member="forward_with_carry")(
+        lambda draw, env, _cls=_cls: Call(_carry_call(draw, _cls), fixed=frozenset({"layer"})))
+    entry(f"{_base}.vjp_with_carry", _cls,
+          lambda layer, x, carry, need_dx: layer.vjp_with_carry(x, carry, need_dx=need_dx),
+          _who, member="vjp_with_carry")(
+        lambda draw, env, _cls=_cls: Call(_carry_call(draw, _cls) | {"need_dx": draw(st.booleans())},
+                                          fixed=frozenset({"layer"})))
+
+    def _carry_pullback(draw: Draw, env: Env, _cls: type = _cls) -> Call:
+        kw = _carry_call(draw, _cls)
+        y, final, pb = kw["layer"].vjp_with_carry(kw["x"], kw["carry"])
+        dcarry = tuple(farr(draw, f.shape, f.dtype) for f in final) if draw(st.booleans()) else None
+        return Call({"pullback": pb, "dy": farr(draw, y.shape, y.dtype), "dcarry": dcarry},
+                    fixed=frozenset({"pullback"}), watch=(kw, y, final))
+
+    entry(f"{_base}.carry_pullback", _cls, lambda pullback, dy, dcarry: pullback(dy, dcarry), _who,
+          member="carry_pullback")(_carry_pullback)
+
+entry("fnn.initializers.orthogonal", initializers.orthogonal, initializers.orthogonal,
+      r"fnn\.initializers\.orthogonal\b")(
+    lambda draw, env: Call({"key": a_key(draw), "shape": (dim(draw), dim(draw)),
+                            "dtype": np.dtype(a_dtype(draw))}))
+
+
+# ---------------------------------------------------------------------------
 # The tests.
 
 
