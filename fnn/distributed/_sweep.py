@@ -7,7 +7,6 @@ import importlib
 import importlib.util
 import math
 import pickle
-import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -92,7 +91,7 @@ def _pickler(who: str, executor: object) -> tuple[str, Callable[[Any], bytes] | 
         return "futures", pickle.dumps
     if isinstance(executor, cf.Executor):
         return "futures", None
-    if "distributed" in sys.modules or importlib.util.find_spec("distributed") is not None:
+    if type(executor).__module__.split(".")[0] == "distributed":  # a Client, so Dask is there
         dask = dask_module(who)
         if isinstance(executor, dask.Client):
             cloudpickle = importlib.import_module("cloudpickle")
