@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import fnn
 from fnn import distributed as fd
 from fnn import tree
+from fnn.distributed._grad import slice_sizes
 from fnn.random import fold_in
 from tests import distributed_jobs as jobs
 
@@ -216,6 +217,18 @@ def test_fit_sharded_trains_and_is_reproducible(client):
     assert bits(a[0]) == bits(b[0]) and a[2].loss == b[2].loss
     assert int(a[1].count) == 4 * 4
     assert a[2].loss[-1] < a[2].loss[0] and "val_accuracy" in a[2].logs
+
+
+@given(sizes=st.lists(st.integers(1, 40), min_size=1, max_size=6), data=st.data())
+def test_sharded_slices_use_every_row_once_and_balance_the_steps(sizes, data):
+    """In sharded mode each shard's slices cover its rows exactly once per epoch, and every
+    step gets floor(N/S) or ceil(N/S) rows in total (none empty), for any shard sizes."""
+    n = sum(sizes)
+    steps = data.draw(st.integers(1, n))
+    per_shard = [slice_sizes(m, steps, sum(sizes[:i])) for i, m in enumerate(sizes)]
+    assert [sum(p) for p in per_shard] == sizes
+    totals = [sum(p[s] for p in per_shard) for s in range(steps)]
+    assert set(totals) <= {n // steps, -(-n // steps)}
 
 
 # ---------------------------------------------------------------------------

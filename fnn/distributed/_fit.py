@@ -74,14 +74,15 @@ def _sharded_epoch(
     who = "fnn.distributed.fit"
     shuffle_key, dropout_key = fold_in(epoch_key, 0), fold_in(epoch_key, 1)
     steps = -(-shards.n // batch_size)
+    offsets = [sum(shards.sizes[:i]) for i in range(shards.k)]
     total, seen = 0.0, 0
     for s in range(steps):
         net_f = broadcast(client, net, shards.workers)
         step_key = fold_in(dropout_key, s)
         futures = [
             client.submit(sharded_grad, net_f, xf, yf, loss_fn, fold_in(step_key, i),
-                          fold_in(shuffle_key, i), steps, s, pure=False, workers=[w],
-                          allow_other_workers=True)
+                          fold_in(shuffle_key, i), steps, s, offsets[i], pure=False,
+                          workers=[w], allow_other_workers=True)
             for i, ((xf, yf), w) in enumerate(zip(shards.parts, shards.workers, strict=True))
         ]
         results = [r for r in client.gather(futures) if r is not None]
@@ -154,10 +155,13 @@ def fit(
     ``mode="sharded"``: the data stays on the workers (pass `Shards`, or arrays
     to be sharded ``k`` ways). An epoch has ``S = ceil(N / batch_size)`` steps;
     in epoch ``e`` shard ``i`` permutes its rows with
-    ``fold_in(fold_in(fold_in(key, e), 0), i)`` and splits them into ``S``
-    slices (``np.array_split``); step ``s`` combines slice ``s`` of every shard,
-    so every row is used once per epoch and a step sees about ``batch_size``
-    rows drawn from every shard. The batches differ from ``fnn.fit``'s.
+    ``fold_in(fold_in(fold_in(key, e), 0), i)`` and cuts them, in that order,
+    into ``S`` consecutive slices; step ``s`` combines slice ``s`` of every
+    shard. A shard of ``n_i`` rows gives each step ``n_i // S`` rows, and its
+    ``n_i mod S`` extra rows go to the steps after those that took the previous
+    shards' extras, so every row is used once per epoch and every step sees
+    ``floor(N/S)`` or ``ceil(N/S)`` rows (about ``batch_size``) drawn from all
+    shards. The batches differ from ``fnn.fit``'s.
 
     In both modes step ``s`` gives shard ``i`` the dropout key
     ``fold_in(fold_in(fold_in(fold_in(key, e), 1), s), i)``, updates run on the

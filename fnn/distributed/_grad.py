@@ -6,8 +6,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from fnn import tree
 from fnn.distributed._cluster import (
     Array,
@@ -42,16 +40,34 @@ def shard_grad(
     return int(x.shape[0]), float(loss), grads, new_net if stateful else None
 
 
+def slice_sizes(n: int, steps: int, offset: int) -> list[int]:
+    """Rows a shard of ``n`` rows gives to each of ``steps`` steps.
+
+    Each step gets ``n // steps`` rows, and the ``n % steps`` extra rows go to
+    the steps ``offset, offset + 1, ...`` (cyclically). With ``offset`` the rows
+    of the shards before this one, the extras of all shards tile the steps in
+    turn, so every step of the epoch gets ``floor(N / steps)`` or
+    ``ceil(N / steps)`` rows in total and none is empty.
+
+    Example:
+        >>> slice_sizes(5, 3, 0), slice_sizes(4, 3, 5)
+        ([2, 2, 1], [1, 1, 2])
+    """
+    base, extra = divmod(n, steps)
+    return [base + (1 if (t - offset) % steps < extra else 0) for t in range(steps)]
+
+
 def sharded_grad(
     net: Network, x: Array, y: Array, loss_fn: Loss, key: Key | None, shuffle_key: Key,
-    steps: int, step: int,
+    steps: int, step: int, offset: int,
 ) -> tuple[int, float, Network, Network | None] | None:
-    """On a worker: slice ``step`` of ``steps`` of this shard's shuffled rows, or None if empty."""
-    order = generator(shuffle_key).permutation(x.shape[0])
-    rows = np.array_split(order, steps)[step]
-    if rows.size == 0:
+    """On a worker: slice ``step`` of this shard's shuffled rows (`slice_sizes`), None if empty."""
+    sizes = slice_sizes(x.shape[0], steps, offset)
+    start = sum(sizes[:step])
+    if sizes[step] == 0:
         return None
-    return shard_grad(net, x, y, loss_fn, key, True, rows)
+    order = generator(shuffle_key).permutation(x.shape[0])
+    return shard_grad(net, x, y, loss_fn, key, True, order[start : start + sizes[step]])
 
 
 def _weighted_sum(arrays: Sequence[Array], weights: Sequence[float]) -> Array:
