@@ -25,6 +25,7 @@ from fnn import tree
 from fnn.distributed._grad import slice_sizes
 from fnn.random import fold_in
 from tests import distributed_jobs as jobs
+from tests.conftest import load_example
 
 CE = fnn.losses.sparse_softmax_cross_entropy
 ONE_TRIP = settings(max_examples=15, deadline=None,
@@ -396,6 +397,17 @@ def test_a_killed_dask_worker_is_retried(client, tmp_path):
     assert (tmp_path / "died").exists()  # the worker really died once
     assert [t.value for t in trials] == ["ok", "die", "ok", "ok"]
     client.wait_for_workers(2, timeout=60)
+
+
+def test_sweep_fashion_example_toy_run(client, capsys):
+    """examples/sweep_fashion.py in toy mode: a 2 x 2 grid on the cluster prints the accuracy
+    table and both wall times, and the sweep equals the sequential run bit for bit."""
+    out = load_example("sweep_fashion").main(lrs=(1e-3, 1e-2), widths=(8, 16), n_train=300,
+                                             epochs=2, toy=True, client=client)
+    assert out["identical"] and len(out["sweep"]) == 4
+    assert all(0.0 <= a <= 1.0 for a in out["sweep"])
+    text = capsys.readouterr().out
+    assert "lr \\ width" in text and "sequential" in text and "bit for bit: True" in text
 
 
 # ---------------------------------------------------------------------------
