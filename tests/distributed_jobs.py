@@ -72,3 +72,9 @@ def die_always(config: str, key: Key) -> str:
         time.sleep(0.3)  # let a sibling config finish first
         os.kill(os.getpid(), signal.SIGKILL)
     return config
+
+
+def sleep_then(config: float, key: Key) -> float:
+    """Sleep ``config`` seconds, then return it."""
+    time.sleep(config)
+    return config

@@ -410,6 +410,22 @@ def test_sweep_fashion_example_toy_run(client, capsys):
     assert "lr \\ width" in text and "sequential" in text and "bit for bit: True" in text
 
 
+def test_runs_lost_to_client_restart_are_reported(client):
+    """client.restart() mid-sweep cancels the runs in flight: each is reported as lost (named,
+    never missing) and the run that had finished is kept."""
+
+    def restart_after_first(trial):
+        if trial.index == 0:
+            client.restart()
+
+    trials = fd.sweep(client, [0.0, 30.0, 30.0], jobs.sleep_then, key=0, errors="return",
+                      progress=restart_after_first)
+    assert trials[0].ok and trials[0].value == 0.0
+    assert [t.ok for t in trials[1:]] == [False, False]
+    assert all("lost" in t.error for t in trials[1:])
+    client.wait_for_workers(2, timeout=60)
+
+
 # ---------------------------------------------------------------------------
 # Bad input.
 
