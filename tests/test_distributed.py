@@ -151,8 +151,8 @@ def test_twenty_steps_equal_one_process_training(client):
         net_d, state_d, loss_d = fd.step(client, net_d, opt, state_d, shards, CE)
         loss_1, grads, new = fnn.value_and_grad(net_1, x, y, CE, with_state=True)
         net_1, state_1 = opt.update(grads, state_1, new)
-        assert loss_d == pytest.approx(loss_1, rel=1e-10)
-    assert close(net_d, net_1, rtol=1e-10) and close(state_d, state_1, rtol=1e-10)
+        assert loss_d == pytest.approx(loss_1, rel=1e-12)
+    assert close(net_d, net_1, rtol=1e-12) and close(state_d, state_1, rtol=1e-12)
     assert readonly(net_d) and readonly(state_d)
     assert loss_d < 0.9 * fnn.loss(net, x, y, CE)
 
@@ -170,12 +170,12 @@ def test_fit_exact_equals_fnn_fit(client):
     before = snapshot(x, y, xv, yv, *tree.leaves(net))
     net_d, state_d, hist_d = fd.fit(client, net, opt, CE, (x, y), mode="exact", k=3, **kw)
     net_1, state_1, hist_1 = fnn.fit(net, opt, CE, (x, y), progress=False, **kw)
-    assert close(net_d, net_1, rtol=1e-10) and close(state_d, state_1, rtol=1e-10)
+    assert close(net_d, net_1, rtol=1e-12) and close(state_d, state_1, rtol=1e-12)
     assert readonly(net_d) and readonly(state_d)
     assert hist_d.epochs == hist_1.epochs == (0, 1, 2)
     assert set(hist_d.logs) == set(hist_1.logs)
     for name in hist_1.logs:
-        np.testing.assert_allclose(hist_d[name], hist_1[name], rtol=1e-10, err_msg=name)
+        np.testing.assert_allclose(hist_d[name], hist_1[name], rtol=1e-12, err_msg=name)
     assert snapshot(x, y, xv, yv, *tree.leaves(net)) == before
 
 
@@ -201,8 +201,8 @@ def test_fit_sharded_full_batch_equals_fnn_fit(client):
                               key=2, batch_size=64)
     net_1, _, hist_1 = fnn.fit(net, opt, CE, (x, y), epochs=4, key=2, batch_size=64,
                                progress=False)
-    assert close(net_d, net_1, rtol=1e-10)
-    np.testing.assert_allclose(hist_d.loss, hist_1.loss, rtol=1e-10)
+    assert close(net_d, net_1, rtol=1e-12)
+    np.testing.assert_allclose(hist_d.loss, hist_1.loss, rtol=1e-12)
 
 
 def test_fit_sharded_trains_and_is_reproducible(client):
@@ -488,6 +488,8 @@ def test_bad_arguments_name_the_function(client):
          TypeError, "mode='exact'.*needs data"),
         (lambda: fd.fit(client, net, opt, CE, (x, y), epochs=-1, key=0), ValueError, "epochs"),
         (lambda: fd.fit(client, net, opt, CE, (x, y[:3]), epochs=1, key=0), ValueError, "rows"),
+        (lambda: fd.fit(client, net, opt, CE, (x, y), epochs=1, key=0, metrics="accuracy"),
+         TypeError, "metrics must be"),
         (lambda: fd.sweep(object(), [1], jobs.fail_on_odd, key=0), TypeError, "executor must"),
         (lambda: fd.sweep(client, 3, jobs.fail_on_odd, key=0), TypeError, "configs must"),
         (lambda: fd.sweep(client, [1], "fn", key=0), TypeError, "train_fn must"),

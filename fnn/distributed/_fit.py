@@ -208,6 +208,11 @@ def fit(
         if not isinstance(validation, tuple | list) or len(validation) != 2:
             raise TypeError(f"{who}: validation must be a pair (x_val, y_val) of NumPy arrays")
         validation = check_pair(who, validation[0], validation[1])
+    if not isinstance(metrics, tuple | list) or not all(callable(m) for m in metrics):
+        raise TypeError(
+            f"{who}: metrics must be a list of functions (pred, y) -> float such as "
+            f"[fnn.metrics.accuracy], got {metrics!r}"
+        )
     arrays, shards = _fit_data(who, client, data, mode, k)
     if shards is not None:
         check_shards(who, shards, net)

@@ -175,7 +175,8 @@ def sweep(
     Every run gets its own key, so a sweep is reproducible and equals the
     sequential loop ``[train_fn(c, fold_in(key, i)) for i, c in enumerate(configs)]``
     bit for bit when both run with the same BLAS thread count (``blas_threads``
-    sets it inside each run; Dask workers start with one).
+    sets it inside each run; Dask workers start with one). On a thread pool
+    the runs share one process, and so one BLAS setting, among them.
 
     Args:
         executor: a ``dask.distributed.Client`` or a ``concurrent.futures.Executor``.
