@@ -41,8 +41,8 @@ def workers_of(who: str, client: object) -> list[str]:
     workers = sorted(client.nthreads())
     if not workers:
         raise ValueError(
-            f"{who}: the cluster has no workers; start some (dask-worker tcp://SCHEDULER:8786, "
-            "or LocalCluster(n_workers=2)) or wait for them with client.wait_forworkers_of(1)"
+            f"{who}: the cluster has no workers; start some (dask worker tcp://SCHEDULER:8786, "
+            "or LocalCluster(n_workers=2)) or wait for them with client.wait_for_workers(1)"
         )
     return workers
 
@@ -160,11 +160,15 @@ def shard(client: Any, x: Any, y: Any, k: int | None = None) -> Shards:
             an empty shard, or shards of different dtypes or row shapes.
 
     Example:
+        Needs a cluster; ``docs/cluster.md`` runs the same:
+
+        >>> import numpy as np
         >>> from distributed import Client, LocalCluster  # doctest: +SKIP
-        >>> client = Client(LocalCluster(n_workers=2, processes=False))  # doctest: +SKIP
+        >>> client = Client(LocalCluster(n_workers=2, threads_per_worker=1))  # doctest: +SKIP
+        >>> x, y = np.zeros((1001, 3)), np.zeros(1001)
         >>> shards = shard(client, x, y)  # doctest: +SKIP
-        >>> shards.sizes  # doctest: +SKIP
-        (500, 500)
+        >>> shards.sizes, shards.x_row  # doctest: +SKIP
+        ((501, 500), ((3,), dtype('float64')))
     """
     who = "fnn.distributed.shard"
     workers = workers_of(who, client)

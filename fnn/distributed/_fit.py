@@ -193,6 +193,19 @@ def fit(
     Raises:
         TypeError, ValueError: bad arguments, named.
         FloatingPointError: a non-finite loss (names the epoch and step).
+
+    Example:
+        With ``client`` as in `shard`; ``docs/cluster.md`` runs the same:
+
+        >>> import numpy as np, fnn
+        >>> x, y = fnn.datasets.two_spirals(0, 100, noise=0.05)
+        >>> net = fnn.init([fnn.Dense(16), fnn.ReLU(), fnn.Dense(2)], (2,), key=0)
+        >>> loss_fn, opt = fnn.losses.sparse_softmax_cross_entropy, fnn.optim.adam(1e-2)
+        >>> net2, state, history = fit(client, net, opt, loss_fn, (x, y), epochs=3,
+        ...                            key=0, mode="exact")  # doctest: +SKIP
+        >>> same = fnn.fit(net, opt, loss_fn, (x, y), epochs=3, key=0, progress=False)
+        >>> fnn.tree.allclose(net2, same[0], rtol=1e-5)  # doctest: +SKIP
+        True
     """
     who = "fnn.distributed.fit"
     workers = workers_of(who, client)

@@ -152,6 +152,15 @@ def value_and_grad(
     Raises:
         TypeError, ValueError: bad arguments (named), or a shard's error from its
             worker (the same type as ``fnn.value_and_grad`` raises).
+
+    Example:
+        With ``client`` and ``shards`` as in `shard`:
+
+        >>> import fnn
+        >>> net = fnn.init([fnn.Dense(2)], (3,), key=0, dtype="float64")
+        >>> loss, grads = value_and_grad(client, net, shards, fnn.losses.mse)  # doctest: +SKIP
+        >>> grads.layers[0].w.shape, grads.layers[0].w.flags.writeable  # doctest: +SKIP
+        ((3, 2), False)
     """
     who = "fnn.distributed.value_and_grad"
     workers_of(who, client)
@@ -211,6 +220,15 @@ def step(
     Raises:
         TypeError, ValueError: bad arguments, named.
         FloatingPointError: the loss is NaN or infinite.
+
+    Example:
+        With ``client`` and ``shards`` as in `shard`:
+
+        >>> import fnn
+        >>> net = fnn.init([fnn.Dense(1)], (3,), key=0, dtype="float64")
+        >>> opt, state = fnn.optim.sgd(0.1), None
+        >>> for _ in range(10):  # doctest: +SKIP
+        ...     net, state, loss = step(client, net, opt, state, shards, fnn.losses.mse)
     """
     who = "fnn.distributed.step"
     opt = check_opt(who, opt)
