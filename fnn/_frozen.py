@@ -7,7 +7,8 @@ out-of-band buffers. A `Network` that comes back from a worker would then hold
 arrays anyone can write into, breaking fnn's second invariant.
 
 `readonly_reduce_ex` is the one fix: used as a class's ``__reduce_ex__``, it
-pickles an ``attrs`` instance as ``(class, field values)`` and rebuilds it with
+pickles an ``attrs`` instance (or a dataclass, or a named tuple) as
+``(class, field values)`` and rebuilds it with
 every array in those values marked read-only (a read-only view when the array
 is writeable; arrays inside plain tuples, lists and dicts too). The rebuild
 sets the fields directly, like `fnn.tree`'s rebuild: the value was validated
@@ -15,16 +16,19 @@ when it was first built.
 
 It is hooked into the base classes, so every subclass gets it by inheritance:
 `fnn.Layer` (every layer, containers included), `fnn.Network` and
-`fnn.optim.OptState`. A new ``attrs`` class that holds arrays and is not such a
-subclass (an optimizer transformation's state, say) needs one line in its body::
+`fnn.optim.OptState`. A new class that holds arrays and is not such a subclass
+(an optimizer transformation's state, say: an ``attrs`` class, a dataclass or
+a ``typing.NamedTuple``) needs one line in its body::
 
     __reduce_ex__ = readonly_reduce_ex
 
 (``from fnn._frozen import readonly_reduce_ex``). ``attrs`` generates
 ``__getstate__``/``__setstate__`` for every slotted class, which is why the hook
 is ``__reduce_ex__``: it is inherited, and ``copy.deepcopy``, ``copy.copy`` and
-``pickle`` all call it. A subclass that is not an ``attrs`` class falls back to
-Python's default pickling.
+``pickle`` all call it. A subclass that is not itself an ``attrs`` class (or
+dataclass) falls back to Python's default pickling. Values without the hook
+that sit inside a hooked one (a named tuple or a user's ``attrs`` params inside
+an ``OptState``) are frozen by the enclosing rebuild.
 
 Example:
     >>> import copy, pickle, fnn
@@ -38,7 +42,7 @@ Example:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import dataclasses
 from typing import Any, SupportsIndex, cast
 
 import attrs
@@ -48,34 +52,48 @@ __all__ = ["freeze_arrays", "readonly_reduce_ex"]
 
 
 def readonly_reduce_ex(self: object, protocol: SupportsIndex) -> str | tuple[Any, ...]:
-    """``__reduce_ex__`` for an ``attrs`` class: rebuilt with read-only arrays.
+    """``__reduce_ex__`` that rebuilds a value with read-only arrays.
+
+    Works for ``attrs`` classes, dataclasses and named tuples (the class must
+    be decorated itself, not merely inherit from one).
 
     Args:
         self: the instance being pickled or copied.
         protocol: the pickle protocol (unused: the reduction is the same for all).
 
     Returns:
-        ``(rebuild, (class, field values))`` for an ``attrs`` instance, Python's
-        default reduction otherwise.
+        ``(rebuild, (class, field values))``; Python's default reduction for
+        any other class.
     """
     cls = type(self)
-    if not _is_attrs_class(cls):
+    if isinstance(self, tuple) and hasattr(cls, "_fields"):
+        return _rebuild_tuple, (cls, tuple(self))
+    names = _field_names(cls)
+    if names is None:
         return object.__reduce_ex__(self, protocol)
-    values = tuple(getattr(self, f.name) for f in attrs.fields(cast(Any, cls)))
-    return _rebuild, (cls, values)
+    return _rebuild, (cls, tuple(getattr(self, n) for n in names))
 
 
-def _is_attrs_class(cls: type) -> bool:
-    """True for a class decorated with attrs itself (not merely a subclass of one)."""
-    return "__attrs_attrs__" in cls.__dict__
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """The fields of an attrs class or dataclass decorated as such itself, else None."""
+    if "__attrs_attrs__" in cls.__dict__:
+        return tuple(f.name for f in attrs.fields(cast(Any, cls)))
+    if "__dataclass_fields__" in cls.__dict__:
+        return tuple(f.name for f in dataclasses.fields(cast(Any, cls)))
+    return None
 
 
 def _rebuild(cls: type, values: tuple[Any, ...]) -> object:
     """Make an instance of ``cls`` with ``values`` in its fields, arrays read-only."""
     new: object = object.__new__(cls)
-    for f, v in zip(attrs.fields(cast(Any, cls)), values, strict=True):
-        object.__setattr__(new, f.name, freeze_arrays(v))
+    for name, v in zip(_field_names(cls) or (), values, strict=True):
+        object.__setattr__(new, name, freeze_arrays(v))
     return new
+
+
+def _rebuild_tuple(cls: type, values: tuple[Any, ...]) -> object:
+    """A named tuple of ``cls`` holding ``values``, arrays read-only."""
+    return tuple.__new__(cast(Any, cls), [freeze_arrays(v) for v in values])
 
 
 def freeze_arrays(value: Any) -> Any:
@@ -83,9 +101,10 @@ def freeze_arrays(value: Any) -> Any:
 
     A writeable array is replaced by a read-only view of it, so no array that
     somebody else holds changes its flags. Containers are rebuilt only where an
-    array inside them was replaced; ``attrs`` instances are left as they are
-    (fnn's classes freeze their own arrays when they are rebuilt), unless their
-    class lacks the hook, in which case their fields are frozen the same way.
+    array inside them was replaced; ``attrs`` and dataclass instances are left
+    as they are (fnn's classes freeze their own arrays when they are rebuilt),
+    unless their class lacks the hook, in which case their fields are frozen
+    the same way.
 
     Example:
         >>> import numpy as np
@@ -105,7 +124,7 @@ def freeze_arrays(value: Any) -> Any:
             return value
         if isinstance(value, list):
             return items
-        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+        return tuple.__new__(type(value), items) if hasattr(value, "_fields") else tuple(items)
     if isinstance(value, dict):
         frozen = {k: freeze_arrays(v) for k, v in value.items()}
         if all(frozen[k] is value[k] for k in value):
@@ -116,19 +135,15 @@ def freeze_arrays(value: Any) -> Any:
         copied.update(frozen)
         return copied
     cls = type(value)
-    if _is_attrs_class(cls) and _reduce_of(cls) is not readonly_reduce_ex:
-        return _freeze_attrs(value)
+    names = _field_names(cls)
+    if names is not None and getattr(cls, "__reduce_ex__", None) is not readonly_reduce_ex:
+        return _freeze_fields(value, names)
     return value
 
 
-def _reduce_of(cls: type) -> Callable[..., Any] | None:
-    return getattr(cls, "__reduce_ex__", None)
-
-
-def _freeze_attrs(value: Any) -> Any:
-    """An ``attrs`` instance without the hook, rebuilt if any of its arrays was writeable."""
+def _freeze_fields(value: Any, names: tuple[str, ...]) -> Any:
+    """An attrs or dataclass instance without the hook, rebuilt if an array was writeable."""
     cls = type(value)
-    names = [f.name for f in attrs.fields(cls)]
     old = [getattr(value, n) for n in names]
     new = [freeze_arrays(v) for v in old]
     if all(a is b for a, b in zip(new, old, strict=True)):

@@ -9,9 +9,10 @@ structures and optimizer states through every protocol and through deepcopy.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import pickle
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import numpy as np
@@ -219,3 +220,43 @@ def test_non_attrs_subclass_falls_back_to_default_pickling():
 
 class PlainLayer(fnn.Layer):
     """Not decorated with attrs (it has no fields of its own)."""
+
+
+class ScaleState(NamedTuple):
+    """An Optax-style transformation state: a named tuple with the one-line hook."""
+
+    count: np.ndarray
+    mu: Any
+    __reduce_ex__ = readonly_reduce_ex
+
+
+@dataclasses.dataclass(frozen=True)
+class EmaState:
+    """A dataclass state with the one-line hook."""
+
+    decay: float
+    average: Any
+    __reduce_ex__ = readonly_reduce_ex
+
+
+class BareState(NamedTuple):
+    """A named tuple without the hook."""
+
+    mu: Any
+
+
+@pytest.mark.parametrize("how,copier", ROUND_TRIPS, ids=[n for n, _ in ROUND_TRIPS])
+def test_one_line_hook_for_new_state_classes(how, copier):
+    """A named tuple or a dataclass holding arrays (and networks) comes back read-only and
+    bit-identical once its class body has the line ``__reduce_ex__ = readonly_reduce_ex``;
+    one without the hook is frozen too when it sits inside an OptState."""
+    net = NETWORKS["mlp"](np.float64)
+    for value in (ScaleState(np.int64(3) + np.zeros((), np.int64), {"w": np.ones(2), "net": net}),
+                  EmaState(0.9, [np.arange(3.0), net])):
+        back = copier(value)
+        assert type(back) is type(value)
+        fields = lambda v: list(v) if isinstance(v, tuple) else [v.decay, v.average]  # noqa: E731
+        assert tree.size(fields(back)) > 3  # fnn.tree walks the fields, so the checks see arrays
+        assert _all_arrays_readonly(fields(back)) and _bit_identical(fields(back), fields(value))
+    inside = copier(optim.OptState(np.int64(0), {"mu": BareState(np.ones(2))}))
+    assert type(inside.slots["mu"]) is BareState and _all_arrays_readonly(inside)
