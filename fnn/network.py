@@ -27,6 +27,7 @@ import attrs
 import numpy as np
 
 from fnn import tree
+from fnn._frozen import readonly_reduce_ex
 from fnn.layers._base import Array, Layer, Pullback, Shape
 from fnn.losses import Loss
 from fnn.random import Key, KeyLike, as_key, fold_in
@@ -90,6 +91,7 @@ class Network:
     layers: tuple[Layer, ...] = attrs.field(converter=_layers_tuple)
     input_shape: tuple[int, ...] = attrs.field(converter=_int_tuple)
     dtype: np.dtype = attrs.field(converter=_float_dtype)
+    __reduce_ex__ = readonly_reduce_ex  # copies and pickles keep arrays read-only
 
     @property
     def output_shape(self) -> Shape:

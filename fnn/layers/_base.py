@@ -27,6 +27,7 @@ import attrs
 import numpy as np
 from typing_extensions import Self
 
+from fnn._frozen import readonly_reduce_ex
 from fnn.random import KeyLike
 from fnn.tree import STATE_METADATA_KEY, readonly
 
@@ -74,6 +75,7 @@ class Layer:
 
     stochastic: ClassVar[bool] = False
     stateful: ClassVar[bool] = False
+    __reduce_ex__ = readonly_reduce_ex  # copies and pickles keep arrays read-only
 
     @property
     def name(self) -> str:

@@ -40,6 +40,7 @@ import attrs
 import numpy as np
 
 from fnn import tree
+from fnn._frozen import readonly_reduce_ex
 from fnn.optim._walk import (
     Collect,
     Mask,
@@ -126,6 +127,7 @@ class OptState:
 
     count: Array = attrs.field(converter=_count_array)
     slots: dict[str, Any] = attrs.field(factory=dict, converter=dict)
+    __reduce_ex__ = readonly_reduce_ex  # copies and pickles keep arrays read-only
 
 
 @attrs.frozen(eq=False)

@@ -78,6 +78,7 @@ PUBLIC_MODULES = (
     "fnn.layers",
     "fnn.initializers",
     "fnn.parallel",
+    "fnn.distributed",
 )
 
 LAYER_MEMBERS = ("init", "forward", "vjp", "pullback")
@@ -1072,6 +1073,44 @@ entry("fnn.initializers.orthogonal", initializers.orthogonal, initializers.ortho
       r"fnn\.initializers\.orthogonal\b")(
     lambda draw, env: Call({"key": a_key(draw), "shape": (dim(draw), dim(draw)),
                             "dtype": np.dtype(a_dtype(draw))}))
+
+
+# ---------------------------------------------------------------------------
+# fnn.distributed (issue 14). sweep is fuzzed on a thread pool (no cluster needed); the
+# functions that need a running Dask cluster are exempt, their bad input is tested in
+# tests/test_distributed.py.
+
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+
+from fnn import distributed  # noqa: E402
+
+EXEMPT.update({
+    f"fnn.distributed.{name}": "needs a running Dask cluster (a Client); its bad input is "
+    "tested in tests/test_distributed.py"
+    for name in ("shard", "value_and_grad", "step", "fit")
+})
+EXEMPT["fnn.distributed.Shards"] = "holds futures of a running Dask cluster; built by shard()"
+EXEMPT["fnn.distributed.SweepError"] = "an exception class"
+_SWEEP_POOL = ThreadPoolExecutor(2)
+
+
+def _sweep_train(config: Any, key: Any) -> Any:
+    return np.sum(np.asarray(config, dtype=np.float64)) + key.path[-1]
+
+
+@entry("fnn.distributed.sweep", distributed.sweep, distributed.sweep, r"fnn\.distributed\.sweep")
+def _(draw, env):
+    configs = [draw(st.integers(0, 9)) for _ in range(dim(draw, 0, 3))]
+    return Call({"executor": _SWEEP_POOL, "configs": configs, "train_fn": _sweep_train,
+                 "key": a_key(draw), "progress": False, "errors": "return",
+                 "blas_threads": draw(st.sampled_from([None, 1]))})
+
+
+@entry("fnn.distributed.Trial", distributed.Trial, distributed.Trial, r"Trial")
+def _(draw, env):
+    return Call({"index": dim(draw, 0, 3), "config": {"lr": 0.1}, "key": a_key(draw),
+                 "value": draw(st.floats(0, 1)), "error": None, "traceback": None,
+                 "seconds": draw(st.floats(0, 10))})
 
 
 # ---------------------------------------------------------------------------
