@@ -33,9 +33,11 @@ Example:
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Literal
 
-__all__ = ["channels_first_hint", "shape_hint"]
+__all__ = ["channels_first_hint", "check_folder", "shape_hint"]
 
 Context = Literal["network", "layer", "dataset"]
 
@@ -192,3 +194,31 @@ def channels_first_hint(in_shape: tuple[int, ...]) -> str:
             f"{_tuple(in_shape)} looks like (channels, height, width): use {_tuple((h, w, c))}"
         )
     return ""
+
+
+def check_folder(who: str, path: str | os.PathLike[str]) -> Path:
+    """``path`` as a `Path`, or a clear error when the folder it goes into does not exist.
+
+    Writers call this before any work, so a typo in an output folder costs
+    nothing (rather than failing after a long run, losing its results).
+
+    Raises:
+        FileNotFoundError: the folder does not exist; names it and the fix.
+        NotADirectoryError: the "folder" is a file.
+
+    Example:
+        >>> check_folder("f", "/no/such/folder/a.png")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: f: the folder '/no/such/folder' does not exist; create it first ...
+    """
+    target = Path(path)
+    folder = target.parent
+    if folder.is_dir():
+        return target
+    if folder.exists():
+        raise NotADirectoryError(f"{who}: {str(folder)!r} is a file, not a folder; write elsewhere")
+    raise FileNotFoundError(
+        f"{who}: the folder {str(folder)!r} does not exist; create it first "
+        f"(os.makedirs({str(folder)!r}, exist_ok=True)) or write somewhere else"
+    )
