@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ import fnn.datasets
 import fnn.metrics
 import fnn.optim
 import fnn.train
-from fnn import plot
+from fnn import cli, plot
 
 IMG = Path(__file__).resolve().parent / "img"
 
@@ -140,7 +141,7 @@ def gradient_norms() -> None:
 
 
 def spirals() -> None:
-    """Two spirals with a 2-32-32-2 ReLU MLP: the decision regions after training."""
+    """The training page's 2-32-32-2 run (curves) and `fnn train`'s default job (regions)."""
     x, y = fnn.datasets.two_spirals(0, 200, noise=0.05)
     layers = [fnn.Dense(32), fnn.ReLU(), fnn.Dense(32), fnn.ReLU(), fnn.Dense(2)]
     net = fnn.init(layers, (2,), key=0)
@@ -148,10 +149,20 @@ def spirals() -> None:
         net, fnn.optim.adam(1e-2), fnn.losses.sparse_softmax_cross_entropy, (x, y),
         epochs=200, key=1, batch_size=20, metrics=[fnn.metrics.accuracy], progress=False,
     )
-    print(f"  spirals: train accuracy {hist['accuracy'][-1]:.4f}, {sum(hist.seconds):.1f} s")
-    hist.plot(str(IMG / "spirals_curves.png"))
-    plot.decision_boundary(net, x, y, IMG / "spirals_boundary.png",
-                           title="Two spirals, 2-32-32-2 ReLU MLP")
+    print(f"  spirals (training page): train accuracy {hist['accuracy'][-1]:.4f}, "
+          f"{sum(hist.seconds):.1f} s")
+    hist.plot(IMG / "spirals_curves.png")
+    # The README's picture: exactly what `fnn train` (no arguments) trains and saves.
+    with tempfile.TemporaryDirectory() as out:
+        assert cli.main(["train", "--no-progress", "--out", out]) == 0
+        job = fnn.load(Path(out) / "model.npz")
+    test = cli.load_split("spirals", None, 0, None)
+    sizes = "-".join(str(s) for s in (*job.input_shape, *(d.units for d in job.layers
+                                                           if isinstance(d, fnn.Dense))))
+    accuracy = fnn.metrics.accuracy(fnn.forward(job, test.x_test), test.y_test)
+    print(f"  fnn train's default job: {sizes}, test accuracy {accuracy:.4f}")
+    plot.decision_boundary(job, test.x_test, test.y_test, IMG / "spirals_boundary.png",
+                           title=f"fnn train's default job: {sizes} ReLU MLP, test points")
 
 
 def xor() -> None:

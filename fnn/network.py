@@ -27,6 +27,7 @@ import attrs
 import numpy as np
 
 from fnn import tree
+from fnn._diagnose import shape_hint
 from fnn._frozen import readonly_reduce_ex
 from fnn.layers._base import Array, Layer, Pullback, Shape
 from fnn.losses import Loss
@@ -216,19 +217,10 @@ def prepare_input(who: str, net: Network, x: object) -> Array:
         )
     expected = net.input_shape
     if x.shape[1:] != expected or x.ndim == 0:
-        if x.shape == expected:
-            hint = "a single example needs a batch axis: pass x[None]"
-        elif x.ndim == 2 and len(expected) == 1 and x.shape[0] == expected[0]:
-            hint = "did you pass x transposed? use x.T"
-        elif len(expected) == 3 and x.ndim == 4 and x.shape[1] == expected[2]:
-            hint = (
-                "images are (batch, height, width, channels); "
-                "use x.transpose(0, 2, 3, 1) for (batch, channels, height, width) data"
-            )
-        else:
-            hint = "the batch axis comes first"
+        hint = shape_hint(expected, x.shape, "network")
         raise ValueError(
-            f"{who}: x has shape {x.shape} but the network takes (batch, {_dims(expected)}); {hint}"
+            f"{who}: x has shape {x.shape} but the network takes (batch, {_dims(expected)})"
+            + (f"; {hint}" if hint else "")
         )
     if x.shape[0] == 0:
         raise ValueError(f"{who}: x is an empty batch (shape {x.shape}); pass at least one example")

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fnn import tree
+from fnn._diagnose import check_folder
 from fnn.layers._base import Layer
 from fnn.layers.activations import Sigmoid
 from fnn.layers.dense import Dense
@@ -66,7 +67,7 @@ def _check_path(who: str, path: object) -> Path:
     p = Path(path)
     if p.suffix.lower() != ".png":
         raise ValueError(f"{who}: path must end in .png, got {str(p)!r}; e.g. 'picture.png'")
-    return p
+    return check_folder(who, p)
 
 
 def _save(fig: Figure, path: Path, dpi: int) -> Path:

@@ -38,6 +38,7 @@ from typing import cast
 import attrs
 import numpy as np
 
+from fnn._diagnose import channels_first_hint
 from fnn.layers import _im2col as ops
 from fnn.layers import initializers
 from fnn.layers._base import (
@@ -131,7 +132,9 @@ class Conv2D(Layer):
         (kh, kw), (dh, dw) = self.kernel_size, self.dilation
         return (kh - 1) * dh + 1, (kw - 1) * dw + 1
 
-    def _geometry(self, hw: tuple[int, int]) -> tuple[ops.Pads, tuple[int, int]]:
+    def _geometry(
+        self, hw: tuple[int, int], in_shape: Shape = ()
+    ) -> tuple[ops.Pads, tuple[int, int]]:
         """The explicit pads and ``(out_h, out_w)`` for an input of spatial size ``hw``."""
         k_eff = self._k_eff()
         pads = ops.resolve_padding(self.padding, hw, k_eff, self.strides)
@@ -144,13 +147,16 @@ class Conv2D(Layer):
             raise ValueError(
                 f"{self.name}: the kernel (extent {k_eff[0]}x{k_eff[1]} with dilation "
                 f"{self.dilation}) is larger than the padded input {padded[0]}x{padded[1]}; "
-                "use padding='same', a smaller kernel or dilation, or a larger input"
+                + (
+                    channels_first_hint(in_shape)
+                    or "use padding='same', a smaller kernel or dilation, or a larger input"
+                )
             )
         return pads, (out[0], out[1])
 
     def output_shape(self, in_shape: Shape) -> Shape:
         h, w, _ = ops.image_shape(self.name, in_shape)
-        _, (oh, ow) = self._geometry((h, w))
+        _, (oh, ow) = self._geometry((h, w), in_shape)
         return (oh, ow, self.filters)
 
     def init(self, key: KeyLike, in_shape: Shape, dtype: np.dtype) -> tuple[Conv2D, Shape]:

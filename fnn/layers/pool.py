@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from fnn._diagnose import channels_first_hint
 from fnn.layers import _im2col as ops
 from fnn.layers._base import Array, Layer, Pullback, Shape, check_input, input_only_pullback
 from fnn.random import KeyLike
@@ -64,7 +65,9 @@ class _Pool2D(Layer):
     def _strides(self) -> tuple[int, int]:
         return self.pool_size if self.strides is None else self.strides
 
-    def _geometry(self, hw: tuple[int, int]) -> tuple[ops.Pads, tuple[int, int]]:
+    def _geometry(
+        self, hw: tuple[int, int], in_shape: Shape = ()
+    ) -> tuple[ops.Pads, tuple[int, int]]:
         pads = ops.resolve_padding(self.padding, hw, self.pool_size, self._strides)
         out = tuple(
             ops.out_size(n, k, s, *p)
@@ -73,14 +76,14 @@ class _Pool2D(Layer):
         if min(out) < 1:
             raise ValueError(
                 f"{self.name}: the window is larger than the padded input "
-                f"{hw[0] + sum(pads[0])}x{hw[1] + sum(pads[1])}; use padding='same' or a "
-                "smaller pool_size"
+                f"{hw[0] + sum(pads[0])}x{hw[1] + sum(pads[1])}; "
+                + (channels_first_hint(in_shape) or "use padding='same' or a smaller pool_size")
             )
         return pads, (out[0], out[1])
 
     def output_shape(self, in_shape: Shape) -> Shape:
         h, w, c = ops.image_shape(self.name, in_shape)
-        _, (oh, ow) = self._geometry((h, w))
+        _, (oh, ow) = self._geometry((h, w), in_shape)
         return (oh, ow, c)
 
     def _offsets(self, out_hw: tuple[int, int]) -> list[tuple[int, int, tuple[slice, slice]]]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
+
+from fnn._diagnose import check_folder
 
 __all__ = ["History"]
 
@@ -162,7 +165,7 @@ class History:
             stop_reason=d.get("stop_reason"),
         )
 
-    def plot(self, path: str) -> str:
+    def plot(self, path: str | os.PathLike[str]) -> str:
         """Write a PNG of the loss curves (and metric curves) to ``path``.
 
         One panel for ``loss``/``val_loss`` and one per metric (train and
@@ -173,9 +176,11 @@ class History:
             path: the file to write, e.g. ``"loss.png"``.
 
         Returns:
-            ``path``.
+            ``path``, as a string.
 
         Raises:
+            FileNotFoundError: the folder of ``path`` does not exist (checked
+                before any drawing; create it with ``os.makedirs``).
             ImportError: matplotlib is missing (``pip install fnn[plot]``).
 
         Example:
@@ -185,6 +190,7 @@ class History:
             >>> os.path.getsize(out) > 0
             True
         """
+        target = check_folder("History.plot", path)
         try:
             from matplotlib.figure import Figure
         except ImportError as err:  # pragma: no cover - depends on the environment
@@ -207,7 +213,7 @@ class History:
             ax.legend()
             ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        return path
+        fig.savefig(target, dpi=100)
+        return os.fspath(path)
 
 

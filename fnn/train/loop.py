@@ -21,7 +21,7 @@ The loop is short on purpose; written out by hand it is::
 
 Example:
     >>> import numpy as np, fnn
-    >>> from fnn import optim
+    >>> from fnn import optim, parallel
     >>> from fnn.train import fit
     >>> x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
     >>> y = (x[:, 0] > 0).astype(np.int64)
@@ -45,7 +45,7 @@ import attrs
 import numpy as np
 
 from fnn import metrics as fnn_metrics
-from fnn import optim
+from fnn import optim, parallel
 from fnn.losses import Loss
 from fnn.network import Network, value_and_grad
 from fnn.random import Key, KeyLike, as_key, fold_in
@@ -242,6 +242,7 @@ def fit(
     check_finite: bool = False,
     train_metrics: bool = True,
     eval_batch_size: int = 1024,
+    threads: int | None = None,
 ) -> tuple[Network, Any, History]:
     """Train ``net`` with ``opt`` on ``data`` for ``epochs`` epochs; a pure function.
 
@@ -257,9 +258,12 @@ def fit(
     Speed: the steps are NumPy matrix products, so the BLAS thread count
     matters. For small networks, or on a machine shared with other work, one
     BLAS thread is often several times faster than two (OpenBLAS threads spin
-    while waiting). fnn never changes process-wide settings itself; choose with
-    ``threadpoolctl.threadpool_limits(1)`` around the call or
-    ``OPENBLAS_NUM_THREADS=1`` (see ``benchmarks/mlp.py`` for measurements).
+    while waiting). ``threads=n`` runs the whole call inside ``fnn.threads(n)``
+    and restores the previous counts afterwards; with ``threads=None`` (the
+    default) fnn leaves BLAS as it finds it (see ``benchmarks/mlp.py`` for
+    measurements). The last bits of the results can differ between thread
+    counts (a product split across threads sums in another order); for one
+    count, the same arguments give the same bits.
 
     Args:
         net: the network to start from (unchanged).
@@ -287,6 +291,9 @@ def fit(
             the loss stays finite shows up one step later, in the loss.
         train_metrics: also compute ``metrics`` on the training data.
         eval_batch_size: examples per forward pass during evaluation.
+        threads: run with this many BLAS threads (and fnn kernel threads), as
+            ``with fnn.threads(threads):`` around the call; needs threadpoolctl
+            (``pip install "fnn[threads]"``). ``None`` changes nothing.
 
     Returns:
         ``(net, opt_state, history)``: the trained network, the optimizer state
@@ -294,14 +301,16 @@ def fit(
         ``restore_best``, the network and state of the best epoch.
 
     Raises:
-        TypeError: a wrong kind of network, optimizer, loss, data or metric.
-        ValueError: ``epochs < 0``, ``batch_size < 1``, x/y lengths differ, or
-            early stopping monitors a name this run does not log.
+        TypeError: a wrong kind of network, optimizer, loss, data or metric,
+            or ``threads`` not an int.
+        ValueError: ``epochs < 0``, ``batch_size < 1``, ``threads < 1``, x/y
+            lengths differ, or early stopping monitors a name this run does not log.
         FloatingPointError: a non-finite loss with ``on_nonfinite="raise"``.
+        ImportError: ``threads`` is set and threadpoolctl is not installed.
 
     Example:
         >>> import numpy as np, fnn
-        >>> from fnn import optim
+        >>> from fnn import optim, parallel
         >>> x = np.random.default_rng(0).normal(size=(32, 3)).astype(np.float32)
         >>> y = x.sum(axis=1, keepdims=True)
         >>> net = fnn.init([fnn.Dense(1)], (3,), key=0)
@@ -310,6 +319,9 @@ def fit(
         >>> round(hist.loss[-1], 4)
         0.0
     """
+    if threads is not None:  # the same call (every argument) inside fnn.threads(threads)
+        with parallel.threads(check_positive_int("fnn.fit", "threads", threads)):
+            return fit(**{**locals(), "threads": None})
     who = "fnn.fit"
     opt, (x, y), val = _check_inputs(who, net, opt, loss_fn, data, validation, on_nonfinite)
     n_epochs = check_positive_int(who, "epochs", epochs, minimum=0)

@@ -557,6 +557,19 @@ def _(draw, env):
     return Call({"net": small_net(draw), "quiet": True})
 
 
+# Issue 13 (a new user's first hour): fit's threads argument, on a row of its own so that
+# only it is broken (None leaves BLAS alone; n runs the call inside fnn.threads(n)).
+@entry("fnn.train.fit(threads=)", train.fit, train.fit, r"fnn\.fit")
+def _(draw, env):
+    net = small_net(draw, d_out=3)
+    n = dim(draw, 1, 6)
+    x, y = farr(draw, (n, *net.input_shape), net.dtype), labels(draw, n, 3)
+    kwargs = {"net": net, "opt": optim.sgd(0.1), "loss_fn": losses.sparse_softmax_cross_entropy,
+              "data": (x, y), "epochs": 1, "key": 0, "progress": False,
+              "threads": draw(st.sampled_from([None, 1, 2]))}
+    return Call(kwargs, fixed=frozenset(set(kwargs) - {"threads"}))
+
+
 # ---------------------------------------------------------------------------
 # fnn.tree
 
