@@ -145,19 +145,46 @@ def _run_callbacks(
 
 
 def _learning_rate(opt: OptimizerLike, state: Any) -> float:
-    """The lr the next update uses; NaN for optimizers from outside ``fnn.optim``."""
+    """The lr the next update uses; NaN when the optimizer cannot tell."""
     if isinstance(opt, optim.Optimizer):
-        return optim.learning_rate(opt, state)
+        try:
+            return optim.learning_rate(opt, state)
+        except ValueError:  # no scale_by_learning_rate in the chain
+            return math.nan
     return math.nan
 
 
-def _check_optimizer(who: str, opt: object) -> OptimizerLike:
+def check_optimizer(who: str, opt: object) -> OptimizerLike:
+    if isinstance(opt, optim.GradientTransformation):
+        return optim.Optimizer(opt)  # a bare transformation: apply its updates
     if not (callable(getattr(opt, "init", None)) and callable(getattr(opt, "update", None))):
         raise TypeError(
             f"{who}: opt must be an optimizer with init(params) and update(grads, state, params), "
             f"such as fnn.optim.sgd(0.01), got {type(opt).__name__}"
         )
     return opt  # type: ignore[return-value]
+
+
+def _monitors(who: str, opt: OptimizerLike, logged: Sequence[str]) -> tuple[str, ...]:
+    """The metrics the optimizer observes (reduce_on_plateau), checked to be logged."""
+    if not isinstance(opt, optim.Optimizer):
+        return ()
+    names = opt.tx.monitors()
+    for name in names:
+        if name not in logged:
+            raise ValueError(
+                f"{who}: the optimizer's reduce_on_plateau monitors {name!r}, which this run does "
+                f"not log; it logs {sorted(logged)} (val_* names need validation=(x_val, y_val))"
+            )
+    return names
+
+
+def _initial_state(opt: OptimizerLike, net: Network, opt_state: Any) -> Any:
+    if opt_state is None:
+        return opt.init(net)
+    if isinstance(opt, optim.Optimizer) and isinstance(opt_state, optim.OptState):
+        return optim.migrate(opt_state, opt, net)  # a checkpoint written by fnn 0.1.0
+    return opt_state
 
 
 def _nonfinite_error(
@@ -263,13 +290,17 @@ def fit(
 
     Args:
         net: the network to start from (unchanged).
-        opt: an optimizer such as ``fnn.optim.adam(1e-3)``.
+        opt: an optimizer such as ``fnn.optim.adam(1e-3)``, or a gradient
+            transformation (its updates are added to the params). A
+            ``fnn.optim.reduce_on_plateau`` in it sees each epoch's metrics
+            (``fnn.optim.observe``) after the epoch is evaluated.
         loss_fn: an ``fnn.losses.Loss``.
         data: ``(x, y)``, ``x`` of shape ``(n, *input_shape)``, ``y`` of ``(n, ...)``.
         epochs: how many epochs to run (``>= 0``).
         key: the run's key (or int seed): shuffling and dropout.
         batch_size: examples per step (the last batch may be smaller).
-        opt_state: the optimizer state to resume from (``opt.init(net)`` if ``None``).
+        opt_state: the optimizer state to resume from (``opt.init(net)`` if ``None``;
+            a 0.1.0 ``OptState`` is converted with ``fnn.optim.migrate``).
         validation: ``(x_val, y_val)`` evaluated at the end of every epoch.
         metrics: functions ``(pred, y) -> float`` such as ``fnn.metrics.accuracy``.
         early_stopping: an :class:`EarlyStopping` rule.
@@ -296,7 +327,7 @@ def fit(
     Raises:
         TypeError: a wrong kind of network, optimizer, loss, data or metric.
         ValueError: ``epochs < 0``, ``batch_size < 1``, x/y lengths differ, or
-            early stopping monitors a name this run does not log.
+            early stopping or ``reduce_on_plateau`` monitors a name this run does not log.
         FloatingPointError: a non-finite loss with ``on_nonfinite="raise"``.
 
     Example:
@@ -321,7 +352,8 @@ def fit(
     logged = ["loss", *(names if train_metrics else [])]
     logged += [] if val is None else ["val_loss", *(f"val_{n}" for n in names)]
     tracker = _make_tracker(who, early_stopping, logged, metrics)
-    state = opt.init(net) if opt_state is None else opt_state
+    observes = _monitors(who, opt, logged)
+    state = _initial_state(opt, net, opt_state)
     bar = Progress(progress, first + n_epochs, -(-len(x) // size))
     history, stop_reason = History(), None
     for epoch in range(first, first + n_epochs):
@@ -339,6 +371,8 @@ def fit(
             val_logs = evaluate(net, *val, loss_fn, metrics, batch_size=eval_size)
             logs |= {f"val_{n}": v for n, v in val_logs.items()}
         logs |= {} if math.isnan(lr) else {"lr": lr}
+        if observes:  # reduce_on_plateau sees the epoch's metrics
+            state = optim.observe(opt, state, logs)
         seconds = time.perf_counter() - t0
         history = history.append(epoch, logs, seconds, skipped)
         bar.end(epoch + 1, logs, seconds)
@@ -374,6 +408,6 @@ def _check_inputs(
         raise ValueError(f"{who}: on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
     train = check_pair(who, *unpack(who, data, "data"))
     val = None if validation is None else check_pair(who, *unpack(who, validation, "validation"))
-    return _check_optimizer(who, opt), train, val
+    return check_optimizer(who, opt), train, val
 
 
