@@ -369,6 +369,10 @@ class Foreign(GradientTransformation):
 
 
 def _parts(value: Iterable[object]) -> tuple[GradientTransformation, ...]:
+    if not isinstance(value, tuple | list):
+        raise TypeError(
+            f"fnn.optim.chain: transforms must be a list of transformations, got {value!r}"
+        )
     return tuple(as_transformation("fnn.optim.chain", p, i) for i, p in enumerate(value))
 
 

@@ -53,17 +53,18 @@ __all__ = [
 
 Array = np.ndarray
 _ACTIVE = "fnn.optim.active"  # memo key: the indices of the non-state leaves
+_INIT = object()  # begin() without updates: an init call
 
 
 def begin(
-    who: str, params: Any, updates: Any = None, what: str = "grads"
+    who: str, params: Any, updates: Any = _INIT, what: str = "grads"
 ) -> tuple[Step, list[Array] | None]:
     """Flatten and check the trees of one ``init`` or ``update`` call (internal).
 
     With ``updates``, returns the updates' leaves too, checked against the params
     (structure, shapes, and the dtype of every trainable leaf).
     """
-    like_tree = updates if params is None else params
+    like_tree = updates if params is None and updates is not _INIT else params
     like, td = tree.flatten(like_tree)
     if not like:
         raise ValueError(f"{who}: params has no arrays; pass the network built by fnn.init")
@@ -77,7 +78,7 @@ def begin(
                 "floating, e.g. params.astype(np.float32)"
             )
     step = Step(who, td, like, like_tree, active)
-    if updates is None:
+    if updates is _INIT:
         return step, None
     if params is None:
         return step, like
@@ -261,8 +262,8 @@ class Optimizer:
     @property
     def lr(self) -> Any:
         """The schedule of the first ``scale_by_learning_rate`` in ``tx`` (``None`` if none)."""
-        found = _find(self.tx, lambda t: hasattr(t, "schedule"))
-        return None if found is None else found.schedule
+        found = _find(self.tx, lambda t: getattr(t, "is_learning_rate", False))
+        return None if found is None else found.lr
 
     @property
     def rule(self) -> Any:

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, ClassVar
 
@@ -487,7 +488,7 @@ class Sgd(_Delegate):
 
     @property
     def inner(self) -> GradientTransformation:
-        return Trace(self.momentum, self.nesterov) if self.momentum else _Identity()
+        return _sgd_inner(self.momentum, self.nesterov)
 
 
 @attrs.frozen
@@ -513,5 +514,18 @@ class RMSprop(_Delegate):
 
     @property
     def inner(self) -> GradientTransformation:
-        rms = ScaleByRms(self.decay, self.eps)
-        return Chain([rms, Trace(self.momentum)]) if self.momentum else rms
+        return _rmsprop_inner(self.decay, self.eps, self.momentum)
+
+
+# The rules above are rebuilt from their hyper-parameters on every update: cache them.
+
+
+@functools.lru_cache(maxsize=256)
+def _sgd_inner(momentum: float, nesterov: bool) -> GradientTransformation:
+    return Trace(momentum, nesterov) if momentum else _Identity()
+
+
+@functools.lru_cache(maxsize=256)
+def _rmsprop_inner(decay: float, eps: float, momentum: float) -> GradientTransformation:
+    rms = ScaleByRms(decay, eps)
+    return Chain([rms, Trace(momentum)]) if momentum else rms

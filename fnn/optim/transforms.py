@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
@@ -123,15 +123,16 @@ def checked_rate(who: str, schedule: Schedule, t: int) -> float:
 
 @attrs.frozen
 class ScaleByLearningRate(GradientTransformation):
-    """``u ← −lr_t · u`` with ``lr_t = schedule(t)``, ``t`` the updates made before.
+    """``u ← −lr_t · u`` with ``lr_t = lr(t)``, ``t`` the updates made before.
 
     The sign makes the result a descent step to add to the params.
 
     Attributes:
-        schedule: a schedule ``step -> lr`` (a number becomes ``constant(lr)``).
+        lr: a schedule ``step -> lr`` (a number becomes ``constant(lr)``).
     """
 
-    schedule: Schedule = attrs.field(converter=_schedule)
+    lr: Schedule = attrs.field(converter=_schedule)
+    is_learning_rate: ClassVar[bool] = True
 
     @property
     def name(self) -> str:
@@ -146,13 +147,13 @@ class ScaleByLearningRate(GradientTransformation):
         if type(state) is not ScheduleState:
             raise step.state_error(self.name, ScheduleState, state)
         t = int(state.count)
-        lr = checked_rate(f"{step.who}: {self.name}", self.schedule, t)
+        lr = checked_rate(f"{step.who}: {self.name}", self.lr, t)
         out = list(updates)
         step.scale(out, -lr)
         return out, ScheduleState(t + 1)
 
     def lr_factor(self, state: Any) -> float | None:
-        return checked_rate(f"fnn.optim.{self.name}", self.schedule, int(state.count))
+        return checked_rate(f"fnn.optim.{self.name}", self.lr, int(state.count))
 
 
 def scale_by_learning_rate(lr: Any) -> ScaleByLearningRate:

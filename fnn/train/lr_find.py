@@ -40,7 +40,14 @@ __all__ = ["LRFindResult", "lr_find"]
 
 
 def _readonly_floats(values: object) -> Array:
-    a = np.array(values, dtype=np.float64)
+    if not isinstance(values, list | tuple | np.ndarray):
+        raise TypeError(f"fnn.train.LRFindResult: expected a list of numbers, got {values!r}")
+    try:
+        a = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"fnn.train.LRFindResult: expected numbers, got {values!r}") from None
+    if a.ndim != 1:
+        raise ValueError(f"fnn.train.LRFindResult: expected a 1-d sequence, got shape {a.shape}")
     a.setflags(write=False)
     return a
 
