@@ -235,12 +235,9 @@ def flatten(tree: Tree) -> tuple[list[np.ndarray], TreeDef]:
     s = _structure_of(key)
     if s.extract is None:
         s.compile_extractor(leaves_out, consts_out)
-    if s.extract is not None:
-        lst = _RECENT.setdefault(type(tree), [])
-        if s in lst:
-            lst.remove(s)
-        lst.insert(0, s)
-        del lst[_MAX_RECENT:]
+    if s.extract is not None:  # most recent first; replaced whole: threads never see it half-built
+        old = _RECENT.get(type(tree), [])
+        _RECENT[type(tree)] = [s, *(o for o in old if o is not s)][:_MAX_RECENT]
     return leaves_out, TreeDef(s, tuple(consts_out))
 
 

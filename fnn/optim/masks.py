@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -335,6 +336,14 @@ class MultiTransform(GradientTransformation):
 
     def with_part_states(self, state: Any, states: Any) -> Any:
         return dict(zip(self.transforms, states, strict=True))
+
+    def lr_factor(self, state: Any) -> float | None:
+        """The groups' common learning-rate factor; NaN when they differ."""
+        factors = {f for t, k in zip(self.parts(), self.transforms, strict=True)
+                   if (f := t.lr_factor(state[k])) is not None}
+        if not factors:
+            return None
+        return factors.pop() if len(factors) == 1 else math.nan
 
     def _labels(self, step: Step) -> tuple[str, ...]:
         key = ("fnn.optim.labels", id(self))

@@ -416,7 +416,8 @@ def learning_rate(opt: Any, state: Any) -> float:
     """The learning rate the *next* update will use.
 
     The product of every ``scale_by_learning_rate`` schedule at its count and
-    every ``reduce_on_plateau`` scale in ``opt``.
+    every ``reduce_on_plateau`` scale in ``opt``; NaN when the groups of a
+    ``multi_transform`` use different rates.
 
     Args:
         opt: an `Optimizer` or a gradient transformation.

@@ -177,3 +177,12 @@ def test_resolved_masks_are_cached_per_structure():
     for _ in range(5):
         p, state = opt.update(ones_like(p), state, p)
     assert calls == ["['a']", "['b']"]
+
+
+def test_learning_rate_of_a_multi_transform():
+    """learning_rate is the groups' common rate, NaN when they differ."""
+    p = {"a": np.zeros(1), "b": np.zeros(1)}
+    same = optim.multi_transform({"x": optim.sgd(0.1), "y": optim.adam(0.1)}, lambda q: "x" if "a" in q else "y")
+    other = optim.multi_transform({"x": optim.sgd(0.1), "y": optim.adam(0.2)}, lambda q: "x" if "a" in q else "y")
+    assert optim.learning_rate(same, same.init(p)) == 0.1
+    assert np.isnan(optim.learning_rate(other, other.init(p)))
