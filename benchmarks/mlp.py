@@ -11,8 +11,17 @@ shuffled order:
 - ``torch``: PyTorch eager (``nn.Linear`` + ``F.cross_entropy`` + ``optim.SGD``),
   when torch is importable, with one thread.
 
-The contenders run interleaved (one epoch each, round after round) so that
-machine noise hits them alike, all inside ``fnn.threads(1)`` (one BLAS thread).
+Each timed run trains ``--epochs`` epochs (default 2, shuffled as ``fit``
+shuffles) and the table shows seconds per epoch: ``fit`` scans x for NaN/inf in
+its first epoch only (x cannot change during a fit), while the loop's
+``value_and_grad`` must scan every batch it is given; ``--epochs 1`` times the
+case where that saving does not apply.
+
+The contenders run interleaved (one run each, round after round) so that
+machine noise hits them alike, all inside ``fnn.threads(1)`` (one BLAS thread,
+and torch limited to one), timed with ``time.thread_time``: the CPU time of the
+one thread doing the work, so time spent waiting for a core on a shared
+machine is not counted (wall-clock medians there vary by 2x from run to run).
 The script prints median seconds per epoch and the ratios the project tracks,
 with their targets:
 
@@ -81,8 +90,8 @@ def build(hidden: tuple[int, int]) -> fnn.Network:
     return fnn.init(layers, (784,), key=SEED)
 
 
-def fit_epoch(net: fnn.Network, x: np.ndarray, y: np.ndarray, key: int) -> fnn.Network:
-    return fit(net, optim.sgd(LR), CE, (x, y), epochs=1, key=key, batch_size=BATCH,
+def fit_epochs(net: fnn.Network, x: np.ndarray, y: np.ndarray, epochs: int) -> fnn.Network:
+    return fit(net, optim.sgd(LR), CE, (x, y), epochs=epochs, key=SEED, batch_size=BATCH,
                progress=False, train_metrics=False)[0]
 
 
@@ -90,6 +99,17 @@ def loop_epoch(net: fnn.Network, x: np.ndarray, y: np.ndarray, key: fnn.random.K
     for xb, yb in batches(x, y, BATCH, key=key):
         _, grads = fnn.value_and_grad(net, xb, yb, CE)
         net = fnn.sgd_step(net, grads, LR)
+    return net
+
+
+def shuffle_key(epoch: int) -> fnn.random.Key:
+    """The key fit shuffles epoch ``epoch`` with."""
+    return fnn.random.fold_in(fnn.random.fold_in(fnn.random.key(SEED), epoch), 0)
+
+
+def loop_epochs(net: fnn.Network, x: np.ndarray, y: np.ndarray, epochs: int) -> fnn.Network:
+    for e in range(epochs):
+        net = loop_epoch(net, x, y, shuffle_key(e))
     return net
 
 
@@ -163,32 +183,35 @@ def interleaved(contenders: dict[str, Callable[[], object]], rounds: int) -> dic
     times: dict[str, list[float]] = {k: [] for k in contenders}
     for _ in range(rounds):
         for label, run in contenders.items():
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             run()
-            times[label].append(time.perf_counter() - t0)
+            times[label].append(time.thread_time() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def bench(x: np.ndarray, y: np.ndarray, rounds: int) -> None:
-    fit_key = fnn.random.key(SEED)
-    shuffle_key = fnn.random.fold_in(fnn.random.fold_in(fit_key, 0), 0)  # what fit uses
-    order = fnn.random.generator(shuffle_key).permutation(len(x))
+def bench(x: np.ndarray, y: np.ndarray, rounds: int, epochs: int) -> None:
+    orders = [fnn.random.generator(shuffle_key(e)).permutation(len(x)) for e in range(epochs)]
     steps = -(-len(x) // BATCH)
     print(f"\none BLAS thread (fnn.threads(1)), {len(x)} examples = {steps} steps of {BATCH}, "
-          f"{rounds} rounds interleaved, median s/epoch")
+          f"runs of {epochs} epochs, {rounds} rounds interleaved, median CPU s per epoch")
     print(f"{'network':<16}{'numpy':>8}{'loop':>8}{'fit':>8}{'torch':>8}"
           f"{'loop/np':>9}{'target':>8}{'fit/loop':>10}{'target':>8}{'torch/np':>9}")
     for name, hidden in ARCHS.items():
         net = build(hidden)
+        def numpy_run(net: fnn.Network = net) -> None:
+            params = numpy_params(net)
+            for order in orders:
+                numpy_epoch(params, x, y, order)
+
         contenders: dict[str, Callable[[], object]] = {
-            "numpy": lambda: numpy_epoch(numpy_params(net), x, y, order),  # noqa: B023
-            "loop": lambda: loop_epoch(net, x, y, shuffle_key),  # noqa: B023
-            "fit": lambda: fit_epoch(net, x, y, SEED),  # noqa: B023
+            "numpy": numpy_run,
+            "loop": lambda: loop_epochs(net, x, y, epochs),  # noqa: B023
+            "fit": lambda: fit_epochs(net, x, y, epochs),  # noqa: B023
         }
         torch_epoch = torch_epoch_fn(net)
         if torch_epoch is not None:
-            contenders["torch"] = lambda: torch_epoch(x, y, order)  # noqa: B023
-        med = interleaved(contenders, rounds)
+            contenders["torch"] = lambda: [torch_epoch(x, y, o) for o in orders]  # noqa: B023
+        med = {k: v / epochs for k, v in interleaved(contenders, rounds).items()}
         med.setdefault("torch", float("nan"))
         loop_np, fit_loop = med["loop"] / med["numpy"], med["fit"] / med["loop"]
         print(f"{name:<16}{med['numpy']:>8.3f}{med['loop']:>8.3f}{med['fit']:>8.3f}"
@@ -198,7 +221,7 @@ def bench(x: np.ndarray, y: np.ndarray, rounds: int) -> None:
 
 def bench_adam(rounds: int) -> None:
     med = optim_adam.medians(rounds=max(rounds, 7), number=20)
-    print(f"\none Adam update, 784-256-128-10 float32, median us/update: fnn {med['fnn']:.0f}, "
+    print(f"\none Adam update, 784-256-128-10 float32, median CPU us/update: fnn {med['fnn']:.0f}, "
           f"numpy new arrays {med['numpy new']:.0f}, numpy in place {med['numpy inplace']:.0f}")
     print(f"  adam / numpy new: {med['fnn'] / med['numpy new']:.3f} (target <= {ADAM_TARGET}); "
           f"adam / numpy in place: {med['fnn'] / med['numpy inplace']:.3f}")
@@ -231,11 +254,11 @@ def breakdown(x: np.ndarray, y: np.ndarray, rounds: int) -> None:
         times: dict[str, list[float]] = {k: [] for k in pieces}
         for _ in range(rounds * 3):
             for label, run in pieces.items():
-                t0 = time.perf_counter()
+                t0 = time.thread_time()
                 for _ in range(number):
                     run()
-                times[label].append((time.perf_counter() - t0) / number * 1e6)
-        print(f"\nbreakdown, {name}, batch {BATCH}, one BLAS thread (median us)")
+                times[label].append((time.thread_time() - t0) / number * 1e6)
+        print(f"\nbreakdown, {name}, batch {BATCH}, one BLAS thread (median CPU us)")
         for label, ts in times.items():
             print(f"  {label:<34}{statistics.median(ts):>9.1f}")
 
@@ -258,7 +281,7 @@ def profile(x: np.ndarray, y: np.ndarray) -> None:
     n = 200 * BATCH
     prof = cProfile.Profile()
     prof.enable()
-    fit_epoch(net, x[:n], y[:n], SEED)
+    fit_epochs(net, x[:n], y[:n], 1)
     prof.disable()
     print("\ncProfile: fnn.fit, 784-32-16-10, 200 steps, one BLAS thread")
     pstats.Stats(prof).sort_stats("tottime").print_stats(18)
@@ -268,6 +291,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=0, help="steps per epoch (0: full epoch)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per timed run")
     parser.add_argument("--breakdown", action="store_true")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
@@ -284,7 +308,7 @@ def main() -> None:
         if args.breakdown:
             breakdown(x, y, args.rounds)
             return
-        bench(x, y, args.rounds)
+        bench(x, y, args.rounds, args.epochs)
         bench_adam(args.rounds)
 
 

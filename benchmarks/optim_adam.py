@@ -8,8 +8,10 @@ Network 784-256-128-10 (ReLU), float32, 235,146 parameters in 6 arrays. Contende
 - ``numpy inplace``: the same loop writing into preallocated buffers (the floor).
 
 Each round times a batch of updates for every contender in turn, so machine noise
-hits them alike; the script prints the median microseconds per update and the
-ratios to the NumPy loops. Adam is elementwise, so BLAS threads do not matter.
+hits them alike, with ``time.thread_time`` (CPU time: waiting for a core on a
+shared machine is not counted); the script prints the median microseconds per
+update and the ratios to the NumPy loops. Adam is elementwise, so BLAS threads
+do not matter.
 
     python benchmarks/optim_adam.py
     python benchmarks/optim_adam.py --rounds 11 --number 50
@@ -105,9 +107,9 @@ def medians(rounds: int = 7, number: int = 30) -> dict[str, float]:
         f()
     for _ in range(rounds):
         for name, f in contenders.items():
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             f()
-            times[name].append((time.perf_counter() - t0) / number * 1e6)
+            times[name].append((time.thread_time() - t0) / number * 1e6)
     return {k: statistics.median(v) for k, v in times.items()}
 
 

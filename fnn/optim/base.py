@@ -58,6 +58,22 @@ def as_array(x: Any) -> Array:
     return x if type(x) is np.ndarray else np.asarray(x)
 
 
+def next_count(count: Array) -> Array:
+    """``count + 1`` as a new read-only 0-d int64 array (``count`` came from a checked state)."""
+    out = np.array(int(count) + 1, np.int64)
+    out.setflags(write=False)
+    return out
+
+
+def checked_state(cls: type[Any], **fields: Any) -> Any:
+    """An instance of the attrs class ``cls`` with these field values, built without running
+    its converters: for states made on every update from values already checked (internal)."""
+    new = object.__new__(cls)
+    for name, value in fields.items():
+        object.__setattr__(new, name, value)
+    return new
+
+
 def count_array(who: str, value: object) -> Array:
     """A read-only 0-d int64 array holding a non-negative count."""
     if type(value) is int and value >= 0:  # the common case, every update: fast

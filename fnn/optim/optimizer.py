@@ -37,8 +37,10 @@ from fnn.optim.base import (
     State,
     Step,
     as_transformation,
+    checked_state,
     count_array,
     frozen_array,
+    next_count,
 )
 
 __all__ = [
@@ -322,7 +324,7 @@ class Optimizer:
         assert g is not None
         u, inner = self.tx.update_leaves(step, list(g), state.inner, step.like)
         new_params = step.build(apply_leaves(step, u))
-        return new_params, OptimizerState(int(state.count) + 1, inner)
+        return new_params, checked_state(OptimizerState, count=next_count(state.count), inner=inner)
 
     def _coerce(self, who: str, state: object, params: Any) -> OptimizerState:
         if isinstance(state, OptState):

@@ -22,9 +22,18 @@ import attrs
 import numpy as np
 
 from fnn.optim import _checks
-from fnn.optim.base import Array, EmptyState, GradientTransformation, State, Step, count_array
+from fnn.optim.base import (
+    Array,
+    EmptyState,
+    GradientTransformation,
+    State,
+    Step,
+    checked_state,
+    count_array,
+    next_count,
+)
 from fnn.optim.masks import check_mask, resolve
-from fnn.optim.schedules import Schedule, as_schedule
+from fnn.optim.schedules import Constant, Schedule, as_schedule
 
 __all__ = [
     "AddDecayedWeights",
@@ -106,8 +115,10 @@ def _schedule(v: object) -> Schedule:
 
 
 def checked_rate(who: str, schedule: Schedule, t: int) -> float:
-    """``schedule(t)``, which must be a finite number >= 0."""
+    """``schedule(t)``, which must be a finite number >= 0 (``who`` is used only in errors)."""
     value = schedule(t)
+    if type(value) is float and value >= 0.0 and value != math.inf:  # the common case, fast
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise TypeError(
             f"{who}: the lr schedule returned {type(value).__name__} at step {t}; "
@@ -146,11 +157,13 @@ class ScaleByLearningRate(GradientTransformation):
     ) -> tuple[list[Array], Any]:
         if type(state) is not ScheduleState:
             raise step.state_error(self.name, ScheduleState, state)
-        t = int(state.count)
-        lr = checked_rate(f"{step.who}: {self.name}", self.lr, t)
+        if type(self.lr) is Constant:  # checked when built: no call, no check per step
+            lr = self.lr.lr
+        else:
+            lr = checked_rate(f"{step.who}: {self.name}", self.lr, int(state.count))
         out = list(updates)
         step.scale(out, -lr)
-        return out, ScheduleState(t + 1)
+        return out, checked_state(ScheduleState, count=next_count(state.count))
 
     def lr_factor(self, state: Any) -> float | None:
         return checked_rate(f"fnn.optim.{self.name}", self.lr, int(state.count))

@@ -216,8 +216,13 @@ def _train_epoch(
     on_nonfinite: str,
     check_finite: bool,
     tick: Callable[[], None],
+    check_x: bool,
 ) -> tuple[Network, Any, float, int]:
-    """One pass over the data: returns (net, opt_state, mean loss, skipped batches)."""
+    """One pass over the data: returns (net, opt_state, mean loss, skipped batches).
+
+    ``check_x``: scan each batch of x for NaN/inf. Every example is in some batch of
+    every epoch, so ``fit`` scans in its first epoch only (x does not change).
+    """
     shuffle_key, dropout_key = fold_in(epoch_key, 0), fold_in(epoch_key, 1)
     random_layers = any(layer.stochastic for layer in net.layers)
     total, seen, skipped = 0.0, 0, 0
@@ -225,7 +230,8 @@ def _train_epoch(
         step_key = fold_in(dropout_key, step) if random_layers else None
         try:
             loss, grads, new_net = value_and_grad(
-                net, xb, yb, loss_fn, key=step_key, with_state=True, check_finite=check_finite
+                net, xb, yb, loss_fn, key=step_key, with_state=True, check_finite=check_finite,
+                check_values=check_x,
             )
         except FloatingPointError as err:
             if on_nonfinite == "raise":
@@ -361,7 +367,7 @@ def fit(
         bar.start(epoch + 1)
         net, state, train_loss, skipped = _train_epoch(
             who, net, opt, state, loss_fn, (x, y), size, fold_in(k, epoch), epoch,
-            on_nonfinite, check_finite or on_nonfinite == "skip", bar.step,
+            on_nonfinite, check_finite or on_nonfinite == "skip", bar.step, epoch == first,
         )
         logs = {"loss": train_loss}
         if train_metrics and metrics:

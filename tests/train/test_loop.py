@@ -351,3 +351,33 @@ def test_fit_resumes_from_a_0_1_0_opt_state():
     b = run(net2, 2, opt_state=old, start_epoch=2)
     assert_trees_identical(a[0], b[0])
     assert_trees_identical(a[1], b[1])
+
+
+def test_nan_in_the_data_is_found_in_the_first_epoch():
+    """fit scans every batch of x for NaN/inf in its first epoch (each example is in one
+    batch), then skips the scan (x cannot change); a NaN is refused with ValueError and the
+    caller's network and data are unchanged."""
+    x, y = toy_classification()
+    x = x.copy()
+    x[37, 1] = np.nan
+    net = small_net()
+    before = [a.copy() for a in tree.leaves(net)]
+    with pytest.raises(ValueError, match=r"x contains NaN or inf"):
+        fit(net, optimizer(), CE, (x, y), epochs=3, key=0, batch_size=16, progress=False)
+    assert np.isnan(x[37, 1]) and all(np.array_equal(a, b) for a, b in zip(before, tree.leaves(net), strict=True))
+
+
+def test_later_epochs_skip_the_scan_of_x(monkeypatch):
+    """Only the first epoch of a fit call asks value_and_grad to scan x."""
+    import fnn.train.loop as loop
+
+    seen = []
+    real = loop.value_and_grad
+
+    def spy(*args, **kw):
+        seen.append(kw["check_values"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(loop, "value_and_grad", spy)
+    run(small_net(), 3, batch_size=48)  # 96 examples: 2 steps per epoch
+    assert seen == [True, True, False, False, False, False]
