@@ -35,13 +35,23 @@ Example:
 from __future__ import annotations
 
 import builtins
-import keyword
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import attrs
 import numpy as np
+
+from fnn._treecode import ATTRS as _ATTRS
+from fnn._treecode import CONST as _CONST
+from fnn._treecode import DICT as _DICT
+from fnn._treecode import LEAF as _LEAF
+from fnn._treecode import LIST as _LIST
+from fnn._treecode import NAMEDTUPLE as _NAMEDTUPLE
+from fnn._treecode import TUPLE as _TUPLE
+from fnn._treecode import Codegen as _Codegen
+from fnn._treecode import Miss as _Miss
+from fnn._treecode import slow_builder as _slow_builder
 
 __all__ = [
     "Node",
@@ -96,7 +106,6 @@ def readonly(a: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------
 # Kinds of nodes. The kind of a value depends only on its type, cached per type.
 
-_LEAF, _CONST, _TUPLE, _LIST, _NAMEDTUPLE, _DICT, _ATTRS = range(7)
 _KIND_NAMES = ("leaf", "constant", "tuple", "list", "namedtuple", "dict", "attrs")
 _KINDS: dict[type, int] = {}
 _FIELDS: dict[type, tuple[tuple[str, bool], ...]] = {}
@@ -149,10 +158,6 @@ def fields(cls: type) -> tuple[tuple[str, bool], ...]:
 # The walker. A node of the structure key is _LEAF, _CONST or the tuple
 # (kind, type, keys, children): keys are the attrs field names, the dict keys, or
 # None for sequences. Leaves and constants are collected in order on the way.
-
-
-class _Miss(Exception):
-    """A compiled extractor met a tree of another structure."""
 
 
 def _walk(x: Any, leaves: list[Any], consts: list[Any]) -> Any:
@@ -277,95 +282,6 @@ def _leaf_info(node: Any, path: str, state: bool, out: list[tuple[str, bool]]) -
         _leaf_info(child, path + _suffix(kind, key, i), state or flags[i], out)
 
 
-def _safe_attr(name: str) -> bool:
-    return name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("__")
-
-
-class _Codegen:
-    """Writes a structure's extractor (tree -> leaves, constants) and builder."""
-
-    def __init__(self) -> None:
-        self.glob: dict[str, Any] = {"_Miss": _Miss, "_new": object.__new__}
-        self.glob["_set"] = object.__setattr__
-        self.lines: list[str] = []
-        self.n_var = self.n_leaf = self.n_const = 0
-
-    def ref(self, value: Any, prefix: str) -> str:
-        name = f"{prefix}{len(self.glob)}"
-        self.glob[name] = value
-        return name
-
-    def var(self) -> str:
-        self.n_var += 1
-        return f"v{self.n_var}"
-
-    def extract(
-        self, node: Any, expr: str, leaf_types: list[type], const_types: list[type]
-    ) -> None:
-        """Lines that check ``expr`` has this structure and bind its leaves and constants."""
-        if node is _LEAF or node is _CONST:
-            is_leaf = node is _LEAF
-            name = f"l{self.n_leaf}" if is_leaf else f"c{self.n_const}"
-            typ = leaf_types[self.n_leaf] if is_leaf else const_types[self.n_const]
-            if is_leaf:
-                self.n_leaf += 1
-            else:
-                self.n_const += 1
-            self.lines.append(f"{name} = {expr}")
-            self.lines.append(f"if type({name}) is not {self.ref(typ, 'T')}: raise _Miss")
-            return
-        kind, t, keys, children = node
-        v = self.var()
-        self.lines.append(f"{v} = {expr}")
-        self.lines.append(f"if type({v}) is not {self.ref(t, 'T')}: raise _Miss")
-        if kind == _ATTRS:
-            for name, child in zip(keys, children, strict=True):
-                sub = f"{v}.{name}" if _safe_attr(name) else f"getattr({v}, {self.ref(name, 'N')})"
-                self.extract(child, sub, leaf_types, const_types)
-        elif kind == _DICT:
-            k = self.ref(keys, "K")
-            self.lines.append(f"if tuple({v}) != {k}: raise _Miss")
-            for i, child in enumerate(children):
-                self.extract(child, f"{v}[{k}[{i}]]", leaf_types, const_types)
-        else:
-            self.lines.append(f"if len({v}) != {len(children)}: raise _Miss")
-            for i, child in enumerate(children):
-                self.extract(child, f"{v}[{i}]", leaf_types, const_types)
-
-    def build(self, node: Any) -> str:
-        """Lines that build this structure from ``L`` and ``C``; returns the expression."""
-        if node is _LEAF:
-            self.n_leaf += 1
-            return f"L[{self.n_leaf - 1}]"
-        if node is _CONST:
-            self.n_const += 1
-            return f"C[{self.n_const - 1}]"
-        kind, t, keys, children = node
-        items = [self.build(c) for c in children]
-        v = self.var()
-        if kind == _ATTRS:
-            self.lines.append(f"{v} = _new({self.ref(t, 'T')})")
-            for name, item in zip(keys, items, strict=True):
-                self.lines.append(f"_set({v}, {self.ref(name, 'N')}, {item})")
-        elif kind == _DICT:
-            k = self.ref(keys, "K")
-            pairs = ", ".join(f"{k}[{i}]: {item}" for i, item in enumerate(items))
-            self.lines.append(f"{v} = {{{pairs}}}")
-        elif kind == _LIST:
-            self.lines.append(f"{v} = [{', '.join(items)}]")
-        elif kind == _TUPLE:
-            self.lines.append(f"{v} = ({''.join(i + ', ' for i in items)})")
-        else:
-            self.lines.append(f"{v} = {self.ref(t, 'T')}({', '.join(items)})")
-        return v
-
-    def function(self, name: str, args: str, body_end: str) -> Callable[..., Any]:
-        src = f"def {name}({args}):\n" + "".join(f"    {ln}\n" for ln in self.lines)
-        src += f"    {body_end}\n"
-        exec(compile(src, f"<fnn.tree {name}>", "exec"), self.glob)
-        return cast(Callable[..., Any], self.glob[name])
-
-
 class _Structure:
     """The part of a TreeDef that every tree of one structure shares (cached, interned)."""
 
@@ -406,35 +322,6 @@ class _Structure:
                 root = gen.build(self.key)
                 self._builder = gen.function("build", "L, C", f"return {root}")
         return self._builder(leaves, consts)
-
-
-def _slow_builder(key: Any) -> Callable[[Sequence[Any], Sequence[Any]], Any]:
-    """The builder of very large structures, interpreted instead of compiled."""
-
-    def build(leaves: Sequence[Any], consts: Sequence[Any]) -> Any:
-        it_l, it_c = iter(leaves), iter(consts)
-
-        def go(node: Any) -> Any:
-            if node is _LEAF:
-                return next(it_l)
-            if node is _CONST:
-                return next(it_c)
-            kind, t, keys, children = node
-            items = [go(c) for c in children]
-            if kind == _ATTRS:
-                new = object.__new__(t)
-                for name, item in zip(keys, items, strict=True):
-                    object.__setattr__(new, name, item)
-                return new
-            if kind == _DICT:
-                return dict(zip(keys, items, strict=True))
-            if kind == _LIST:
-                return items
-            return tuple(items) if kind == _TUPLE else t(*items)
-
-        return go(key)
-
-    return build
 
 
 @attrs.frozen
