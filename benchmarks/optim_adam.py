@@ -2,13 +2,16 @@
 
 Network 784-256-128-10 (ReLU), float32, 235,146 parameters in 6 arrays. Contenders:
 
-- ``fnn``: ``opt.update(grads, state, net)`` (tree walks, checks, read-only outputs);
+- ``fnn``: ``opt.update(grads, state, net)`` with ``opt = fnn.optim.adam(1e-3)``, the chain
+  ``scale_by_adam`` then ``scale_by_learning_rate`` (one flatten, checks, read-only outputs);
 - ``numpy new``: a loop over the 6 arrays that allocates new arrays, as fnn must;
 - ``numpy inplace``: the same loop writing into preallocated buffers (the floor).
 
 Each round times a batch of updates for every contender in turn, so machine noise
-hits them alike; the script prints the median microseconds per update and the
-ratios to the NumPy loops. Adam is elementwise, so BLAS threads do not matter.
+hits them alike, with ``time.thread_time`` (CPU time: waiting for a core on a
+shared machine is not counted); the script prints the median microseconds per
+update and the ratios to the NumPy loops. Adam is elementwise, so BLAS threads
+do not matter.
 
     python benchmarks/optim_adam.py
     python benchmarks/optim_adam.py --rounds 11 --number 50
@@ -66,12 +69,8 @@ def numpy_inplace(ps: list[np.ndarray], gs: list[np.ndarray], ms: list[np.ndarra
         p -= s
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--number", type=int, default=30, help="updates per timing")
-    args = parser.parse_args()
-
+def medians(rounds: int = 7, number: int = 30) -> dict[str, float]:
+    """Median microseconds per update of each contender, timed interleaved."""
     net = fnn.init(
         [fnn.Dense(256), fnn.ReLU(), fnn.Dense(128), fnn.ReLU(), fnn.Dense(10)], (784,), key=0
     )
@@ -88,16 +87,16 @@ def main() -> None:
 
     def run_fnn() -> None:
         n, s = net, state
-        for _ in range(args.number):
+        for _ in range(number):
             n, s = opt.update(grads, s, n)
 
     def run_new() -> None:
         p, m, v = ps, ms, vs
-        for t in range(1, args.number + 1):
+        for t in range(1, number + 1):
             p, m, v = numpy_new(p, gs, m, v, t)
 
     def run_inplace() -> None:
-        for t in range(1, args.number + 1):
+        for t in range(1, number + 1):
             numpy_inplace(ps, gs, ms, vs, tmp, t)
 
     contenders: dict[str, Callable[[], None]] = {
@@ -106,15 +105,23 @@ def main() -> None:
     times: dict[str, list[float]] = {k: [] for k in contenders}
     for f in contenders.values():  # warm-up
         f()
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for name, f in contenders.items():
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             f()
-            times[name].append((time.perf_counter() - t0) / args.number * 1e6)
+            times[name].append((time.thread_time() - t0) / number * 1e6)
+    return {k: statistics.median(v) for k, v in times.items()}
 
-    print(f"Adam update, 784-256-128-10 float32 ({fnn.tree.size(net):,} parameters), "
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--number", type=int, default=30, help="updates per timing")
+    args = parser.parse_args()
+    with fnn.threads(1):
+        med = medians(args.rounds, args.number)
+    print(f"Adam update, 784-256-128-10 float32 (235,146 parameters), "
           f"median of {args.rounds} rounds x {args.number} updates")
-    med = {k: statistics.median(v) for k, v in times.items()}
     for name, m in med.items():
         print(f"  {name:14s} {m:8.1f} us/update")
     print(f"  ratio fnn / numpy new:     {med['fnn'] / med['numpy new']:.2f}")

@@ -96,7 +96,7 @@ def fashion_mlp() -> None:
     )
     # The same training with a small L2 penalty: weights that the data never
     # pushes (border pixels, dead units) decay to zero and the templates show.
-    opt_l2 = fnn.optim.chain(fnn.optim.l2_penalty(1e-4), fnn.optim.adam(1e-3))
+    opt_l2 = fnn.optim.chain(fnn.optim.add_decayed_weights(1e-4), fnn.optim.adam(1e-3))
     net_l2, _, hist_l2 = fnn.train.fit(
         fnn.init(layers, (784,), key=0), opt_l2, fnn.losses.sparse_softmax_cross_entropy,
         (x_tr, y_tr), epochs=12, key=2, batch_size=64, validation=(x_val, y_val),

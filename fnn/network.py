@@ -199,11 +199,13 @@ def _dims(shape: Shape) -> str:
     return ", ".join(map(str, shape))
 
 
-def prepare_input(who: str, net: Network, x: object) -> Array:
+def prepare_input(who: str, net: Network, x: object, check_values: bool = True) -> Array:
     """Check ``x`` against the network and cast it to the network's dtype.
 
     Integer and floating inputs are cast to ``net.dtype`` (so uint8 images and
-    float64 data go straight in); anything else is a ``TypeError``.
+    float64 data go straight in); anything else is a ``TypeError``. With
+    ``check_values=False`` the NaN/inf scan is skipped (for callers that
+    checked the whole data set once, such as ``fit``).
     """
     if not isinstance(x, np.ndarray):
         raise TypeError(
@@ -226,7 +228,7 @@ def prepare_input(who: str, net: Network, x: object) -> Array:
         raise ValueError(f"{who}: x is an empty batch (shape {x.shape}); pass at least one example")
     was_float = x.dtype.kind == "f"  # integers cannot hold NaN and fit in any float dtype
     x = x.astype(net.dtype, copy=False)
-    if was_float and not np.isfinite(x).all():
+    if check_values and was_float and not np.isfinite(x).all():
         raise ValueError(f"{who}: x contains NaN or inf; clean or impute the input first")
     return x
 
@@ -333,10 +335,11 @@ def _chain(
     key: KeyLike | None,
     training: bool,
     check_finite: bool,
+    check_values: bool = True,
 ) -> tuple[Array, list[Pullback], Network]:
     """Forward through every layer, keeping pullbacks and updated state."""
     k = as_key(key, who) if key is not None else None
-    h = prepare_input(who, net, x)
+    h = prepare_input(who, net, x, check_values)
     pullbacks: list[Pullback] = []
     new_layers: list[Layer] = []
     for i, layer in enumerate(net.layers):
@@ -367,6 +370,7 @@ def value_and_grad(
     training: bool = True,
     check_finite: bool = False,
     with_state: bool = False,
+    check_values: bool = True,
 ) -> Any:
     """The loss and its gradient with respect to every parameter.
 
@@ -385,6 +389,8 @@ def value_and_grad(
             (forward or backward) where a NaN/inf first appears.
         with_state: also return the network with updated non-trainable state
             (batch-norm running statistics).
+        check_values: scan ``x`` for NaN/inf (``fit`` checks its whole data set
+            once and turns the per-batch scan off).
 
     Returns:
         ``(loss, grads)``, or ``(loss, grads, new_net)`` with ``with_state``.
@@ -393,7 +399,7 @@ def value_and_grad(
     who = "fnn.value_and_grad"
     net = _check_network(who, net)
     fn = _check_loss_fn(who, loss_fn)
-    pred, pullbacks, new_net = _chain(who, net, x, key, training, check_finite)
+    pred, pullbacks, new_net = _chain(who, net, x, key, training, check_finite, check_values)
     value, dy = fn.value_and_grad(pred, y)
     if check_finite and not math.isfinite(value):
         raise FloatingPointError(f"{who}: the loss is {value}; the prediction or target is off")

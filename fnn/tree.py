@@ -3,11 +3,18 @@
 A *tree* is any nesting of tuples, lists, dicts and ``attrs`` instances. NumPy
 arrays (``np.ndarray``, including 0-d arrays) are its leaves. Everything that is
 neither a container nor an array (ints, floats, strings, ``None``, functions,
-keys) is *structure*: it is carried through every map untouched, taken from the
+keys) is a *constant*: it is carried through every map untouched, taken from the
 first tree.
 
+Everything here stands on one walker, `flatten`: ``flatten(t)`` gives the
+leaves in a fixed (depth-first) order and a `TreeDef`; ``treedef.unflatten(
+leaves)`` builds the same tree around new leaves. The treedef remembers what a
+walk found (each leaf's path such as ``layers[3].body.layers[1].w``, which
+leaves are non-trainable state, how to rebuild each attrs instance without
+running its ``__init__``), so a training step flattens once and rebuilds once.
+
 Two trees that must match and do not raise ``ValueError`` naming the first path
-where they differ, e.g. ``layers[2].w: shape (32, 16) vs (16, 32)``.
+where they differ, e.g. ``layers[2].w: shape (32, 16) vs shape (16, 32)``.
 
 Every array that a map produces is marked read-only, so a tree built by fnn is a
 value: nobody holding it can change it behind someone else's back.
@@ -16,10 +23,12 @@ Example:
     >>> import numpy as np
     >>> from fnn import tree
     >>> t = {"a": np.array([1.0, 2.0]), "b": (np.array(3.0), "tag")}
-    >>> tree.size(t)
-    3
-    >>> doubled = tree.scale(t, 2.0)
-    >>> float(tree.vdot(t, doubled))
+    >>> leaves, treedef = tree.flatten(t)
+    >>> treedef.paths
+    ("['a']", "['b'][0]")
+    >>> treedef.unflatten([x * 2 for x in leaves])["b"]
+    (array(6.), 'tag')
+    >>> float(tree.vdot(t, tree.scale(t, 2.0)))
     28.0
 """
 
@@ -27,16 +36,31 @@ from __future__ import annotations
 
 import builtins
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import attrs
 import numpy as np
 
+from fnn._treecode import ATTRS as _ATTRS
+from fnn._treecode import CONST as _CONST
+from fnn._treecode import DICT as _DICT
+from fnn._treecode import LEAF as _LEAF
+from fnn._treecode import LIST as _LIST
+from fnn._treecode import NAMEDTUPLE as _NAMEDTUPLE
+from fnn._treecode import TUPLE as _TUPLE
+from fnn._treecode import Codegen as _Codegen
+from fnn._treecode import Miss as _Miss
+from fnn._treecode import slow_builder as _slow_builder
+
 __all__ = [
+    "Node",
+    "TreeDef",
     "add",
     "allclose",
     "check_same_structure",
+    "fields",
+    "flatten",
     "leaves",
     "leaves_with_path",
     "map",
@@ -64,49 +88,405 @@ def readonly(a: np.ndarray) -> np.ndarray:
 
     The caller's array keeps its own flags: a view gets the read-only flag, so
     marking never changes an array somebody else holds.
+
+    Example:
+        >>> import numpy as np
+        >>> readonly(np.zeros(2)).flags.writeable
+        False
     """
     if not isinstance(a, np.ndarray):
         raise TypeError(f"fnn.tree.readonly: expected a NumPy array, got {type(a).__name__}")
     if not a.flags.writeable:
         return a
     v = a.view()
-    v.flags.writeable = False
+    v.setflags(write=False)
     return v
 
 
-def _is_attrs(x: object) -> bool:
-    return attrs.has(type(x))
+# ---------------------------------------------------------------------------
+# Kinds of nodes. The kind of a value depends only on its type, cached per type.
+
+_KIND_NAMES = ("leaf", "constant", "tuple", "list", "namedtuple", "dict", "attrs")
+_KINDS: dict[type, int] = {}
+_FIELDS: dict[type, tuple[tuple[str, bool], ...]] = {}
+
+
+def _kind(t: type) -> int:
+    k = _KINDS.get(t)
+    if k is None:
+        if issubclass(t, np.ndarray):
+            k = _LEAF
+        elif issubclass(t, tuple):
+            k = _NAMEDTUPLE if hasattr(t, "_fields") else _TUPLE
+        elif issubclass(t, list):
+            k = _LIST
+        elif issubclass(t, dict):
+            k = _DICT
+        elif attrs.has(t):
+            k = _ATTRS
+            _FIELDS[t] = tuple(
+                (f.name, bool(f.metadata.get(STATE_METADATA_KEY)))
+                for f in attrs.fields(cast(Any, t))
+            )
+        else:  # ints, floats, strings, None, functions, keys...: constants
+            k = _CONST
+        _KINDS[t] = k
+    return k
+
+
+def fields(cls: type) -> tuple[tuple[str, bool], ...]:
+    """``(name, is_state)`` for each attrs field of ``cls``, in order (cached per class).
+
+    ``is_state`` is true for fields declared with ``fnn_state`` metadata (a
+    layer's ``state_field``): their arrays are non-trainable.
+
+    Raises:
+        TypeError: ``cls`` is not an attrs class.
+
+    Example:
+        >>> import fnn
+        >>> fields(fnn.Dense)[-2:]
+        (('w', False), ('b', False))
+    """
+    if not (isinstance(cls, type) and attrs.has(cls)):
+        raise TypeError(f"fnn.tree.fields: expected an attrs class, got {cls!r}")
+    _kind(cls)
+    return _FIELDS[cls]
+
+
+# ---------------------------------------------------------------------------
+# The walker. A node of the structure key is _LEAF, _CONST or the tuple
+# (kind, type, keys, children): keys are the attrs field names, the dict keys, or
+# None for sequences. Leaves and constants are collected in order on the way.
+
+
+def _walk(x: Any, leaves: list[Any], consts: list[Any]) -> Any:
+    t = type(x)
+    k = _KINDS.get(t)
+    if k is None:
+        k = _kind(t)
+    if k == _LEAF:
+        leaves.append(x)
+        return _LEAF
+    if k == _CONST:
+        consts.append(x)
+        return _CONST
+    if k == _ATTRS:
+        names = tuple(n for n, _ in _FIELDS[t])
+        return (k, t, names, tuple([_walk(getattr(x, n), leaves, consts) for n in names]))
+    if k == _DICT:
+        return (k, t, tuple(x), tuple([_walk(v, leaves, consts) for v in x.values()]))
+    return (k, t, None, tuple([_walk(v, leaves, consts) for v in x]))
+
+
+_INTERNED: dict[Any, _Structure] = {}
+_RECENT: dict[type, list[_Structure]] = {}
+_MAX_INTERNED = 512
+_MAX_RECENT = 4
+_MAX_COMPILED_NODES = 4000
+
+
+def _structure_of(key: Any) -> _Structure:
+    s = _INTERNED.get(key)
+    if s is None:
+        if len(_INTERNED) >= _MAX_INTERNED:
+            _INTERNED.clear()
+            _RECENT.clear()
+        s = _INTERNED[key] = _Structure(key)
+    return s
+
+
+def flatten(tree: Tree) -> tuple[list[np.ndarray], TreeDef]:
+    """The array leaves of ``tree`` in depth-first order, and its `TreeDef`.
+
+    Leaves come in the order of ``fnn.tree.leaves``: tuple and list items in
+    order, dict values in insertion order, attrs fields in declaration order.
+    ``treedef.unflatten(leaves)`` gives back a tree equal to ``tree``.
+
+    Args:
+        tree: any tree (tuples, lists, dicts, attrs instances; arrays as leaves).
+
+    Returns:
+        ``(leaves, treedef)``: a new list of the leaf arrays themselves (not copies).
+
+    Raises:
+        ValueError: the tree is nested too deeply for Python's recursion limit.
+
+    Example:
+        >>> import numpy as np, fnn
+        >>> net = fnn.init([fnn.Dense(2)], (3,), key=0)
+        >>> leaves, treedef = flatten(net)
+        >>> [a.shape for a in leaves], treedef.paths
+        ([(3, 2), (2,)], ('layers[0].w', 'layers[0].b'))
+    """
+    recent = _RECENT.get(type(tree))
+    if recent is not None:
+        for s in recent:
+            if s.extract is not None:
+                try:
+                    leaves, consts = s.extract(tree)
+                except _Miss:
+                    continue
+                return leaves, TreeDef(s, consts)
+    leaves_out: list[Any] = []
+    consts_out: list[Any] = []
+    try:
+        key = _walk(tree, leaves_out, consts_out)
+    except RecursionError:
+        raise ValueError(
+            "fnn.tree.flatten: the tree is nested too deeply to walk (Python's recursion "
+            "limit); flatten the containers or store the arrays in a list"
+        ) from None
+    s = _structure_of(key)
+    if s.extract is None:
+        s.compile_extractor(leaves_out, consts_out)
+    if s.extract is not None:  # most recent first; replaced whole: threads never see it half-built
+        old = _RECENT.get(type(tree), [])
+        _RECENT[type(tree)] = [s, *(o for o in old if o is not s)][:_MAX_RECENT]
+    return leaves_out, TreeDef(s, tuple(consts_out))
+
+
+# ---------------------------------------------------------------------------
+# One structure: what every tree of it shares, computed once and cached.
+
+
+def _count(node: Any) -> tuple[int, int, int]:
+    """(nodes, leaves, constants) below ``node``."""
+    if node is _LEAF or node is _CONST:
+        return 1, int(node is _LEAF), int(node is _CONST)
+    n, leaves, consts = 1, 0, 0
+    for c in node[3]:
+        a, b, d = _count(c)
+        n, leaves, consts = n + a, leaves + b, consts + d
+    return n, leaves, consts
+
+
+def _suffix(kind: int, key: Any, i: int) -> str:
+    if kind == _ATTRS:
+        return f".{key}"
+    if kind == _DICT:
+        return f"[{key!r}]"
+    return f"[{i}]"
+
+
+def _leaf_info(node: Any, path: str, state: bool, out: list[tuple[str, bool]]) -> None:
+    if node is _LEAF:
+        out.append((path.lstrip("."), state))
+        return
+    if node is _CONST:
+        return
+    kind, t, keys, children = node
+    flags = [s for _, s in _FIELDS[t]] if kind == _ATTRS else [False] * len(children)
+    for i, child in enumerate(children):
+        key = keys[i] if keys is not None else i
+        _leaf_info(child, path + _suffix(kind, key, i), state or flags[i], out)
+
+
+class _Structure:
+    """The part of a TreeDef that every tree of one structure shares (cached, interned)."""
+
+    __slots__ = ("_builder", "_info", "extract", "key", "memo", "n_consts", "n_leaves", "n_nodes")
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+        self.memo: dict[Any, Any] = {}
+        self.n_nodes, self.n_leaves, self.n_consts = _count(key)
+        self._info: tuple[tuple[str, ...], tuple[bool, ...]] | None = None
+        self._builder: Callable[[Sequence[Any], Sequence[Any]], Any] | None = None
+        self.extract: Callable[[Any], tuple[list[Any], tuple[Any, ...]]] | None = None
+
+    def info(self) -> tuple[tuple[str, ...], tuple[bool, ...]]:
+        if self._info is None:
+            pairs: list[tuple[str, bool]] = []
+            _leaf_info(self.key, "", False, pairs)
+            self._info = (tuple(p for p, _ in pairs), tuple(s for _, s in pairs))
+        return self._info
+
+    def compile_extractor(self, leaves: Sequence[Any], consts: Sequence[Any]) -> None:
+        """Compile a check-and-extract function for trees of this structure whose leaves
+        and constants have the types seen now (another type falls back to the walk)."""
+        if self.n_nodes > _MAX_COMPILED_NODES:
+            return
+        gen = _Codegen()
+        gen.extract(self.key, "x", [type(a) for a in leaves], [type(c) for c in consts])
+        ls = "".join(f"l{i}, " for i in range(self.n_leaves))
+        cs = "".join(f"c{i}, " for i in range(self.n_consts))
+        self.extract = gen.function("extract", "x", f"return [{ls}], ({cs})")
+
+    def build(self, leaves: Sequence[Any], consts: Sequence[Any]) -> Any:
+        if self._builder is None:
+            if self.n_nodes > _MAX_COMPILED_NODES:
+                self._builder = _slow_builder(self.key)
+            else:
+                gen = _Codegen()
+                root = gen.build(self.key)
+                self._builder = gen.function("build", "L, C", f"return {root}")
+        return self._builder(leaves, consts)
+
+
+@attrs.frozen
+class Node:
+    """A public view of one node of a `TreeDef` (for serialisers and tools).
+
+    Attributes:
+        kind: ``"leaf"``, ``"constant"``, ``"tuple"``, ``"list"``, ``"namedtuple"``,
+            ``"dict"`` or ``"attrs"``.
+        type: the container's class (``None`` for leaves and constants).
+        keys: attrs field names, dict keys, or indices ``0..n-1`` of a sequence.
+        state: per child, whether it sits in an attrs field marked as state.
+        children: the child nodes, in order.
+        value: a constant's value (``None`` for other kinds).
+    """
+
+    kind: str
+    type: type | None
+    keys: tuple[Any, ...]
+    state: tuple[bool, ...]
+    children: tuple[Node, ...]
+    value: Any = None
+
+
+class TreeDef:
+    """The structure of a tree: containers, constants and where the leaves go.
+
+    Made by `flatten`. ``treedef.unflatten(leaves)`` builds the tree around new
+    leaves, taking constants (ints, strings, ``None``, functions) from the
+    flattened tree and rebuilding attrs instances without running their
+    ``__init__`` (validators ran when the original was built).
+
+    Two treedefs are equal when their containers, dict keys, attrs classes and
+    leaf positions are the same; constants and leaf shapes are not compared.
+
+    Attributes:
+        num_leaves: how many array leaves the tree has.
+        paths: each leaf's path, e.g. ``"layers[0].w"``, in leaf order.
+        state_mask: per leaf, whether it is non-trainable state (an attrs field
+            declared with ``fnn_state`` metadata, or inside one).
+        root: the structure as a tree of `Node` values.
+    """
+
+    __slots__ = ("_consts", "_s")
+
+    def __init__(self, structure: _Structure, consts: tuple[Any, ...]) -> None:
+        self._s = structure
+        self._consts = consts
+
+    @property
+    def num_leaves(self) -> int:
+        """The number of array leaves."""
+        return self._s.n_leaves
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Each leaf's path, in leaf order (``"layers[0].w"``, ``"['a'][1]"``)."""
+        return self._s.info()[0]
+
+    @property
+    def state_mask(self) -> tuple[bool, ...]:
+        """Per leaf, in leaf order: is it a non-trainable state leaf?"""
+        return self._s.info()[1]
+
+    @property
+    def memo(self) -> dict[Any, Any]:
+        """A dict shared by every treedef of this structure, where callers cache what they
+        derive from the structure alone (resolved masks, field tables). Keys must be
+        hashable; values must not depend on leaves or constants."""
+        return self._s.memo
+
+    @property
+    def root(self) -> Node:
+        """The structure as a tree of `Node` values, constants included."""
+        consts = iter(self._consts)
+
+        def go(node: Any) -> Node:
+            if node is _LEAF:
+                return Node("leaf", None, (), (), ())
+            if node is _CONST:
+                return Node("constant", None, (), (), (), next(consts))
+            kind, t, keys, children = node
+            flags = tuple(s for _, s in _FIELDS[t]) if kind == _ATTRS else (False,) * len(children)
+            ks = keys if keys is not None else tuple(range(len(children)))
+            return Node(_KIND_NAMES[kind], t, ks, flags, tuple(go(c) for c in children))
+
+        return go(self._s.key)
+
+    def unflatten(self, leaves: Sequence[np.ndarray]) -> Tree:
+        """The tree of this structure with ``leaves`` (in leaf order) as its arrays.
+
+        Each leaf is stored read-only (a read-only view when the array given is
+        writeable; the caller's array keeps its flags).
+
+        Args:
+            leaves: one NumPy array (or NumPy scalar, for a 0-d leaf) per leaf.
+
+        Returns:
+            The rebuilt tree.
+
+        Raises:
+            ValueError: the number of leaves differs from ``num_leaves``.
+            TypeError: a leaf is not a NumPy array (names its path).
+
+        Example:
+            >>> import numpy as np
+            >>> _, td = flatten({"w": np.zeros(2), "name": "head"})
+            >>> td.unflatten([np.ones(2)])
+            {'w': array([1., 1.]), 'name': 'head'}
+        """
+        if isinstance(leaves, np.ndarray) or not isinstance(leaves, Sequence):
+            raise TypeError(
+                f"fnn.tree.TreeDef.unflatten: leaves must be a list of {self.num_leaves} arrays, "
+                f"got {type(leaves).__name__}"
+            )
+        if len(leaves) != self._s.n_leaves:
+            raise ValueError(
+                f"fnn.tree.TreeDef.unflatten: this structure has {self._s.n_leaves} leaves, "
+                f"got {len(leaves)}"
+            )
+        out = []
+        for i, a in enumerate(leaves):
+            if isinstance(a, np.generic):  # what arithmetic on a 0-d array gives
+                a = np.asarray(a)
+            if not isinstance(a, np.ndarray):
+                raise TypeError(
+                    f"fnn.tree.TreeDef.unflatten: leaf {i} ({self.paths[i] or '<root>'}) must be "
+                    f"a NumPy array, got {type(a).__name__}"
+                )
+            out.append(readonly(a))
+        return self._s.build(out, self._consts)
+
+    def build(self, leaves: Sequence[np.ndarray]) -> Tree:
+        """`unflatten` without checks, for read-only arrays fnn itself just made (internal)."""
+        return self._s.build(leaves, self._consts)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TreeDef):
+            return NotImplemented
+        return self._s is other._s or self._s.key == other._s.key
+
+    def __hash__(self) -> int:
+        return hash(self._s.key)
+
+    def __repr__(self) -> str:
+        return f"TreeDef({self.num_leaves} leaves: {', '.join(self.paths[:4])}" + (
+            ", ...)" if self.num_leaves > 4 else ")"
+        )
+
+
+# ---------------------------------------------------------------------------
+# Mismatch messages: a slow walk over both trees that names the first difference.
 
 
 def _children(node: object) -> list[tuple[str, object]] | None:
-    """Return ``(path_suffix, child)`` pairs of a container, ``None`` for a non-container."""
-    if isinstance(node, tuple | list):
-        return [(f"[{i}]", c) for i, c in enumerate(node)]
-    if isinstance(node, dict):
-        return [(f"[{k!r}]", node[k]) for k in node]
-    if _is_attrs(node):
-        return [(f".{f.name}", getattr(node, f.name)) for f in attrs.fields(cast(Any, type(node)))]
+    """``(path_suffix, child)`` pairs of a container, ``None`` for a non-container."""
+    k = _kind(type(node))
+    if k in (_TUPLE, _LIST, _NAMEDTUPLE):
+        return [(f"[{i}]", c) for i, c in enumerate(cast(Sequence[object], node))]
+    if k == _DICT:
+        d = cast(dict[Any, object], node)
+        return [(f"[{key!r}]", d[key]) for key in d]
+    if k == _ATTRS:
+        return [(f".{name}", getattr(node, name)) for name, _ in _FIELDS[type(node)]]
     return None
-
-
-def _rebuild(node: object, new_children: list[object]) -> object:
-    """Make a container of ``node``'s kind holding ``new_children``."""
-    if isinstance(node, list):
-        return new_children
-    if isinstance(node, tuple):
-        if hasattr(node, "_fields"):  # namedtuple
-            return cast(Any, type(node))(*new_children)
-        return tuple(new_children)
-    if isinstance(node, dict):
-        return dict(zip(node.keys(), new_children, strict=True))
-    # attrs instance: bypass __init__ (the structure was validated when `node` was
-    # built; running validators and converters again on every optimizer step
-    # would cost more than a small network's arithmetic).
-    cls = type(node)
-    new = object.__new__(cls)
-    for f, v in zip(attrs.fields(cast(Any, cls)), new_children, strict=True):
-        object.__setattr__(new, f.name, v)
-    return new
 
 
 def _describe(x: object) -> str:
@@ -116,207 +496,81 @@ def _describe(x: object) -> str:
     if kids is None:
         return "a non-array value" if x is not None else "None"
     if isinstance(x, dict):
-        return f"dict with keys {sorted(map(str, x))}"
-    if _is_attrs(x):
+        return f"dict with keys {sorted(builtins.map(str, x))}"
+    if _kind(type(x)) == _ATTRS:
         return type(x).__name__
     return f"{type(x).__name__} of length {len(kids)}"
 
 
-def _mismatch(path: str, first: object, other: object) -> ValueError:
-    where = path.lstrip(".") or "<root>"
+def _same_kind(a: object, b: object) -> bool:
+    ka, kb = _kind(type(a)), _kind(type(b))
+    if ka == _LEAF or kb == _LEAF:
+        return ka == kb and cast(np.ndarray, a).shape == cast(np.ndarray, b).shape
+    if ka == _CONST:
+        return kb == _CONST
+    if type(a) is not type(b):
+        return False
+    if ka == _DICT:
+        return list(cast(dict[Any, Any], a)) == list(cast(dict[Any, Any], b))
+    if ka == _ATTRS:
+        return True
+    return len(cast(Sequence[Any], a)) == len(cast(Sequence[Any], b))
+
+
+def _first_difference(path: str, a: object, b: object) -> str | None:
+    if not _same_kind(a, b):
+        return f"{path.lstrip('.') or '<root>'}: {_describe(a)} vs {_describe(b)}"
+    kids_a, kids_b = _children(a), _children(b)
+    if kids_a is None or kids_b is None:
+        return None
+    for (suffix, ca), (_, cb) in zip(kids_a, kids_b, strict=True):
+        found = _first_difference(path + suffix, ca, cb)
+        if found is not None:
+            return found
+    return None
+
+
+def mismatch_error(a: Tree, b: Tree, who: str | None = None) -> ValueError:
+    """The ValueError for two trees that differ, naming the first differing path."""
+    try:
+        where = _first_difference("", a, b)
+    except RecursionError:
+        where = None
+    where = where or "<root>: the trees differ"
+    prefix = f"{who}: " if who else ""
     return ValueError(
-        f"tree structures differ at {where}: {_describe(first)} vs {_describe(other)}; "
+        f"{prefix}tree structures differ at {where}; "
         "trees combined by fnn.tree must have the same containers and array shapes"
     )
 
 
-def _same_kind(a: object, b: object) -> bool:
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
-    if isinstance(a, dict):
-        return isinstance(b, dict) and list(a.keys()) == list(b.keys())
-    if isinstance(a, tuple | list):
-        return type(a) is type(b) and len(a) == len(b)
-    if _is_attrs(a):
-        return type(a) is type(b)
-    return _children(b) is None
+def leaves_like(treedef: TreeDef, like_leaves: Sequence[np.ndarray], like: Tree, other: Tree,
+                who: str | None = None) -> list[np.ndarray]:
+    """The leaves of ``other``, which must have ``treedef``'s structure and leaf shapes.
 
-
-def _map(f: Callable[..., Any], path: str, nodes: tuple[object, ...], with_path: bool) -> object:
-    first = nodes[0]
-    for other in nodes[1:]:
-        if not _same_kind(first, other):
-            raise _mismatch(path, first, other)
-    if isinstance(first, np.ndarray):
-        out = f(path.lstrip("."), *nodes) if with_path else f(*nodes)
-        out = np.asarray(out)
-        return readonly(out)
-    kids = _children(first)
-    if kids is None:
-        return first
-    kids_per_tree = [kids] + [_children(n) for n in nodes[1:]]
-    new = [
-        _map(f, path + suffix, tuple(k[i][1] for k in kids_per_tree), with_path)  # type: ignore[index]
-        for i, (suffix, _) in enumerate(kids)
-    ]
-    return _rebuild(first, new)
+    ``like`` (with leaves ``like_leaves``) is the tree ``treedef`` came from; it is
+    walked again only to explain a mismatch.
+    """
+    leaves, td = flatten(other)
+    if td._s is not treedef._s and td._s.key != treedef._s.key:
+        raise mismatch_error(like, other, who)
+    for a, b in zip(like_leaves, leaves, strict=True):
+        if a.shape != b.shape:
+            raise mismatch_error(like, other, who)
+    return leaves
 
 
 # ---------------------------------------------------------------------------
-# The fast path. Optimizers map over whole networks on every step, so the walk
-# must cost little next to a small network's arithmetic: the kind of each type
-# is computed once and cached, no path strings are built, and attrs instances
-# are rebuilt without re-running validators. On a mismatch the slow walk above
-# runs again to say where the trees differ.
-
-_LEAF, _LIST, _TUPLE, _NAMEDTUPLE, _DICT, _ATTRS, _OTHER = range(7)
-_KINDS: dict[type, int] = {}
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-_FIELD_STATE: dict[type, tuple[bool, ...]] = {}
+# Maps and queries, all on flatten.
 
 
-def _kind(t: type) -> int:
-    k = _KINDS.get(t)
-    if k is None:
-        if issubclass(t, np.ndarray):
-            k = _LEAF
-        elif issubclass(t, list):
-            k = _LIST
-        elif issubclass(t, tuple):
-            k = _NAMEDTUPLE if hasattr(t, "_fields") else _TUPLE
-        elif issubclass(t, dict):
-            k = _DICT
-        elif attrs.has(t):
-            k = _ATTRS
-            fields = attrs.fields(cast(Any, t))
-            _FIELD_NAMES[t] = tuple(f.name for f in fields)
-            _FIELD_STATE[t] = tuple(bool(f.metadata.get(STATE_METADATA_KEY)) for f in fields)
-        else:
-            k = _OTHER
-        _KINDS[t] = k
-    return k
-
-
-class _Mismatch(Exception):
-    """Raised inside the fast walk; turned into a ValueError with a path."""
-
-
-def _fast_map(f: Callable[..., Any], nodes: tuple[Any, ...]) -> Any:
-    first = nodes[0]
-    t = type(first)
-    k = _KINDS.get(t)
-    if k is None:
-        k = _kind(t)
-    if k == _LEAF:
-        for o in nodes[1:]:
-            if not isinstance(o, np.ndarray) or o.shape != first.shape:
-                raise _Mismatch
-        out = f(*nodes)
-        if not isinstance(out, np.ndarray):
-            out = np.asarray(out)
-        if out.flags.writeable:
-            out = out.view()
-            out.setflags(write=False)
-        return out
-    if k == _OTHER:
-        for o in nodes[1:]:
-            if _kind(type(o)) != _OTHER:
-                raise _Mismatch
-        return first
-    for o in nodes[1:]:
-        if type(o) is not t:
-            raise _Mismatch
-    if k == _ATTRS:
-        new = object.__new__(t)
-        setattr_ = object.__setattr__
-        if len(nodes) == 1:
-            for name in _FIELD_NAMES[t]:
-                setattr_(new, name, _fast_map(f, (getattr(first, name),)))
-        elif len(nodes) == 2:
-            second = nodes[1]
-            for name in _FIELD_NAMES[t]:
-                setattr_(new, name, _fast_map(f, (getattr(first, name), getattr(second, name))))
-        else:
-            for name in _FIELD_NAMES[t]:
-                setattr_(new, name, _fast_map(f, tuple([getattr(n, name) for n in nodes])))
-        return new
-    if k == _DICT:
-        keys = list(first)
-        for o in nodes[1:]:
-            if list(o) != keys:
-                raise _Mismatch
-        return {key: _fast_map(f, tuple([n[key] for n in nodes])) for key in keys}
-    n_items = len(first)
-    for o in nodes[1:]:
-        if len(o) != n_items:
-            raise _Mismatch
-    items = [_fast_map(f, items_i) for items_i in zip(*nodes, strict=True)]
-    if k == _LIST:
-        return items
-    if k == _TUPLE:
-        return tuple(items)
-    return t(*items)  # namedtuple
-
-
-def _leaf_out(out: Any) -> np.ndarray:
-    if not isinstance(out, np.ndarray):
-        out = np.asarray(out)
-    if out.flags.writeable:
-        out = out.view()
-        out.setflags(write=False)
-    return cast(np.ndarray, out)
-
-
-def _map2(f: Callable[..., Any], a: Any, b: Any) -> Any:
-    """``_fast_map`` for exactly two trees (every optimizer step), unrolled for speed."""
-    t = type(a)
-    k = _KINDS.get(t)
-    if k is None:
-        k = _kind(t)
-    if k == _LEAF:
-        if not isinstance(b, np.ndarray) or b.shape != a.shape:
-            raise _Mismatch
-        return _leaf_out(f(a, b))
-    if k == _OTHER:
-        if _kind(type(b)) != _OTHER:
-            raise _Mismatch
-        return a
-    if type(b) is not t:
-        raise _Mismatch
-    if k == _ATTRS:
-        new = object.__new__(t)
-        for name in _FIELD_NAMES[t]:
-            va = getattr(a, name)
-            if _KINDS.get(type(va)) == _OTHER:
-                tb = type(getattr(b, name))
-                if _KINDS.get(tb) != _OTHER and _kind(tb) != _OTHER:
-                    raise _Mismatch
-            else:
-                va = _map2(f, va, getattr(b, name))
-            object.__setattr__(new, name, va)
-        return new
-    if k == _DICT:
-        if list(a) != list(b):
-            raise _Mismatch
-        return {key: _map2(f, a[key], b[key]) for key in a}
-    if len(a) != len(b):
-        raise _Mismatch
-    items = [_map2(f, x, y) for x, y in zip(a, b, strict=True)]
-    if k == _LIST:
-        return items
-    if k == _TUPLE:
-        return tuple(items)
-    return t(*items)
-
-
-def _map_fast_or_explain(f: Callable[..., Any], nodes: tuple[Any, ...]) -> Any:
-    try:
-        if len(nodes) == 2:
-            return _map2(f, nodes[0], nodes[1])
-        return _fast_map(f, nodes)
-    except _Mismatch:
-        _map(lambda *xs: xs[0], "", nodes, with_path=False)  # raises with the path
-        raise ValueError("tree structures differ") from None  # unreachable in practice
+def _out(x: Any) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x)
+    if x.flags.writeable:
+        x = x.view()
+        x.setflags(write=False)
+    return cast(np.ndarray, x)
 
 
 def map(f: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:  # noqa: A001
@@ -342,7 +596,13 @@ def map(f: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:  # noqa: A001
     """
     if not callable(f):
         raise TypeError(f"fnn.tree.map: f must be a function of the leaves, got {f!r}")
-    return _map_fast_or_explain(f, (tree, *rest))
+    leaves_, td = flatten(tree)
+    if not rest:
+        return td.build([_out(f(a)) for a in leaves_])
+    others = [leaves_like(td, leaves_, tree, r) for r in rest]
+    if len(others) == 1:
+        return td.build([_out(f(a, b)) for a, b in zip(leaves_, others[0], strict=True)])
+    return td.build([_out(f(*xs)) for xs in zip(leaves_, *others, strict=True)])
 
 
 def map_with_path(f: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:
@@ -358,21 +618,9 @@ def map_with_path(f: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:
     """
     if not callable(f):
         raise TypeError(f"fnn.tree.map_with_path: f must be a function (path, *leaves), got {f!r}")
-    return _map(f, "", (tree, *rest), with_path=True)
-
-
-def _walk(node: object, path: str, state: bool) -> Iterator[tuple[str, np.ndarray, bool]]:
-    if isinstance(node, np.ndarray):
-        yield path.lstrip("."), node, state
-        return
-    if _is_attrs(node):
-        for fld in attrs.fields(cast(Any, type(node))):
-            is_state = state or bool(fld.metadata.get(STATE_METADATA_KEY, False))
-            yield from _walk(getattr(node, fld.name), f"{path}.{fld.name}", is_state)
-        return
-    kids = _children(node)
-    for suffix, child in kids or ():
-        yield from _walk(child, path + suffix, state)
+    leaves_, td = flatten(tree)
+    others = [leaves_like(td, leaves_, tree, r) for r in rest]
+    return td.build([_out(f(p, *xs)) for p, *xs in zip(td.paths, leaves_, *others, strict=True)])
 
 
 def leaves(tree: Tree) -> list[np.ndarray]:
@@ -383,7 +631,7 @@ def leaves(tree: Tree) -> list[np.ndarray]:
         >>> len(leaves({"w": np.zeros(3), "name": "dense", "b": None}))
         1
     """
-    return [leaf for _, leaf, _ in _walk(tree, "", False)]
+    return flatten(tree)[0]
 
 
 def leaves_with_path(tree: Tree) -> list[tuple[str, np.ndarray]]:
@@ -394,49 +642,36 @@ def leaves_with_path(tree: Tree) -> list[tuple[str, np.ndarray]]:
         >>> leaves_with_path({"w": np.zeros(2)})
         [("['w']", array([0., 0.]))]
     """
-    return [(p, leaf) for p, leaf, _ in _walk(tree, "", False)]
+    leaves_, td = flatten(tree)
+    return list(zip(td.paths, leaves_, strict=True))
 
 
 def state_mask(tree: Tree) -> list[bool]:
     """Per array leaf, in :func:`leaves` order: is it a state (non-trainable) leaf?
 
-    The same answer as ``[p in state_paths(t) for p, _ in leaves_with_path(t)]``
-    without building path strings: optimizers ask on every update.
+    The same answer as ``[p in state_paths(t) for p, _ in leaves_with_path(t)]``,
+    read from the cached `TreeDef`.
 
     Example:
         >>> import numpy as np
         >>> state_mask({"w": np.zeros(2), "tag": "x"})
         [False]
     """
-    out: list[bool] = []
-
-    def walk(x: Any, state: bool) -> None:
-        t = type(x)
-        k = _KINDS.get(t)
-        if k is None:
-            k = _kind(t)
-        if k == _LEAF:
-            out.append(state)
-        elif k == _ATTRS:
-            for name, is_state in zip(_FIELD_NAMES[t], _FIELD_STATE[t], strict=True):
-                walk(getattr(x, name), state or is_state)
-        elif k == _DICT:
-            for child in x.values():
-                walk(child, state)
-        elif k != _OTHER:
-            for child in x:
-                walk(child, state)
-
-    walk(tree, False)
-    return out
+    return list(flatten(tree)[1].state_mask)
 
 
 def state_paths(tree: Tree) -> frozenset[str]:
     """Paths of non-trainable array leaves (attrs fields marked as state).
 
     Optimizers never decay or update these; e.g. BatchNorm's running mean.
+
+    Example:
+        >>> import fnn
+        >>> sorted(state_paths(fnn.init([fnn.layers.BatchNorm()], (2,), key=0)))
+        ['layers[0].running_mean', 'layers[0].running_var']
     """
-    return frozenset(p for p, _, st in _walk(tree, "", False) if st)
+    td = flatten(tree)[1]
+    return frozenset(p for p, s in zip(td.paths, td.state_mask, strict=True) if s)
 
 
 def check_same_structure(a: Tree, b: Tree) -> None:
@@ -449,7 +684,8 @@ def check_same_structure(a: Tree, b: Tree) -> None:
         ...
         ValueError: tree structures differ at [0]: shape (2,) vs shape (3,); ...
     """
-    _map_fast_or_explain(lambda *xs: xs[0], (a, b))
+    leaves_a, td = flatten(a)
+    leaves_like(td, leaves_a, a, b)
 
 
 def add(a: Tree, b: Tree) -> Tree:
@@ -474,11 +710,12 @@ def zeros_like(tree: Tree) -> Tree:
 
 def vdot(a: Tree, b: Tree) -> float:
     """Sum over leaves of ``vdot(a_leaf, b_leaf)``, as a Python float (accumulated in float64)."""
-    check_same_structure(a, b)
+    leaves_a, td = flatten(a)
+    leaves_b = leaves_like(td, leaves_a, a, b)
     return float(
         builtins.sum(
             float(np.vdot(x.astype(np.float64, copy=False), y.astype(np.float64, copy=False)))
-            for x, y in zip(leaves(a), leaves(b), strict=True)
+            for x, y in zip(leaves_a, leaves_b, strict=True)
         )
     )
 
@@ -504,11 +741,12 @@ def allclose(a: Tree, b: Tree, rtol: float = 1e-7, atol: float = 0.0) -> bool:
             raise TypeError(f"fnn.tree.allclose: {name} must be a number, got {tol!r}")
         if not (math.isfinite(tol) and tol >= 0):
             raise ValueError(f"fnn.tree.allclose: {name} must be finite and >= 0, got {tol}")
+    leaves_a, td = flatten(a)
     try:
-        check_same_structure(a, b)
+        leaves_b = leaves_like(td, leaves_a, a, b)
     except ValueError:
         return False
     return all(
         np.allclose(x, y, rtol=rtol, atol=atol, equal_nan=False)
-        for x, y in zip(leaves(a), leaves(b), strict=True)
+        for x, y in zip(leaves_a, leaves_b, strict=True)
     )

@@ -21,6 +21,7 @@ import pytest
 import fnn
 from fnn import layers, optim, tree
 from fnn._frozen import freeze_arrays, readonly_reduce_ex
+from fnn.optim import base as optim_base
 
 PROTOCOLS = list(range(pickle.HIGHEST_PROTOCOL + 1))
 
@@ -179,10 +180,23 @@ def test_optimizer_states_round_trip(how, copier, make):
         grads = fnn.grad(net, x, y, fnn.losses.mse, key=0)
         net, state = make.update(grads, state, net)
     back = copier(state)
-    assert type(back) is optim.OptState and int(back.count) == 2
+    assert type(back) is type(state) and int(back.count) == 2
     assert _all_arrays_readonly(back) and _bit_identical(back, state)
     grads = fnn.grad(net, x, y, fnn.losses.mse, key=0)
     assert _bit_identical(make.update(grads, back, net), make.update(grads, state, net))
+
+
+def test_every_exported_state_class_inherits_the_hook():
+    """Every transformation-state class fnn.optim exports gets the hook from fnn.optim.State
+    (or sets it itself), so a state gathered through Dask or deep-copied stays read-only."""
+    states = [
+        obj for name in optim.__all__
+        if inspect.isclass(obj := getattr(optim, name)) and attrs.has(obj)
+        and (issubclass(obj, optim_base.State) or obj is optim.OptState)
+    ]
+    assert len(states) >= 8
+    for cls in states:
+        assert cls.__reduce_ex__ is readonly_reduce_ex, cls.__name__
 
 
 def test_plain_trees_in_an_opt_state_are_frozen_too():

@@ -64,6 +64,47 @@ def test_optimizer_states_load_bit_for_bit(expected):
     _assert_bits("sgd", back["sgd"], expected)
 
 
+def _by_hand_adam_step(p, g, m, v, t, lr=1e-2, b1=0.9, b2=0.999, eps=1e-8):
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g**2
+    return p - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps), m, v
+
+
+def test_0_1_0_optimizer_states_resume_as_0_1_0_would(expected):
+    """fnn.optim.adam(1e-2).update accepts the loaded 0.1.0 Adam state (two updates taken) and
+    makes update 3 by the paper's formulas, computed here by hand; running statistics stay.
+    The loaded momentum-SGD state (no update yet) takes its first step: b = g, θ − lr·b."""
+    back = fnn.load(GOLDEN / "opt_state.npz")
+    nets = fnn.load(GOLDEN / "network.npz")
+    net, x = nets["net"], expected["input"]
+    y = np.eye(3)[[0, 1, 2, 0]]
+    _, g = fnn.value_and_grad(net, x, y, fnn.losses.mse, key=fnn.random.key(12))
+    new, state = fnn.optim.adam(1e-2).update(g, back["adam"], net)
+    assert int(state.count) == 3
+    old_m, old_v = _by_path(back["adam"].slots["mu"]), _by_path(back["adam"].slots["nu"])
+    grads, got, state_paths = _by_path(g), _by_path(new), fnn.tree.state_paths(net)
+    got_m, got_v = _by_path(state.slots["mu"]), _by_path(state.slots["nu"])
+    for path, p in fnn.tree.leaves_with_path(net):
+        if path in state_paths:
+            assert got[path] is p and np.array_equal(got_m[path], old_m[path]), path
+            continue
+        want, m, v = _by_hand_adam_step(p, grads[path], old_m[path], old_v[path], 3)
+        np.testing.assert_allclose(got[path], want, rtol=1e-12, atol=1e-15, err_msg=path)
+        np.testing.assert_allclose(got_m[path], m, rtol=1e-12, atol=1e-18, err_msg=path)
+        np.testing.assert_allclose(got_v[path], v, rtol=1e-12, atol=1e-24, err_msg=path)
+
+    pooled = nets["pooled"]
+    xs = x[:, :5, :5, :1].astype(np.float32)
+    gp = fnn.grad(pooled, xs, np.eye(2, dtype=np.float32)[[0, 1, 1, 0]], fnn.losses.mse)
+    new_p, sgd_state = fnn.optim.sgd(0.1, momentum=0.9).update(gp, back["sgd"], pooled)
+    assert int(sgd_state.count) == 1
+    for (path, p), (_, gl), (_, q) in zip(fnn.tree.leaves_with_path(pooled),
+                                          fnn.tree.leaves_with_path(gp),
+                                          fnn.tree.leaves_with_path(new_p), strict=True):
+        np.testing.assert_allclose(q, p - np.float32(0.1) * (np.float32(0.9) * 0 + gl), rtol=1e-6,
+                                   err_msg=path)
+
+
 def test_history_json_loads():
     """A 0.1.0 history.json (as ``fnn train`` writes it) becomes the same History."""
     d = json.loads((GOLDEN / "history.json").read_text())

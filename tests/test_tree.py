@@ -185,3 +185,145 @@ def test_state_mask_on_nested_containers():
     t = {"a": [np.zeros(1), (net.layers[0], np.ones(2))], "b": {"c": net}, "d": "tag", "e": None}
     assert tree.state_mask(t) == reference(t)
     assert sum(tree.state_mask(t)) == 4
+
+
+# ---------------------------------------------------------------------------
+# flatten / unflatten and the treedef
+
+
+@given(trees)
+def test_flatten_unflatten_round_trip(t):
+    """unflatten(flatten(t)) rebuilds a tree of the same structure with the same leaves (as
+    read-only arrays) and the same constants; leaves come in the order of tree.leaves."""
+    leaves, td = tree.flatten(t)
+    assert td.num_leaves == len(leaves) == len(tree.leaves(t))
+    back = td.unflatten(leaves)
+    tree.check_same_structure(back, t)
+    assert all(a is b or np.array_equal(a, b) for a, b in zip(tree.leaves(back), leaves, strict=True))
+    assert all(not a.flags.writeable for a in tree.leaves(back))
+    assert td.paths == tuple(p for p, _ in tree.leaves_with_path(t))
+
+
+@given(trees, trees)
+def test_compiled_and_walked_flatten_agree(a, b):
+    """Flattening b right after a (so the compiled extractor of a's structure is tried first)
+    gives what a fresh walk gives: same leaves, same paths; equal treedefs iff same structure."""
+    tree.flatten(a)
+    leaves_b, td_b = tree.flatten(b)
+    walked: list = []
+    key = tree._walk(b, walked, [])
+    assert len(walked) == len(leaves_b) and all(x is y for x, y in zip(walked, leaves_b, strict=True))
+    assert td_b._s.key == key
+    same = tree._walk(a, [], []) == key
+    assert (tree.flatten(a)[1] == td_b) == same
+
+
+def test_unflatten_keeps_constants_and_skips_init():
+    """Constants come from the flattened tree; attrs instances are rebuilt without __init__ (a
+    validator that would refuse is not run again), and the caller's arrays keep their flags."""
+    calls = []
+
+    @attrs.frozen(eq=False)
+    class Counted:
+        a: np.ndarray
+        tag: str = attrs.field(validator=lambda *_: calls.append(1))
+
+    t = Counted(np.ones(2), "x")
+    _leaves, td = tree.flatten(t)
+    new = np.zeros(2)
+    back = td.unflatten([new])
+    assert len(calls) == 1 and back.tag == "x" and type(back) is Counted
+    assert new.flags.writeable and not back.a.flags.writeable
+    np.testing.assert_array_equal(back.a, [0.0, 0.0])
+
+
+def test_unflatten_refuses_wrong_leaves():
+    """A wrong number of leaves, or a non-array, is refused naming the leaf's path."""
+    _, td = tree.flatten({"w": np.zeros(2), "b": np.zeros(1)})
+    with pytest.raises(ValueError, match=r"unflatten: this structure has 2 leaves, got 1"):
+        td.unflatten([np.zeros(2)])
+    with pytest.raises(TypeError, match=r"unflatten: leaf 1 \(\['b'\]\) must be a NumPy array, got list"):
+        td.unflatten([np.zeros(2), [0.0]])
+    with pytest.raises(TypeError, match=r"leaves must be a list of 2 arrays"):
+        td.unflatten(np.zeros(2))
+
+
+@attrs.frozen(eq=False)
+class Box(Layer):
+    """A container layer holding a tuple of layers, like Sequential."""
+
+    layers: tuple = ()
+
+
+@attrs.frozen(eq=False)
+class Skip(Layer):
+    """A container layer holding one body, like Residual."""
+
+    body: object = None
+
+
+def test_paths_and_state_through_nested_containers():
+    """Attrs instances holding tuples of attrs instances (containers) give paths like
+    layers[1].body.layers[0].w, and state fields deep inside are found."""
+    inner = Box((WithState(w=np.ones(2), running=np.zeros(2)), Pair("p", np.ones(1), None)))
+    t = Box((Pair("q", np.ones(3), None), Skip(inner)))
+    _leaves, td = tree.flatten(t)
+    assert td.paths == (
+        "layers[0].a", "layers[1].body.layers[0].w", "layers[1].body.layers[0].running",
+        "layers[1].body.layers[1].a",
+    )
+    assert td.state_mask == (False, False, True, False)
+    assert tree.state_paths(t) == {"layers[1].body.layers[0].running"}
+    other = Box((Pair("q", np.ones(3), None), Skip(Box((WithState(w=np.ones(3), running=np.zeros(2)),
+                                                         Pair("p", np.ones(1), None))))))
+    with pytest.raises(ValueError, match=r"layers\[1\]\.body\.layers\[0\]\.w: shape \(2,\) vs shape \(3,\)"):
+        tree.check_same_structure(t, other)
+
+
+def test_treedef_equality_ignores_constants_and_shapes():
+    """Treedefs compare containers and leaf positions, not constants or shapes."""
+    a = tree.flatten({"w": np.zeros(2), "n": 1})[1]
+    b = tree.flatten({"w": np.zeros(5), "n": "other"})[1]
+    c = tree.flatten({"w": np.zeros(2), "n": np.zeros(1)})[1]
+    assert a == b and hash(a) == hash(b) and a != c
+
+
+def test_root_exposes_nodes_for_serialisers():
+    """TreeDef.root gives kinds, types, field names, state flags and constants."""
+    layer = WithState(w=np.ones(2), running=np.zeros(2))
+    root = tree.flatten({"layer": layer, "n": 3})[1].root
+    assert root.kind == "dict" and root.keys == ("layer", "n")
+    node, const = root.children
+    assert node.kind == "attrs" and node.type is WithState
+    assert dict(zip(node.keys, node.state, strict=True)) == {"w": False, "running": True}
+    assert [c.kind for c in node.children] == ["leaf", "leaf"]
+    assert const.kind == "constant" and const.value == 3
+    assert tree.fields(WithState) == (("w", False), ("running", True))
+
+
+def test_namedtuples_and_lists_rebuild_as_their_kind():
+    """Namedtuples are rebuilt with their class, lists as lists, tuples as tuples."""
+    import collections
+
+    NT = collections.namedtuple("NT", ["a", "b"])
+    t = [NT(np.ones(1), (np.zeros(2), 5))]
+    out = tree.map(lambda x: x + 1, t)
+    assert type(out) is list and type(out[0]) is NT and type(out[0].b) is tuple and out[0].b[1] == 5
+
+
+def test_deep_nesting_is_a_value_error():
+    """A tree nested beyond Python's recursion limit is refused with ValueError, not RecursionError."""
+    t: object = np.zeros(1)
+    for _ in range(5000):
+        t = [t]
+    with pytest.raises(ValueError, match="nested too deeply"):
+        tree.flatten(t)
+
+
+def test_map_output_is_read_only_and_does_not_freeze_the_callers_array():
+    """A map that returns its input gives a read-only view; the caller's array stays writeable."""
+    a = np.ones(2)
+    out = tree.map(lambda x: x, {"a": a})
+    assert a.flags.writeable and not out["a"].flags.writeable
+    out2 = tree.map(lambda x: x * 2, [np.ones(2)])
+    assert not out2[0].flags.writeable

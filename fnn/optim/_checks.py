@@ -49,3 +49,4 @@ def count(who: str, name: str, value: object, *, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{who}: {name} must be an int >= {minimum}, got {value}")
     return int(value)
+

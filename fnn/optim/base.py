@@ -1,122 +1,240 @@
-"""The optimizer value, its state, and the one update loop every optimizer shares.
+"""Gradient transformations: pairs of pure functions, composed by `chain`.
 
-An `Optimizer` is a frozen value with two pure methods:
+A `GradientTransformation` ``tx`` has two pure methods, as in Optax:
 
-- ``init(params) -> state``: an `OptState` holding the step count and,
-  for each buffer the update rule needs (``"mu"``, ``"nu"``, ...), a tree with
-  the structure of ``params``;
-- ``update(grads, state, params) -> (new_params, new_state)``.
+- ``tx.init(params) -> state``: its state, a tree of frozen attrs values whose
+  arrays are read-only (so it can be compared, saved with ``fnn.save``, resumed);
+- ``tx.update(updates, state, params) -> (new_updates, new_state)``: maps the
+  updates (at first the gradients) to new updates.
 
-Every optimizer applies, to each *trainable* leaf ``θ`` with gradient ``g``::
+Updates are *deltas to add*: ``fnn.optim.apply_updates(params, updates)`` is
+``θ + u`` leaf by leaf, and ``scale_by_learning_rate(lr)`` multiplies by
+``−lr``, so ``chain(scale_by_adam(), scale_by_learning_rate(1e-3))`` is Adam.
 
-    g ← transforms(g)                  (chain: clipping, coupled L2, in order)
-    u, buffers ← rule(g, buffers, t)   (SGD, Adam, RMSprop, Adagrad: the direction)
-    θ ← θ − lr_t · (u + λ · θ)         (λ: decoupled weight decay, AdamW; 0 otherwise)
+Two kinds of leaves are left alone by every transformation: *state* leaves
+(attrs fields marked as state, such as batch-norm running statistics; see
+``fnn.tree.state_paths``) and leaves *frozen* by ``fnn.optim.freeze`` earlier
+in the chain. Their buffers keep their initial values, they count in no global
+norm, and the updates that ``update`` returns for them are ``-0.0`` (adding
+``-0.0`` leaves every float, even ``-0.0``, bit-identical).
 
-with ``t`` the 1-based number of this update and ``lr_t = schedule(t − 1)``.
-A leaf is trainable unless it is a state leaf (``fnn.tree.state_paths``, e.g.
-batch-norm running statistics) or frozen by `freeze`; any other leaf,
-and its buffers, come back as the very same (bit-identical) arrays.
+Inside a chain the transformations pass flat lists of leaves to each other (the
+``*_leaves`` methods): the trees are flattened once per step and rebuilt once.
 
 Example:
-    >>> import numpy as np, fnn
-    >>> net = fnn.init([fnn.Dense(1)], (2,), key=0)
-    >>> opt = fnn.optim.adam(1e-2)
-    >>> state = opt.init(net)
-    >>> x, y = np.ones((4, 2), np.float32), np.zeros((4, 1), np.float32)
-    >>> grads = fnn.grad(net, x, y, fnn.losses.mse)
-    >>> net2, state2 = opt.update(grads, state, net)
-    >>> int(state2.count), net2.layers[0].w.dtype
-    (1, dtype('float32'))
+    >>> import numpy as np
+    >>> from fnn import optim
+    >>> params = {"w": np.array([1.0, 2.0])}
+    >>> tx = optim.chain(optim.scale(2.0), optim.scale_by_learning_rate(0.1))
+    >>> updates, state = tx.update({"w": np.array([1.0, 1.0])}, tx.init(params), params)
+    >>> updates["w"], optim.apply_updates(params, updates)["w"]
+    (array([-0.2, -0.2]), array([0.8, 1.8]))
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
 
 from fnn import tree
 from fnn._frozen import readonly_reduce_ex
-from fnn.optim._walk import (
-    Collect,
-    Mask,
-    check_dtypes,
-    map_checked,
-    rate,
-    rebuild,
-    resolve_mask,
-)
-from fnn.optim.schedules import Schedule, as_schedule
+from fnn.tree import TreeDef
 
-__all__ = [
-    "Mask",
-    "OptState",
-    "Optimizer",
-    "Rule",
-    "Transform",
-    "chain",
-    "freeze",
-    "learning_rate",
-]
+__all__ = ["Chain", "EmptyState", "GradientTransformation", "OptState", "State", "Step"]
 
 Array = np.ndarray
-_Flags = tuple[list[bool], list[bool]]
-"""Per leaf, in leaf order: (trainable, decayed)."""
 
 
-class Rule(Protocol):
-    """The per-leaf math of an optimizer (see `fnn.optim.rules`)."""
-
-    @property
-    def slots(self) -> tuple[str, ...]:
-        """Names of the per-leaf buffers, e.g. ``("mu", "nu")``."""
-        ...
-
-    def init_slot(self, name: str, p: Array) -> Array:
-        """The initial value of buffer ``name`` for parameter ``p``."""
-        ...
-
-    def step(
-        self, g: Array, slots: Sequence[Array], t: int, lr: float
-    ) -> tuple[Array, tuple[Array, ...]]:
-        """``(lr · u, new_slots)`` for gradient ``g`` at 1-based step ``t``.
-
-        Never writes into its inputs. The first returned array must be freshly
-        allocated (the caller turns it into the new parameter in place); the
-        buffers are new arrays that nobody writes into afterwards.
-        """
-        ...
+def frozen_array(a: Array) -> Array:
+    """Mark an array fnn just allocated as read-only (in place: nobody else holds it)."""
+    a.setflags(write=False)
+    return a
 
 
-class Transform(Protocol):
-    """A stateless gradient transform used by `chain` (see `fnn.optim.transforms`)."""
-
-    def __call__(self, grads: list[Array], params: list[Array]) -> list[Array]:
-        """New gradients for the trainable leaves; never writes into its inputs."""
-        ...
+def as_array(x: Any) -> Array:
+    """``x`` itself if it is an array; arithmetic on 0-d arrays gives NumPy scalars."""
+    return x if type(x) is np.ndarray else np.asarray(x)
 
 
-def _count_array(value: object) -> Array:
+def next_count(count: Array) -> Array:
+    """``count + 1`` as a new read-only 0-d int64 array (``count`` came from a checked state)."""
+    out = np.array(int(count) + 1, np.int64)
+    out.setflags(write=False)
+    return out
+
+
+def checked_state(cls: type[Any], **fields: Any) -> Any:
+    """An instance of the attrs class ``cls`` with these field values, built without running
+    its converters: for states made on every update from values already checked (internal)."""
+    new = object.__new__(cls)
+    for name, value in fields.items():
+        object.__setattr__(new, name, value)
+    return new
+
+
+def count_array(who: str, value: object) -> Array:
+    """A read-only 0-d int64 array holding a non-negative count."""
+    if type(value) is int and value >= 0:  # the common case, every update: fast
+        out = np.array(value, np.int64)
+        out.setflags(write=False)
+        return out
     a = np.asarray(value)
-    if a.shape != () or not np.issubdtype(a.dtype, np.integer) or int(a) < 0:
+    if a.shape != () or a.dtype.kind not in "iu" or int(a) < 0:
         raise ValueError(
-            f"fnn.optim.OptState: count must be a non-negative integer scalar, got {value!r}; "
-            "create states with opt.init(params)"
+            f"{who}: count must be a non-negative integer scalar, got {value!r}; "
+            "create states with init(params)"
         )
     return tree.readonly(a.astype(np.int64, copy=False))
 
 
+class Step:
+    """What one ``update`` call shares among the transformations of a chain (internal).
+
+    Attributes:
+        who: the public entry point, for error messages (``fnn.optim.adam.update``).
+        treedef: the structure of the params (or of the updates when no params).
+        like: the leaves of that tree; buffers must match their shapes and dtypes.
+        like_tree: that tree, walked again only to explain a mismatch.
+        active: indices of the leaves this transformation may change.
+        frozen: indices frozen so far in this call (shared by every sub-step).
+        fresh: arrays allocated in this call that nobody else holds, by id; a
+            later transformation may write into them instead of allocating.
+    """
+
+    __slots__ = ("active", "fresh", "frozen", "like", "like_tree", "treedef", "who")
+
+    def __init__(
+        self, who: str, treedef: TreeDef, like: list[Array], like_tree: Any, active: list[int]
+    ) -> None:
+        self.who = who
+        self.treedef = treedef
+        self.like = like
+        self.like_tree = like_tree
+        self.active = active
+        self.frozen: set[int] = set()
+        self.fresh: dict[int, Array] = {}
+
+    def sub(self, active: list[int]) -> Step:
+        """The same call restricted to ``active`` (frozen and fresh are shared)."""
+        s = Step(self.who, self.treedef, self.like, self.like_tree, active)
+        s.frozen, s.fresh = self.frozen, self.fresh
+        return s
+
+    def new(self, a: Array) -> Array:
+        """Record ``a`` as allocated in this call and held by nobody else."""
+        self.fresh[id(a)] = a
+        return a
+
+    def owns(self, a: Array) -> bool:
+        """Whether ``a`` was allocated in this call and may be written into."""
+        return self.fresh.get(id(a)) is a
+
+    def scale(self, updates: list[Array], s: float, indices: Iterable[int] | None = None) -> None:
+        """``updates[i] ← updates[i] · s`` for ``i`` in ``indices`` (default: the active
+        leaves), with ``s`` cast to each leaf's dtype; in place where this call owns the
+        array, else into a new one (the list is changed, never the arrays given)."""
+        fresh = self.fresh
+        scalars: dict[np.dtype, Any] = {}
+        for i in self.active if indices is None else indices:
+            a = updates[i]
+            f = scalars.get(a.dtype)
+            if f is None:
+                f = scalars[a.dtype] = a.dtype.type(s)
+            if fresh.get(id(a)) is a:
+                a *= f
+            else:
+                a = a * f
+                if type(a) is not np.ndarray:
+                    a = np.asarray(a)
+                fresh[id(a)] = a
+                updates[i] = a
+
+    def buffer(self, name: str, what: str, value: object) -> list[Array]:
+        """The leaves of the buffer tree ``value`` (``state.<what>``), checked against params."""
+        try:
+            leaves = tree.leaves_like(self.treedef, self.like, self.like_tree, value)
+        except ValueError as err:
+            raise ValueError(
+                f"{self.who}: {name}: state.{what} does not match params: {err}; the state was "
+                "built for other params: re-create the state with opt.init(params)"
+            ) from None
+        like = self.like
+        for i in self.active:
+            if leaves[i].dtype != like[i].dtype:
+                raise TypeError(
+                    f"{self.who}: {name}: state.{what} at {self.treedef.paths[i]} has dtype "
+                    f"{leaves[i].dtype} but the parameter is {like[i].dtype}; re-create the state "
+                    "with opt.init(params)"
+                )
+        return leaves
+
+    def build(self, leaves: Sequence[Array]) -> Any:
+        """A tree like params from read-only leaves in leaf order."""
+        return self.treedef.build(leaves)
+
+    def zeros(self) -> Any:
+        """A tree like params of read-only zeros."""
+        return self.build([frozen_array(np.zeros_like(p)) for p in self.like])
+
+    def state_error(self, name: str, cls: type, state: object) -> TypeError:
+        return TypeError(
+            f"{self.who}: {name}: state must be the {cls.__name__} from init(params), got "
+            f"{type(state).__name__}; pass the state that init (or the previous update) returned"
+        )
+
+    def needs_params(self, name: str, params: object) -> None:
+        if params is None:
+            raise ValueError(
+                f"{self.who}: {name} needs the params: call update(updates, state, params)"
+            )
+
+
+class State:
+    """Base of fnn's transformation states: which fields are buffers, counts, inner states.
+
+    ``SLOTS`` names the fields holding per-leaf buffers (trees like the params),
+    ``COUNTS`` the fields counting updates, ``SUBSTATES`` the fields holding
+    inner transformations' states. ``OptimizerState.slots`` and
+    ``fnn.optim.migrate`` read them.
+    """
+
+    SLOTS: ClassVar[tuple[str, ...]] = ()
+    COUNTS: ClassVar[tuple[str, ...]] = ()
+    SUBSTATES: ClassVar[tuple[str, ...]] = ()
+    __reduce_ex__ = readonly_reduce_ex  # copies and pickles keep arrays read-only
+
+
+@attrs.frozen
+class EmptyState(State):
+    """The state of a transformation that keeps none (``scale``, ``clip``, ``freeze``, ...).
+
+    Example:
+        >>> import numpy as np
+        >>> from fnn import optim
+        >>> optim.scale(0.5).init({"w": np.zeros(1)})
+        EmptyState()
+    """
+
+
+def _optstate_count(v: object) -> Array:
+    return count_array("fnn.optim.OptState", v)
+
+
 @attrs.frozen(eq=False)
 class OptState:
-    """An optimizer's state: the update count and one buffer tree per slot.
+    """fnn 0.1.0's optimizer state: the update count and one buffer tree per slot.
 
-    A state is a tree (``fnn.tree``): compare two with ``fnn.tree.allclose`` and
-    save it like a network. ``count`` is a 0-d int64 array, the number of
-    updates taken so far; ``slots[name]`` has the structure of the params.
+    Kept so that checkpoints written by fnn 0.1.0 load (``fnn.load``) and resume:
+    an `Optimizer`'s ``update`` accepts an ``OptState`` and converts it with
+    ``fnn.optim.migrate``. New states are ``fnn.optim.OptimizerState``.
+
+    Attributes:
+        count: a 0-d int64 array, the number of updates taken.
+        slots: buffer name (``"mu"``, ``"nu"``, ``"momentum"``, ``"sum_sq"``) to a
+            tree like the params.
 
     Example:
         >>> import numpy as np
@@ -125,306 +243,209 @@ class OptState:
         (3, ['mu'])
     """
 
-    count: Array = attrs.field(converter=_count_array)
-    slots: dict[str, Any] = attrs.field(factory=dict, converter=dict)
+    count: Array = attrs.field(converter=_optstate_count)
+    slots: dict[str, Any] = attrs.field(factory=dict)
     __reduce_ex__ = readonly_reduce_ex  # copies and pickles keep arrays read-only
 
+    @slots.validator
+    def _check_slots(self, attribute: Any, value: object) -> None:
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise TypeError(
+                f"fnn.optim.OptState: slots must be a dict of buffer name to tree, got {value!r}"
+            )
 
-@attrs.frozen(eq=False)
-class Optimizer:
-    """A pure optimizer: ``init(params) -> state``, ``update(grads, state, params)``.
 
-    Build one with `fnn.optim.sgd`, `fnn.optim.adam`, ... and
-    combine with `chain` and `freeze`; the module docstring gives
-    the update shared by all of them.
+class GradientTransformation:
+    """Base class of fnn's gradient transformations (see the module docstring).
 
-    Attributes:
-        name: the constructor's name, used in error messages.
-        rule: the per-leaf update direction and its buffers.
-        lr: the learning-rate schedule ``step -> lr``.
-        weight_decay: decoupled decay ``λ`` (AdamW); 0 for none.
-        decay_mask: which trainable leaves are decayed (``None``: all).
-        transforms: gradient transforms applied in order before ``rule``.
-        frozen: masks of frozen leaves (a leaf is frozen if any mask says so).
+    A subclass implements the flat interface used inside chains:
+    ``init_leaves(step, params)`` and ``update_leaves(step, updates, state,
+    params)``, where ``params`` and ``updates`` are lists of arrays in leaf
+    order. It must change only the leaves listed in ``step.active``, never write
+    into an array unless ``step.owns(array)``, and return read-only buffers. Any
+    other object with tree-level ``init(params)`` and ``update(updates, state,
+    params)`` also works in `chain` (wrapped, at the cost of one rebuild per step).
     """
 
-    name: str
-    rule: Rule
-    lr: Schedule
-    weight_decay: float = 0.0
-    decay_mask: Mask = None
-    transforms: tuple[Transform, ...] = ()
-    frozen: tuple[Mask, ...] = ()
+    @property
+    def name(self) -> str:
+        """The constructor's name, used in error messages."""
+        return type(self).__name__
 
-    def init(self, params: Any) -> OptState:
-        """The initial state for ``params``: count 0 and zero (or initial) buffers.
-
-        Args:
-            params: the tree to optimize, normally an ``fnn.Network``.
-
-        Returns:
-            An `OptState` whose slot trees have the structure of ``params``.
+    def init(self, params: Any) -> Any:
+        """The initial state for ``params``.
 
         Raises:
             ValueError: ``params`` has no arrays, or a mask does not fit it.
             TypeError: a leaf is not floating point.
         """
-        who = f"fnn.optim.{self.name}.init"
-        pairs = tree.leaves_with_path(params)
-        if not pairs:
-            raise ValueError(f"{who}: params has no arrays; pass the network built by fnn.init")
-        for path, p in pairs:
-            if not np.issubdtype(p.dtype, np.floating):
-                raise TypeError(f"{who}: {path} has dtype {p.dtype}; parameters must be floating")
-        self._flags(who, params)
-        slots = {
-            n: tree.map(lambda p, n=n: self.rule.init_slot(n, p), params) for n in self.rule.slots
-        }
-        return OptState(np.int64(0), slots)
+        from fnn.optim.optimizer import begin
 
-    def update(self, grads: Any, state: OptState, params: Any) -> tuple[Any, OptState]:
-        """One optimizer step; see the module docstring for the math.
+        step, _ = begin(f"fnn.optim.{self.name}.init", params)
+        return self.init_leaves(step, step.like)
 
-        Args:
-            grads: dL/dparams, a tree like ``params`` (e.g. from ``fnn.grad``).
-            state: the state from `init` or a previous ``update``.
-            params: the current parameters.
-
-        Returns:
-            ``(new_params, new_state)``; the inputs are unchanged, the outputs read-only.
+    def update(self, updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        """``(new_updates, new_state)``; params are needed by some transformations.
 
         Raises:
-            ValueError: the trees differ (names the first differing path), or the
-                schedule gives a bad rate.
-            TypeError: ``state`` is not an `OptState`, or dtypes differ.
+            ValueError: the trees differ (names the first differing path), a mask
+                selects nothing, or a schedule gives a bad rate.
+            TypeError: a state of the wrong kind, or dtypes differ.
         """
-        who = f"fnn.optim.{self.name}.update"
-        names = self.rule.slots
-        t = check_state(who, state, names)
-        lr = rate(who, self.lr, t)
-        slot_trees = [state.slots[n] for n in names]
-        flags = self._flags(who, params)
-        # transforms may need every gradient first (a global norm); else one walk does it all
-        step = self._update_listwise if self.transforms else self._update_in_walk
-        new_params, new_slots = step(who, grads, slot_trees, params, t, lr, flags)
-        new_state = OptState(
-            np.int64(t + 1), {n: rebuild(params, new_slots[k]) for k, n in enumerate(names)}
-        )
-        return new_params, new_state
+        from fnn.optim.optimizer import begin, finish_updates
 
-    def _update_listwise(
-        self,
-        who: str,
-        grads: Any,
-        slot_trees: list[Any],
-        params: Any,
-        t: int,
-        lr: float,
-        flags: _Flags | None,
-    ) -> tuple[Any, list[list[Array]]]:
-        """Collect all leaves, run the transforms on the trainable ones, then update them."""
-        names = self.rule.slots
-        rows = map_checked(who, Collect(), params, grads, slot_trees, names).rows
-        active, decay = flags or ([True] * len(rows), [True] * len(rows))
-        idx = [i for i, a in enumerate(active) if a]
-        for i in idx:
-            check_dtypes(who, params, i, rows[i], names)
-        g_act = [rows[i][1] for i in idx]
-        for transform in self.transforms:
-            g_act = transform(g_act, [rows[i][0] for i in idx])
-        new_p = [r[0] for r in rows]
-        new_slots = [[r[2 + k] for r in rows] for k in range(len(names))]
-        for j, i in enumerate(idx):
-            new_p[i], buffers = self._leaf(rows[i][0], g_act[j], rows[i][2:], t, lr, decay[i])
-            for k, b in enumerate(buffers):
-                new_slots[k][i] = b
-        return rebuild(params, new_p), new_slots
+        step, u_leaves = begin(f"fnn.optim.{self.name}.update", params, updates, "updates")
+        assert u_leaves is not None
+        p_leaves = None if params is None else step.like
+        new, new_state = self.update_leaves(step, list(u_leaves), state, p_leaves)
+        return finish_updates(step, new), new_state
 
-    def _update_in_walk(
-        self,
-        who: str,
-        grads: Any,
-        slot_trees: list[Any],
-        params: Any,
-        t: int,
-        lr: float,
-        flags: _Flags | None,
-    ) -> tuple[Any, list[list[Array]]]:
-        """One walk computes the new params and collects the new buffers."""
-        names = self.rule.slots
-        new_slots: list[list[Array]] = [[] for _ in names]
-        counter = itertools.count()
+    def init_leaves(self, step: Step, params: list[Array]) -> Any:
+        """The initial state, from the params' leaves."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement init_leaves")
 
-        def leaf(p: Array, g: Array, *old: Array) -> Array:
-            i = next(counter)
-            if flags is not None and not flags[0][i]:
-                new, buffers = p, old
-            else:
-                check_dtypes(who, params, i, (p, g, *old), names)
-                new, buffers = self._leaf(p, g, old, t, lr, flags is None or flags[1][i])
-            for k, b in enumerate(buffers):
-                new_slots[k].append(b)
-            return new
+    def update_leaves(
+        self, step: Step, updates: list[Array], state: Any, params: list[Array] | None
+    ) -> tuple[list[Array], Any]:
+        """New updates (a new list) and the new state, for the leaves in ``step.active``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement update_leaves")
 
-        return map_checked(who, leaf, params, grads, slot_trees, names).result, new_slots
+    def parts(self) -> tuple[Any, ...]:
+        """The transformations inside this one (for walks such as `learning_rate`)."""
+        return ()
 
-    def _leaf(
-        self, p: Array, g: Array, old: Sequence[Array], t: int, lr: float, decayed: bool
-    ) -> tuple[Array, tuple[Array, ...]]:
-        """The new value and buffers of one trainable leaf (``t`` updates taken before)."""
-        shape = p.shape
-        if p.ndim == 0:  # NumPy turns 0-d results into scalars; rules want arrays
-            p, g, old = p.reshape(1), np.asarray(g).reshape(1), [b.reshape(1) for b in old]
-        delta, buffers = self.rule.step(g, old, t + 1, lr)
-        if self.weight_decay and decayed:
-            decay = p * p.dtype.type(lr * self.weight_decay)
-            decay += delta
-            delta = decay
-        np.subtract(p, delta, out=delta)  # delta is a fresh array (Rule.step's contract)
-        return delta.reshape(shape), tuple(b.reshape(shape) for b in buffers)
+    def part_states(self, state: Any) -> tuple[Any, ...]:
+        """The states of `parts`, in order, taken from this transformation's state."""
+        return ()
 
-    def _flags(self, who: str, params: Any) -> _Flags | None:
-        """Per leaf, in leaf order: (trainable, decayed); ``None`` when all are both."""
-        active = [not s for s in tree.state_mask(params)]
-        masked_decay = bool(self.weight_decay) and self.decay_mask is not None
-        if all(active) and not self.frozen and not masked_decay:
+    def with_part_states(self, state: Any, states: Sequence[Any]) -> Any:
+        """This transformation's state with its parts' states replaced."""
+        return state
+
+    def observe(self, state: Any, logs: Mapping[str, float]) -> Any:
+        """The state after seeing an epoch's metrics (only `reduce_on_plateau` cares)."""
+        pairs = zip(self.parts(), self.part_states(state), strict=True)
+        new = [p.observe(s, logs) for p, s in pairs]
+        return self.with_part_states(state, new) if new else state
+
+    def monitors(self) -> tuple[str, ...]:
+        """The metric names `observe` needs, e.g. ``("val_loss",)``."""
+        return tuple(m for p in self.parts() for m in p.monitors())
+
+    def lr_factor(self, state: Any) -> float | None:
+        """This transformation's factor in the learning rate of the next update, if any."""
+        pairs = zip(self.parts(), self.part_states(state), strict=True)
+        factors = [p.lr_factor(s) for p, s in pairs]
+        known = [f for f in factors if f is not None]
+        if not known:
             return None
-        if self.frozen or masked_decay:
-            paths = [p for p, _ in tree.leaves_with_path(params)]
-        for mask in self.frozen:
-            frozen = resolve_mask(who, "freeze mask", mask, paths)
-            active = [a and not f for a, f in zip(active, frozen, strict=True)]
-        decay = active
-        if masked_decay:
-            wanted = resolve_mask(who, "weight-decay mask", self.decay_mask, paths)
-            decay = [a and d for a, d in zip(active, wanted, strict=True)]
-        return active, decay
+        out = 1.0
+        for f in known:
+            out *= f
+        return out
 
 
-def check_state(who: str, state: object, names: tuple[str, ...]) -> int:
-    if not isinstance(state, OptState):
+def as_transformation(who: str, part: object, i: int | None = None) -> GradientTransformation:
+    """``part`` as a GradientTransformation: fnn's own, an Optimizer's, or a wrapped foreign one."""
+    inner = getattr(part, "tx", None)
+    if isinstance(inner, GradientTransformation):  # an fnn.optim.Optimizer
+        return inner
+    if isinstance(part, GradientTransformation):
+        return part
+    if callable(getattr(part, "init", None)) and callable(getattr(part, "update", None)):
+        return Foreign(part)
+    where = "" if i is None else f"argument {i} "
+    raise TypeError(
+        f"{who}: {where}must be a gradient transformation such as fnn.optim.scale_by_adam() "
+        f"or an optimizer such as fnn.optim.adam(1e-3), got {type(part).__name__}"
+    )
+
+
+@attrs.frozen
+class Foreign(GradientTransformation):
+    """A user's transformation with tree-level ``init`` and ``update``, inside a chain."""
+
+    inner: Any
+
+    @property
+    def name(self) -> str:
+        return type(self.inner).__name__
+
+    def init_leaves(self, step: Step, params: list[Array]) -> Any:
+        return self.inner.init(step.build(params))
+
+    def update_leaves(
+        self, step: Step, updates: list[Array], state: Any, params: list[Array] | None
+    ) -> tuple[list[Array], Any]:
+        u_tree = step.build([tree.readonly(u) for u in updates])
+        p_tree = None if params is None else step.build(params)
+        new_tree, new_state = self.inner.update(u_tree, state, p_tree)
+        new = tree.leaves_like(step.treedef, step.like, step.like_tree, new_tree, step.who)
+        out = list(updates)
+        for i in step.active:  # the others pass through, whatever the user's code did
+            out[i] = np.asarray(new[i])
+        return out, new_state
+
+
+def _parts(value: Iterable[object]) -> tuple[GradientTransformation, ...]:
+    if not isinstance(value, tuple | list):
         raise TypeError(
-            f"{who}: state must be the OptState from opt.init(params), got {type(state).__name__}; "
-            "the call is opt.update(grads, state, params)"
+            f"fnn.optim.chain: transforms must be a list of transformations, got {value!r}"
         )
-    if tuple(state.slots) != names:
-        raise ValueError(
-            f"{who}: state holds buffers {list(state.slots)} but this optimizer needs "
-            f"{list(names)}; was it made by another optimizer? re-create the state with "
-            "opt.init(params)"
-        )
-    return int(state.count)
+    return tuple(as_transformation("fnn.optim.chain", p, i) for i, p in enumerate(value))
 
 
-def chain(*parts: Transform | Optimizer) -> Optimizer:
-    """Gradient transforms applied in order, then an optimizer: ``chain(t1, t2, opt)``.
+@attrs.frozen
+class Chain(GradientTransformation):
+    """Transformations applied in order: ``u ← t_n(… t_1(u))``; its state is a tuple.
 
-    ``g ← t_k(… t_1(g))`` and then ``opt``'s own update, e.g.
-    ``chain(clip_by_global_norm(1.0), sgd(0.1, momentum=0.9))``. Transforms see
-    only the trainable leaves (frozen and state leaves are left out of a global
-    norm).
+    A leaf frozen by a `fnn.optim.freeze` part is left out of every later part.
 
-    Args:
-        *parts: zero or more transforms from `fnn.optim.transforms`, and an
-            `Optimizer` last.
-
-    Returns:
-        The optimizer with the transforms prepended to its own.
-
-    Raises:
-        TypeError: the last part is not an Optimizer, or an earlier part is one.
+    Attributes:
+        transforms: the transformations, first applied first.
 
     Example:
+        >>> import numpy as np
         >>> from fnn import optim
-        >>> opt = optim.chain(optim.clip_by_global_norm(1.0), optim.adam())
-        >>> len(opt.transforms)
-        1
+        >>> tx = Chain((optim.scale(2.0), optim.scale(3.0)))
+        >>> p = [np.ones(1)]
+        >>> tx.update([np.ones(1)], tx.init(p), p)[0]
+        [array([6.])]
     """
-    who = "fnn.optim.chain"
-    if not parts or not isinstance(parts[-1], Optimizer):
-        raise TypeError(
-            f"{who}: the last argument must be an optimizer such as fnn.optim.adam(1e-3), "
-            f"got {type(parts[-1]).__name__ if parts else 'nothing'}"
-        )
-    opt = parts[-1]
-    transforms: list[Transform] = []
-    for i, part in enumerate(parts[:-1]):
-        if isinstance(part, Optimizer) or not callable(part):
+
+    transforms: tuple[GradientTransformation, ...] = attrs.field(converter=_parts)
+
+    @property
+    def name(self) -> str:
+        return "chain"
+
+    def parts(self) -> tuple[Any, ...]:
+        return self.transforms
+
+    def part_states(self, state: Any) -> tuple[Any, ...]:
+        return tuple(state)
+
+    def with_part_states(self, state: Any, states: Sequence[Any]) -> Any:
+        return tuple(states)
+
+    def init_leaves(self, step: Step, params: list[Array]) -> Any:
+        return tuple(t.init_leaves(step, params) for t in self.transforms)
+
+    def update_leaves(
+        self, step: Step, updates: list[Array], state: Any, params: list[Array] | None
+    ) -> tuple[list[Array], Any]:
+        if type(state) is not tuple or len(state) != len(self.transforms):
             raise TypeError(
-                f"{who}: argument {i} must be a gradient transform such as "
-                f"fnn.optim.clip_by_global_norm(1.0), got {type(part).__name__}; "
-                "only the last argument is an optimizer"
+                f"{step.who}: chain: state must be the tuple of {len(self.transforms)} states "
+                f"from init(params), got {type(state).__name__}; pass the state that init "
+                "(or the previous update) returned"
             )
-        transforms.append(part)
-    return attrs.evolve(opt, transforms=(*transforms, *opt.transforms))
-
-
-def freeze(opt: Optimizer, mask: Mask) -> Optimizer:
-    """``opt`` with the leaves selected by ``mask`` frozen: never updated, never decayed.
-
-    A frozen leaf comes back as the same array (bit-identical) after any number
-    of steps and its buffers stay at their initial value. ``mask`` is a
-    predicate of the leaf path (``lambda path: path.startswith("layers[0]")``)
-    or a tree like the params with boolean leaves of shape ``()``; ``True``
-    means frozen. Freezing twice freezes the union.
-
-    Args:
-        opt: any optimizer.
-        mask: which leaves to freeze.
-
-    Returns:
-        A new optimizer; ``opt`` is unchanged.
-
-    Raises:
-        TypeError: ``opt`` is not an Optimizer.
-
-    Example:
-        >>> import numpy as np
-        >>> from fnn import optim
-        >>> params = {"a": np.ones(2), "b": np.ones(2)}
-        >>> opt = optim.freeze(optim.sgd(0.5), lambda path: path == "['a']")
-        >>> new, _ = opt.update({"a": np.ones(2), "b": np.ones(2)}, opt.init(params), params)
-        >>> new["a"], new["b"]
-        (array([1., 1.]), array([0.5, 0.5]))
-    """
-    if not isinstance(opt, Optimizer):
-        raise TypeError(
-            f"fnn.optim.freeze: opt must be an optimizer such as fnn.optim.adam(1e-3), "
-            f"got {type(opt).__name__}"
-        )
-    return attrs.evolve(opt, frozen=(*opt.frozen, mask))
-
-
-def learning_rate(opt: Optimizer, state: OptState) -> float:
-    """The learning rate the *next* ``opt.update(grads, state, params)`` will use.
-
-    ``lr = schedule(state.count)``: the count of updates already taken.
-
-    Args:
-        opt: the optimizer.
-        state: its current state.
-
-    Returns:
-        The learning rate as a Python float.
-
-    Raises:
-        TypeError: ``opt`` or ``state`` is of the wrong kind.
-
-    Example:
-        >>> import numpy as np
-        >>> from fnn import optim
-        >>> opt = optim.sgd(optim.step_decay(1.0, step_size=1, factor=0.5))
-        >>> state = optim.OptState(np.int64(2), {})
-        >>> optim.learning_rate(opt, state)
-        0.25
-    """
-    who = "fnn.optim.learning_rate"
-    if not isinstance(opt, Optimizer):
-        raise TypeError(f"{who}: opt must be an fnn.optim optimizer, got {type(opt).__name__}")
-    t = check_state(who, state, opt.rule.slots)
-    return rate(who, opt.lr, t)
-
-
-def make(name: str, rule: Rule, lr: object, **kwargs: Any) -> Optimizer:
-    """Build an `Optimizer`, turning ``lr`` into a schedule (for the constructors)."""
-    return Optimizer(name, rule, as_schedule(f"fnn.optim.{name}", lr), **kwargs)
+        new_states = []
+        n_frozen = len(step.frozen)
+        for t, s in zip(self.transforms, state, strict=True):
+            updates, s = t.update_leaves(step, updates, s, params)
+            new_states.append(s)
+            if len(step.frozen) != n_frozen:  # a freeze: later parts leave those leaves alone
+                n_frozen = len(step.frozen)
+                step = step.sub([i for i in step.active if i not in step.frozen])
+        return updates, tuple(new_states)

@@ -1,396 +1,531 @@
-"""The optimizers: SGD (with momentum), Adam, AdamW, RMSprop and Adagrad.
+"""Update directions with per-leaf buffers: momentum, Adam, RMSprop, Adagrad.
 
-Each constructor returns an `fnn.optim.Optimizer`; each rule below gives
-the update direction ``u`` of one leaf (its ``step`` method returns ``lr_t · u``,
-fused for speed), and the optimizer then applies ``θ ← θ − lr_t · u`` (see
-`fnn.optim.base`). ``t`` is the 1-based update
-number, ``g`` the gradient, products and powers of arrays are elementwise, and
-every scalar is cast to the parameter's dtype (a float32 network stays float32).
-
-Defaults follow Optax and PyTorch (which agree, except where noted in each
-constructor); Keras differs mainly in ``eps = 1e-7``.
+Each ``scale_by_*`` (and ``trace``) maps a gradient ``g`` to a direction ``u``
+and keeps its buffers as trees like the params, zero at start unless noted.
+``t`` is the 1-based number of the update, products and powers are elementwise,
+and every scalar is cast to the leaf's dtype (a float32 network stays float32).
+The optimizers of `fnn.optim.aliases` put a learning rate after them.
 
 Example:
     >>> import numpy as np
     >>> from fnn import optim
-    >>> params = {"w": np.array([1.0, -2.0])}
-    >>> opt = optim.sgd(0.1, momentum=0.9)
-    >>> new, state = opt.update({"w": np.array([1.0, 1.0])}, opt.init(params), params)
-    >>> new["w"]
-    array([ 0.9, -2.1])
+    >>> tx = optim.trace(0.5)
+    >>> p = [np.zeros(1)]
+    >>> u1, s = tx.update([np.ones(1)], tx.init(p), p)
+    >>> u2, s = tx.update([np.ones(1)], s, p)
+    >>> u1, u2  # b ← 0.5·b + g
+    ([array([1.])], [array([1.5])])
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
 
 from fnn.optim import _checks
-from fnn.optim.base import Mask, Optimizer, make
+from fnn.optim.base import (
+    Array,
+    Chain,
+    EmptyState,
+    GradientTransformation,
+    State,
+    Step,
+    as_array,
+    count_array,
+    frozen_array,
+)
 
-__all__ = ["Adagrad", "Adam", "RMSprop", "Sgd", "adagrad", "adam", "adamw", "rmsprop", "sgd"]
+__all__ = [
+    "RMSprop",
+    "ScaleByAdagrad",
+    "ScaleByAdagradState",
+    "ScaleByAdam",
+    "ScaleByAdamState",
+    "ScaleByRms",
+    "ScaleByRmsState",
+    "Sgd",
+    "Trace",
+    "TraceState",
+    "scale_by_adagrad",
+    "scale_by_adam",
+    "scale_by_rms",
+    "trace",
+]
 
-Array = np.ndarray
 
-
-def _unit(who: str, name: str, value: object) -> float:
+def unit(who: str, name: str, value: object) -> float:
     """A number in [0, 1)."""
     return _checks.number(who, name, value, low=0.0, high=1.0, high_open=True)
 
 
-def _positive(who: str, name: str, value: object) -> float:
+def positive(who: str, name: str, value: object) -> float:
     return _checks.number(who, name, value, low=0.0, low_open=True)
 
 
-def _non_negative(who: str, name: str, value: object) -> float:
+def non_negative(who: str, name: str, value: object) -> float:
     return _checks.number(who, name, value, low=0.0)
 
 
+def _bool(who: str, name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{who}: {name} must be a bool, got {type(value).__name__}")
+    return value
+
+
+# attrs converters (named functions, so that type checkers follow them).
+
+
+def _trace_momentum(v: object) -> float:
+    return unit("fnn.optim.trace", "momentum", v)
+
+
+def _trace_nesterov(v: object) -> bool:
+    return _bool("fnn.optim.trace", "nesterov", v)
+
+
+def _adam_count(v: object) -> Array:
+    return count_array("fnn.optim.ScaleByAdamState", v)
+
+
+def _adam_b1(v: object) -> float:
+    return unit("fnn.optim.scale_by_adam", "b1", v)
+
+
+def _adam_b2(v: object) -> float:
+    return unit("fnn.optim.scale_by_adam", "b2", v)
+
+
+def _adam_eps(v: object) -> float:
+    return positive("fnn.optim.scale_by_adam", "eps", v)
+
+
+def _rms_decay(v: object) -> float:
+    return unit("fnn.optim.scale_by_rms", "decay", v)
+
+
+def _rms_eps(v: object) -> float:
+    return positive("fnn.optim.scale_by_rms", "eps", v)
+
+
+def _adagrad_eps(v: object) -> float:
+    return positive("fnn.optim.scale_by_adagrad", "eps", v)
+
+
+def _adagrad_a0(v: object) -> float:
+    return non_negative("fnn.optim.scale_by_adagrad", "initial_accumulator", v)
+
+
+def _sgd_momentum(v: object) -> float:
+    return unit("fnn.optim.sgd", "momentum", v)
+
+
+def _sgd_nesterov(v: object) -> bool:
+    return _bool("fnn.optim.sgd", "nesterov", v)
+
+
+def _rmsprop_decay(v: object) -> float:
+    return unit("fnn.optim.rmsprop", "decay", v)
+
+
+def _rmsprop_eps(v: object) -> float:
+    return positive("fnn.optim.rmsprop", "eps", v)
+
+
+def _rmsprop_momentum(v: object) -> float:
+    return unit("fnn.optim.rmsprop", "momentum", v)
+
+
+def _zeros(step: Step, params: list[Array], fill: float = 0.0) -> Any:
+    return step.build([frozen_array(np.full_like(p, fill)) for p in params])
+
+
+class _Direction(GradientTransformation):
+    """Marks the transformations that give an update direction (``Optimizer.rule``)."""
+
+    direction: ClassVar[bool] = True
+
+
+@attrs.frozen(eq=False)
+class TraceState(State):
+    """The momentum buffer of `Trace`, a tree like the params."""
+
+    SLOTS = ("momentum",)
+
+    momentum: Any
+
+
 @attrs.frozen
-class Sgd:
-    """Stochastic gradient descent with optional (Nesterov) momentum.
+class Trace(_Direction):
+    """Momentum: ``b ← μ · b + g``, then ``u = b`` (heavy ball) or ``u = g + μ · b`` (Nesterov).
 
-    Without momentum ``u = g``. With momentum ``μ > 0`` and buffer ``b`` (zero at start)::
+    This is PyTorch's and Optax's form (the learning rate comes after the
+    buffer), so a schedule changes the step at once rather than through the buffer.
 
-        b ← μ · b + g
-        u = b              (heavy ball)
-        u = g + μ · b      (Nesterov)
-
-    This is PyTorch's and Optax's form (``lr`` outside the buffer), so a
-    schedule changes the step at once rather than through the buffer.
+    Attributes:
+        momentum: ``μ`` in [0, 1).
+        nesterov: use Nesterov momentum.
     """
 
-    momentum: float = 0.0
-    nesterov: bool = False
+    momentum: float = attrs.field(converter=_trace_momentum)
+    nesterov: bool = attrs.field(
+        default=False, converter=_trace_nesterov
+    )
 
     @property
-    def slots(self) -> tuple[str, ...]:
-        """``("momentum",)`` when momentum is used, else nothing."""
-        return ("momentum",) if self.momentum else ()
+    def name(self) -> str:
+        return "trace"
 
-    def init_slot(self, name: str, p: Array) -> Array:
-        """A zero buffer."""
-        return np.zeros_like(p)
+    def init_leaves(self, step: Step, params: list[Array]) -> Any:
+        return TraceState(_zeros(step, params))
 
-    def step(
-        self, g: Array, slots: Sequence[Array], t: int, lr: float
-    ) -> tuple[Array, tuple[Array, ...]]:
-        """``(lr · u, new buffers)``."""
-        f = g.dtype.type
-        if not self.momentum:
-            return f(lr) * g, ()
-        mu = f(self.momentum)
-        buf = slots[0] * mu
-        buf += g
-        if not self.nesterov:
-            return buf * f(lr), (buf,)
-        u = buf * mu
-        u += g
-        u *= f(lr)
-        return u, (buf,)
+    def update_leaves(
+        self, step: Step, updates: list[Array], state: Any, params: list[Array] | None
+    ) -> tuple[list[Array], Any]:
+        if type(state) is not TraceState:
+            raise step.state_error(self.name, TraceState, state)
+        bufs = list(step.buffer(self.name, "momentum", state.momentum))
+        out = list(updates)
+        for i in step.active:
+            g = out[i]
+            mu = g.dtype.type(self.momentum)
+            b = as_array(bufs[i] * mu)
+            b += g
+            bufs[i] = frozen_array(b)
+            if self.nesterov:
+                u = as_array(b * mu)
+                u += g
+                out[i] = step.new(u)
+            else:
+                out[i] = b  # shared with the state: not fresh, nobody writes into it
+        return out, TraceState(step.build(bufs))
+
+
+def trace(momentum: float, nesterov: bool = False) -> Trace:
+    """Momentum (heavy ball or Nesterov); see `Trace`.
+
+    Example:
+        >>> trace(0.9, nesterov=True).nesterov
+        True
+    """
+    return Trace(momentum, nesterov)
+
+
+@attrs.frozen(eq=False)
+class ScaleByAdamState(State):
+    """`ScaleByAdam`'s update count and first and second moment trees."""
+
+    SLOTS = ("mu", "nu")
+    COUNTS = ("count",)
+
+    count: Array = attrs.field(converter=_adam_count)
+    mu: Any = None
+    nu: Any = None
 
 
 @attrs.frozen
-class Adam:
-    """Adam (Kingma & Ba, 2015) with buffers ``m``, ``v`` (zero at start)::
+class ScaleByAdam(_Direction):
+    """Adam's direction (Kingma & Ba, 2015)::
 
         m ← β₁ · m + (1 − β₁) · g
         v ← β₂ · v + (1 − β₂) · g²
         u = m̂ / (√v̂ + ε),   m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ)
 
     ``ε`` is added outside the square root, as in the paper, Optax and PyTorch.
-    """
 
-    b1: float = 0.9
-    b2: float = 0.999
-    eps: float = 1e-8
-
-    @property
-    def slots(self) -> tuple[str, ...]:
-        """``("mu", "nu")``: the first and second moment estimates."""
-        return ("mu", "nu")
-
-    def init_slot(self, name: str, p: Array) -> Array:
-        """A zero buffer."""
-        return np.zeros_like(p)
-
-    def step(
-        self, g: Array, slots: Sequence[Array], t: int, lr: float
-    ) -> tuple[Array, tuple[Array, ...]]:
-        """``(lr · u, new buffers)``."""
-        # m̂ / (√v̂ + ε) = m / (√v + ε·√c₂) · √c₂ / c₁ with c = 1 − βᵗ: fewer passes.
-        f = g.dtype.type
-        m_old, v_old = slots
-        m = g - m_old
-        m *= f(1.0 - self.b1)
-        m += m_old
-        v = g * g
-        v -= v_old
-        v *= f(1.0 - self.b2)
-        v += v_old
-        root_c2 = math.sqrt(1.0 - self.b2**t)
-        delta = np.sqrt(v)
-        delta += f(self.eps * root_c2)
-        np.divide(m, delta, out=delta)
-        delta *= f(lr * root_c2 / (1.0 - self.b1**t))
-        return delta, (m, v)
-
-
-@attrs.frozen
-class RMSprop:
-    """RMSprop (Hinton, 2012) with buffer ``v`` (zero at start) and optional momentum::
-
-        v ← ρ · v + (1 − ρ) · g²
-        s = g / (√v + ε)
-        u = s                          (μ = 0)
-        b ← μ · b + s,  u = b          (μ > 0)
-
-    ``ε`` outside the root as in PyTorch (Optax puts it inside: ``g / √(v + ε)``).
-    """
-
-    decay: float = 0.9
-    eps: float = 1e-8
-    momentum: float = 0.0
-
-    @property
-    def slots(self) -> tuple[str, ...]:
-        """``("nu",)``, plus ``"momentum"`` when momentum is used."""
-        return ("nu", "momentum") if self.momentum else ("nu",)
-
-    def init_slot(self, name: str, p: Array) -> Array:
-        """A zero buffer."""
-        return np.zeros_like(p)
-
-    def step(
-        self, g: Array, slots: Sequence[Array], t: int, lr: float
-    ) -> tuple[Array, tuple[Array, ...]]:
-        """``(lr · u, new buffers)``."""
-        f = g.dtype.type
-        v_old = slots[0]
-        v = g * g
-        v -= v_old
-        v *= f(1.0 - self.decay)
-        v += v_old
-        s = np.sqrt(v)
-        s += f(self.eps)
-        np.divide(g, s, out=s)
-        if not self.momentum:
-            s *= f(lr)
-            return s, (v,)
-        buf = slots[1] * f(self.momentum)
-        buf += s
-        return buf * f(lr), (v, buf)
-
-
-@attrs.frozen
-class Adagrad:
-    """Adagrad (Duchi et al., 2011) with accumulator ``a`` (``a₀`` at start)::
-
-        a ← a + g²
-        u = g / (√a + ε)
-    """
-
-    eps: float = 1e-10
-    initial_accumulator: float = 0.1
-
-    @property
-    def slots(self) -> tuple[str, ...]:
-        """``("sum_sq",)``: the running sum of squared gradients."""
-        return ("sum_sq",)
-
-    def init_slot(self, name: str, p: Array) -> Array:
-        """The buffer filled with ``initial_accumulator``."""
-        return np.full_like(p, self.initial_accumulator)
-
-    def step(
-        self, g: Array, slots: Sequence[Array], t: int, lr: float
-    ) -> tuple[Array, tuple[Array, ...]]:
-        """``(lr · u, new buffer)``."""
-        f = g.dtype.type
-        a = g * g
-        a += slots[0]
-        delta = np.sqrt(a)
-        delta += f(self.eps)
-        np.divide(g, delta, out=delta)
-        delta *= f(lr)
-        return delta, (a,)
-
-
-def sgd(lr: object, momentum: float = 0.0, nesterov: bool = False) -> Optimizer:
-    """Stochastic gradient descent: ``θ ← θ − lr_t · u`` with ``u`` from `Sgd`.
-
-    With ``momentum=0`` one update equals ``fnn.sgd_step(net, grads, lr)``
-    bit for bit. Defaults as Optax and PyTorch (Keras' default ``lr`` is 0.01;
-    fnn asks for it).
-
-    Args:
-        lr: a float > 0 or a schedule ``step -> lr``.
-        momentum: ``μ`` in [0, 1); 0 for plain SGD.
-        nesterov: use Nesterov momentum (needs ``momentum > 0``).
-
-    Returns:
-        The optimizer.
-
-    Raises:
-        ValueError: an argument is out of range, or ``nesterov`` without momentum.
-        TypeError: ``lr`` is neither a number nor a schedule.
-
-    Example:
-        >>> import numpy as np
-        >>> opt = sgd(0.5)
-        >>> p = [np.array([1.0])]
-        >>> opt.update([np.array([2.0])], opt.init(p), p)[0]
-        [array([0.])]
-    """
-    who = "fnn.optim.sgd"
-    mu = _unit(who, "momentum", momentum)
-    if not isinstance(nesterov, bool):
-        raise TypeError(f"{who}: nesterov must be a bool, got {type(nesterov).__name__}")
-    if nesterov and not mu:
-        raise ValueError(f"{who}: nesterov=True needs momentum > 0, e.g. momentum=0.9")
-    return make("sgd", Sgd(mu, nesterov), lr)
-
-
-def adam(lr: object = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
-    """Adam: ``θ ← θ − lr_t · m̂ / (√v̂ + ε)``; see `Adam` for ``m̂``, ``v̂``.
-
-    Defaults are the paper's, Optax's and PyTorch's (Keras uses ``eps=1e-7``).
-
-    Args:
-        lr: a float > 0 or a schedule ``step -> lr``.
-        b1: ``β₁`` in [0, 1), decay of the first moment.
-        b2: ``β₂`` in [0, 1), decay of the second moment.
-        eps: ``ε`` > 0, added to ``√v̂``.
-
-    Returns:
-        The optimizer.
-
-    Raises:
-        ValueError: an argument is out of range.
-        TypeError: ``lr`` is neither a number nor a schedule.
-
-    Example:
-        >>> import numpy as np
-        >>> opt = adam(0.1)
-        >>> p = [np.array([1.0, 1.0])]
-        >>> new, _ = opt.update([np.array([3.0, -0.5])], opt.init(p), p)
-        >>> np.round(new[0], 6)  # the first Adam step moves each entry by lr
-        array([0.9, 1.1])
-    """
-    who = "fnn.optim.adam"
-    rule = Adam(_unit(who, "b1", b1), _unit(who, "b2", b2), _positive(who, "eps", eps))
-    return make("adam", rule, lr)
-
-
-def adamw(
-    lr: object = 1e-3,
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    weight_decay: float = 1e-2,
-    mask: Mask = None,
-) -> Optimizer:
-    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019).
-
-    ``θ ← θ − lr_t · (m̂ / (√v̂ + ε) + λ · θ)``: the decay is not rescaled by
-    ``v̂`` (unlike ``chain(l2_penalty(λ), adam(...))``) and follows the
-    schedule. ``λ = 1e-2`` is PyTorch's default (Optax: 1e-4, Keras: 4e-3).
-
-    Args:
-        lr: a float > 0 or a schedule ``step -> lr``.
+    Attributes:
         b1: ``β₁`` in [0, 1).
         b2: ``β₂`` in [0, 1).
         eps: ``ε`` > 0.
-        weight_decay: ``λ`` >= 0.
-        mask: which leaves to decay: a predicate of the leaf path, e.g.
-            ``lambda path: path.endswith(".w")`` to spare biases, or a tree of
-            boolean scalars like the params; ``None`` decays every trainable
-            leaf. Frozen and state leaves are never decayed.
+    """
 
-    Returns:
-        The optimizer.
+    b1: float = attrs.field(default=0.9, converter=_adam_b1)
+    b2: float = attrs.field(default=0.999, converter=_adam_b2)
+    eps: float = attrs.field(default=1e-8, converter=_adam_eps)
 
-    Raises:
-        ValueError: an argument is out of range.
-        TypeError: ``lr`` is neither a number nor a schedule.
+    @property
+    def name(self) -> str:
+        return "scale_by_adam"
+
+    def init_leaves(self, step: Step, params: list[Array]) -> Any:
+        return ScaleByAdamState(np.int64(0), _zeros(step, params), _zeros(step, params))
+
+    def update_leaves(
+        self, step: Step, updates: list[Array], state: Any, params: list[Array] | None
+    ) -> tuple[list[Array], Any]:
+        if type(state) is not ScaleByAdamState:
+            raise step.state_error(self.name, ScaleByAdamState, state)
+        ms = list(step.buffer(self.name, "mu", state.mu))
+        vs = list(step.buffer(self.name, "nu", state.nu))
+        t = int(state.count) + 1
+        # m̂ / (√v̂ + ε) = m / (√v + ε·√c₂) · √c₂ / c₁ with c = 1 − βᵗ: fewer passes.
+        root_c2 = math.sqrt(1.0 - self.b2**t)
+        factor, eps = root_c2 / (1.0 - self.b1**t), self.eps * root_c2
+        out = list(updates)
+        for i in step.active:
+            g, m_old, v_old = out[i], ms[i], vs[i]
+            f = g.dtype.type
+            m = as_array(g - m_old)
+            m *= f(1.0 - self.b1)
+            m += m_old
+            v = as_array(g * g)
+            v -= v_old
+            v *= f(1.0 - self.b2)
+            v += v_old
+            u = as_array(np.sqrt(v))
+            u += f(eps)
+            np.divide(m, u, out=u)
+            u *= f(factor)
+            ms[i], vs[i], out[i] = frozen_array(m), frozen_array(v), step.new(u)
+        return out, ScaleByAdamState(t, step.build(ms), step.build(vs))
+
+
+def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> ScaleByAdam:
+    """Adam's bias-corrected direction ``m̂ / (√v̂ + ε)``; see `ScaleByAdam`.
 
     Example:
         >>> import numpy as np
-        >>> opt = adamw(0.1, weight_decay=0.5)
-        >>> p = [np.array([2.0])]
-        >>> opt.update([np.array([0.0])], opt.init(p), p)[0]  # only decay: 2 − 0.1·0.5·2
-        [array([1.9])]
+        >>> tx = scale_by_adam()
+        >>> p = [np.zeros(2)]
+        >>> np.round(tx.update([np.array([3.0, -0.5])], tx.init(p), p)[0][0], 6)
+        array([ 1., -1.])
     """
-    who = "fnn.optim.adamw"
-    rule = Adam(_unit(who, "b1", b1), _unit(who, "b2", b2), _positive(who, "eps", eps))
-    wd = _non_negative(who, "weight_decay", weight_decay)
-    return make("adamw", rule, lr, weight_decay=wd, decay_mask=mask)
+    return ScaleByAdam(b1, b2, eps)
 
 
-def rmsprop(
-    lr: object = 1e-3, decay: float = 0.9, eps: float = 1e-8, momentum: float = 0.0
-) -> Optimizer:
-    """RMSprop: ``θ ← θ − lr_t · g / (√v + ε)``; see `RMSprop`.
+@attrs.frozen(eq=False)
+class ScaleByRmsState(State):
+    """`ScaleByRms`'s running mean of squared gradients, a tree like the params."""
 
-    ``decay = 0.9`` as Optax and Keras (PyTorch: 0.99); ``lr = 1e-3`` as Keras.
+    SLOTS = ("nu",)
 
-    Args:
-        lr: a float > 0 or a schedule ``step -> lr``.
-        decay: ``ρ`` in [0, 1), decay of the mean square.
+    nu: Any
+
+
+@attrs.frozen
+class ScaleByRms(_Direction):
+    """RMSprop's direction (Hinton, 2012): ``v ← ρ · v + (1 − ρ) · g²``, ``u = g / (√v + ε)``.
+
+    ``ε`` outside the root as in PyTorch (Optax puts it inside: ``g / √(v + ε)``).
+
+    Attributes:
+        decay: ``ρ`` in [0, 1).
         eps: ``ε`` > 0.
-        momentum: ``μ`` in [0, 1).
+    """
 
-    Returns:
-        The optimizer.
+    decay: float = attrs.field(default=0.9, converter=_rms_decay)
+    eps: float = attrs.field(default=1e-8, converter=_rms_eps)
 
-    Raises:
-        ValueError: an argument is out of range.
-        TypeError: ``lr`` is neither a number nor a schedule.
+    @property
+    def name(self) -> str:
+        return "scale_by_rms"
+
+    def init_leaves(self, step: Step, params: list[Array]) -> Any:
+        return ScaleByRmsState(_zeros(step, params))
+
+    def update_leaves(
+        self, step: Step, updates: list[Array], state: Any, params: list[Array] | None
+    ) -> tuple[list[Array], Any]:
+        if type(state) is not ScaleByRmsState:
+            raise step.state_error(self.name, ScaleByRmsState, state)
+        vs = list(step.buffer(self.name, "nu", state.nu))
+        out = list(updates)
+        for i in step.active:
+            g, v_old = out[i], vs[i]
+            f = g.dtype.type
+            v = as_array(g * g)
+            v -= v_old
+            v *= f(1.0 - self.decay)
+            v += v_old
+            s = as_array(np.sqrt(v))
+            s += f(self.eps)
+            np.divide(g, s, out=s)
+            vs[i], out[i] = frozen_array(v), step.new(s)
+        return out, ScaleByRmsState(step.build(vs))
+
+
+def scale_by_rms(decay: float = 0.9, eps: float = 1e-8) -> ScaleByRms:
+    """RMSprop's direction ``g / (√v + ε)``; see `ScaleByRms`.
 
     Example:
         >>> import numpy as np
-        >>> opt = rmsprop(0.01, decay=0.75)
-        >>> p = [np.array([1.0])]
-        >>> np.round(opt.update([np.array([4.0])], opt.init(p), p)[0][0], 6)  # 1 − 0.01·4/2
-        array([0.98])
+        >>> tx = scale_by_rms(decay=0.75)
+        >>> p = [np.zeros(1)]
+        >>> np.round(tx.update([np.array([4.0])], tx.init(p), p)[0][0], 6)  # 4 / √(0.25·16)
+        array([2.])
     """
-    who = "fnn.optim.rmsprop"
-    rule = RMSprop(
-        _unit(who, "decay", decay), _positive(who, "eps", eps), _unit(who, "momentum", momentum)
-    )
-    return make("rmsprop", rule, lr)
+    return ScaleByRms(decay, eps)
 
 
-def adagrad(lr: object = 1e-2, eps: float = 1e-10, initial_accumulator: float = 0.1) -> Optimizer:
-    """Adagrad: ``θ ← θ − lr_t · g / (√a + ε)``, ``a`` the sum of squared gradients.
+@attrs.frozen(eq=False)
+class ScaleByAdagradState(State):
+    """`ScaleByAdagrad`'s running sum of squared gradients, a tree like the params."""
 
-    ``initial_accumulator = 0.1`` as Optax and Keras (PyTorch: 0) keeps the
-    first steps bounded; ``eps = 1e-10`` and ``lr = 1e-2`` as PyTorch.
+    SLOTS = ("sum_sq",)
 
-    Args:
-        lr: a float > 0 or a schedule ``step -> lr``.
+    sum_sq: Any
+
+
+@attrs.frozen
+class ScaleByAdagrad(_Direction):
+    """Adagrad's direction (Duchi et al., 2011): ``a ← a + g²``, ``u = g / (√a + ε)``.
+
+    Attributes:
         eps: ``ε`` > 0.
         initial_accumulator: ``a₀`` >= 0, the accumulator's starting value.
+    """
 
-    Returns:
-        The optimizer.
+    eps: float = attrs.field(
+        default=1e-10, converter=_adagrad_eps
+    )
+    initial_accumulator: float = attrs.field(
+        default=0.1,
+        converter=_adagrad_a0,
+    )
 
-    Raises:
-        ValueError: an argument is out of range.
-        TypeError: ``lr`` is neither a number nor a schedule.
+    @property
+    def name(self) -> str:
+        return "scale_by_adagrad"
+
+    def init_leaves(self, step: Step, params: list[Array]) -> Any:
+        return ScaleByAdagradState(_zeros(step, params, self.initial_accumulator))
+
+    def update_leaves(
+        self, step: Step, updates: list[Array], state: Any, params: list[Array] | None
+    ) -> tuple[list[Array], Any]:
+        if type(state) is not ScaleByAdagradState:
+            raise step.state_error(self.name, ScaleByAdagradState, state)
+        acc = list(step.buffer(self.name, "sum_sq", state.sum_sq))
+        out = list(updates)
+        for i in step.active:
+            g = out[i]
+            a = as_array(g * g)
+            a += acc[i]
+            u = as_array(np.sqrt(a))
+            u += g.dtype.type(self.eps)
+            np.divide(g, u, out=u)
+            acc[i], out[i] = frozen_array(a), step.new(u)
+        return out, ScaleByAdagradState(step.build(acc))
+
+
+def scale_by_adagrad(eps: float = 1e-10, initial_accumulator: float = 0.1) -> ScaleByAdagrad:
+    """Adagrad's direction ``g / (√a + ε)``; see `ScaleByAdagrad`.
 
     Example:
         >>> import numpy as np
-        >>> opt = adagrad(0.1, initial_accumulator=0.0)
-        >>> p = [np.array([1.0])]
-        >>> np.round(opt.update([np.array([5.0])], opt.init(p), p)[0][0], 6)
-        array([0.9])
+        >>> tx = scale_by_adagrad(initial_accumulator=0.0)
+        >>> p = [np.zeros(1)]
+        >>> np.round(tx.update([np.array([5.0])], tx.init(p), p)[0][0], 6)
+        array([1.])
     """
-    who = "fnn.optim.adagrad"
-    rule = Adagrad(
-        _positive(who, "eps", eps), _non_negative(who, "initial_accumulator", initial_accumulator)
+    return ScaleByAdagrad(eps, initial_accumulator)
+
+
+class _Delegate(_Direction):
+    """A named direction made of other transformations (its state is theirs)."""
+
+    @property
+    def inner(self) -> GradientTransformation:
+        raise NotImplementedError
+
+    def parts(self) -> tuple[Any, ...]:
+        return (self.inner,)
+
+    def part_states(self, state: Any) -> tuple[Any, ...]:
+        return (state,)
+
+    def with_part_states(self, state: Any, states: Any) -> Any:
+        return states[0]
+
+    def init_leaves(self, step: Step, params: list[Array]) -> Any:
+        return self.inner.init_leaves(step, params)
+
+    def update_leaves(
+        self, step: Step, updates: list[Array], state: Any, params: list[Array] | None
+    ) -> tuple[list[Array], Any]:
+        return self.inner.update_leaves(step, updates, state, params)
+
+
+@attrs.frozen
+class _Identity(GradientTransformation):
+    """Updates unchanged (plain SGD's direction)."""
+
+    def init_leaves(self, step: Step, params: list[Array]) -> Any:
+        return EmptyState()
+
+    def update_leaves(
+        self, step: Step, updates: list[Array], state: Any, params: list[Array] | None
+    ) -> tuple[list[Array], Any]:
+        if type(state) is not EmptyState:
+            raise step.state_error("sgd", EmptyState, state)
+        return updates, state
+
+
+@attrs.frozen
+class Sgd(_Delegate):
+    """SGD's direction: ``u = g``, or `Trace` momentum when ``momentum > 0``.
+
+    Attributes:
+        momentum: ``μ`` in [0, 1); 0 for plain SGD (no buffer).
+        nesterov: Nesterov momentum (needs ``momentum > 0``).
+    """
+
+    momentum: float = attrs.field(default=0.0, converter=_sgd_momentum)
+    nesterov: bool = attrs.field(
+        default=False, converter=_sgd_nesterov
     )
-    return make("adagrad", rule, lr)
+
+    def __attrs_post_init__(self) -> None:
+        if self.nesterov and not self.momentum:
+            raise ValueError("fnn.optim.sgd: nesterov=True needs momentum > 0, e.g. momentum=0.9")
+
+    @property
+    def name(self) -> str:
+        return "sgd"
+
+    @property
+    def inner(self) -> GradientTransformation:
+        return _sgd_inner(self.momentum, self.nesterov)
+
+
+@attrs.frozen
+class RMSprop(_Delegate):
+    """RMSprop's direction: `ScaleByRms`, then `Trace` momentum when ``momentum > 0``::
+
+        v ← ρ · v + (1 − ρ) · g²,  s = g / (√v + ε)
+        u = s  (μ = 0);   b ← μ · b + s, u = b  (μ > 0)
+
+    Attributes:
+        decay: ``ρ`` in [0, 1).
+        eps: ``ε`` > 0.
+        momentum: ``μ`` in [0, 1).
+    """
+
+    decay: float = attrs.field(default=0.9, converter=_rmsprop_decay)
+    eps: float = attrs.field(default=1e-8, converter=_rmsprop_eps)
+    momentum: float = attrs.field(default=0.0, converter=_rmsprop_momentum)
+
+    @property
+    def name(self) -> str:
+        return "rmsprop"
+
+    @property
+    def inner(self) -> GradientTransformation:
+        return _rmsprop_inner(self.decay, self.eps, self.momentum)
+
+
+# The rules above are rebuilt from their hyper-parameters on every update: cache them.
+
+
+@functools.lru_cache(maxsize=256)
+def _sgd_inner(momentum: float, nesterov: bool) -> GradientTransformation:
+    return Trace(momentum, nesterov) if momentum else _Identity()
+
+
+@functools.lru_cache(maxsize=256)
+def _rmsprop_inner(decay: float, eps: float, momentum: float) -> GradientTransformation:
+    rms = ScaleByRms(decay, eps)
+    return Chain([rms, Trace(momentum)]) if momentum else rms

@@ -145,19 +145,46 @@ def _run_callbacks(
 
 
 def _learning_rate(opt: OptimizerLike, state: Any) -> float:
-    """The lr the next update uses; NaN for optimizers from outside ``fnn.optim``."""
+    """The lr the next update uses; NaN when the optimizer cannot tell."""
     if isinstance(opt, optim.Optimizer):
-        return optim.learning_rate(opt, state)
+        try:
+            return optim.learning_rate(opt, state)
+        except ValueError:  # no scale_by_learning_rate in the chain
+            return math.nan
     return math.nan
 
 
-def _check_optimizer(who: str, opt: object) -> OptimizerLike:
+def check_optimizer(who: str, opt: object) -> OptimizerLike:
+    if isinstance(opt, optim.GradientTransformation):
+        return optim.Optimizer(opt)  # a bare transformation: apply its updates
     if not (callable(getattr(opt, "init", None)) and callable(getattr(opt, "update", None))):
         raise TypeError(
             f"{who}: opt must be an optimizer with init(params) and update(grads, state, params), "
             f"such as fnn.optim.sgd(0.01), got {type(opt).__name__}"
         )
     return opt  # type: ignore[return-value]
+
+
+def _monitors(who: str, opt: OptimizerLike, logged: Sequence[str]) -> tuple[str, ...]:
+    """The metrics the optimizer observes (reduce_on_plateau), checked to be logged."""
+    if not isinstance(opt, optim.Optimizer):
+        return ()
+    names = opt.tx.monitors()
+    for name in names:
+        if name not in logged:
+            raise ValueError(
+                f"{who}: the optimizer's reduce_on_plateau monitors {name!r}, which this run does "
+                f"not log; it logs {sorted(logged)} (val_* names need validation=(x_val, y_val))"
+            )
+    return names
+
+
+def _initial_state(opt: OptimizerLike, net: Network, opt_state: Any) -> Any:
+    if opt_state is None:
+        return opt.init(net)
+    if isinstance(opt, optim.Optimizer) and isinstance(opt_state, optim.OptState):
+        return optim.migrate(opt_state, opt, net)  # a checkpoint written by fnn 0.1.0
+    return opt_state
 
 
 def _nonfinite_error(
@@ -189,8 +216,13 @@ def _train_epoch(
     on_nonfinite: str,
     check_finite: bool,
     tick: Callable[[], None],
+    check_x: bool,
 ) -> tuple[Network, Any, float, int]:
-    """One pass over the data: returns (net, opt_state, mean loss, skipped batches)."""
+    """One pass over the data: returns (net, opt_state, mean loss, skipped batches).
+
+    ``check_x``: scan each batch of x for NaN/inf. Every example is in some batch of
+    every epoch, so ``fit`` scans in its first epoch only (x does not change).
+    """
     shuffle_key, dropout_key = fold_in(epoch_key, 0), fold_in(epoch_key, 1)
     random_layers = any(layer.stochastic for layer in net.layers)
     total, seen, skipped = 0.0, 0, 0
@@ -198,7 +230,8 @@ def _train_epoch(
         step_key = fold_in(dropout_key, step) if random_layers else None
         try:
             loss, grads, new_net = value_and_grad(
-                net, xb, yb, loss_fn, key=step_key, with_state=True, check_finite=check_finite
+                net, xb, yb, loss_fn, key=step_key, with_state=True, check_finite=check_finite,
+                check_values=check_x,
             )
         except FloatingPointError as err:
             if on_nonfinite == "raise":
@@ -267,13 +300,17 @@ def fit(
 
     Args:
         net: the network to start from (unchanged).
-        opt: an optimizer such as ``fnn.optim.adam(1e-3)``.
+        opt: an optimizer such as ``fnn.optim.adam(1e-3)``, or a gradient
+            transformation (its updates are added to the params). A
+            ``fnn.optim.reduce_on_plateau`` in it sees each epoch's metrics
+            (``fnn.optim.observe``) after the epoch is evaluated.
         loss_fn: an ``fnn.losses.Loss``.
         data: ``(x, y)``, ``x`` of shape ``(n, *input_shape)``, ``y`` of ``(n, ...)``.
         epochs: how many epochs to run (``>= 0``).
         key: the run's key (or int seed): shuffling and dropout.
         batch_size: examples per step (the last batch may be smaller).
-        opt_state: the optimizer state to resume from (``opt.init(net)`` if ``None``).
+        opt_state: the optimizer state to resume from (``opt.init(net)`` if ``None``;
+            a 0.1.0 ``OptState`` is converted with ``fnn.optim.migrate``).
         validation: ``(x_val, y_val)`` evaluated at the end of every epoch.
         metrics: functions ``(pred, y) -> float`` such as ``fnn.metrics.accuracy``.
         early_stopping: an :class:`EarlyStopping` rule.
@@ -303,8 +340,8 @@ def fit(
     Raises:
         TypeError: a wrong kind of network, optimizer, loss, data or metric,
             or ``threads`` not an int.
-        ValueError: ``epochs < 0``, ``batch_size < 1``, ``threads < 1``, x/y
-            lengths differ, or early stopping monitors a name this run does not log.
+        ValueError: ``epochs < 0``, ``batch_size < 1``, ``threads < 1``, x/y lengths differ,
+            or early stopping or ``reduce_on_plateau`` monitors a name this run does not log.
         FloatingPointError: a non-finite loss with ``on_nonfinite="raise"``.
         ImportError: ``threads`` is set and threadpoolctl is not installed.
 
@@ -333,7 +370,8 @@ def fit(
     logged = ["loss", *(names if train_metrics else [])]
     logged += [] if val is None else ["val_loss", *(f"val_{n}" for n in names)]
     tracker = _make_tracker(who, early_stopping, logged, metrics)
-    state = opt.init(net) if opt_state is None else opt_state
+    observes = _monitors(who, opt, logged)
+    state = _initial_state(opt, net, opt_state)
     bar = Progress(progress, first + n_epochs, -(-len(x) // size))
     history, stop_reason = History(), None
     for epoch in range(first, first + n_epochs):
@@ -341,7 +379,7 @@ def fit(
         bar.start(epoch + 1)
         net, state, train_loss, skipped = _train_epoch(
             who, net, opt, state, loss_fn, (x, y), size, fold_in(k, epoch), epoch,
-            on_nonfinite, check_finite or on_nonfinite == "skip", bar.step,
+            on_nonfinite, check_finite or on_nonfinite == "skip", bar.step, epoch == first,
         )
         logs = {"loss": train_loss}
         if train_metrics and metrics:
@@ -351,6 +389,8 @@ def fit(
             val_logs = evaluate(net, *val, loss_fn, metrics, batch_size=eval_size)
             logs |= {f"val_{n}": v for n, v in val_logs.items()}
         logs |= {} if math.isnan(lr) else {"lr": lr}
+        if observes:  # reduce_on_plateau sees the epoch's metrics
+            state = optim.observe(opt, state, logs)
         seconds = time.perf_counter() - t0
         history = history.append(epoch, logs, seconds, skipped)
         bar.end(epoch + 1, logs, seconds)
@@ -386,6 +426,6 @@ def _check_inputs(
         raise ValueError(f"{who}: on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
     train = check_pair(who, *unpack(who, data, "data"))
     val = None if validation is None else check_pair(who, *unpack(who, validation, "validation"))
-    return _check_optimizer(who, opt), train, val
+    return check_optimizer(who, opt), train, val
 
 

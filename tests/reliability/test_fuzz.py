@@ -93,8 +93,6 @@ EXEMPT: dict[str, str] = {
     "fnn.initializers.Initializer": "a type alias",
     "fnn.optim.Schedule": "a type alias",
     "fnn.optim.Mask": "a type alias",
-    "fnn.optim.Rule": "a typing.Protocol (no constructor to call)",
-    "fnn.optim.Transform": "a typing.Protocol (no constructor to call)",
     "fnn.train.OptimizerLike": "a typing.Protocol (no constructor to call)",
     "fnn.layers.Layer": "the abstract base; its protocol is fuzzed through every concrete layer",
     "fnn.testing.GradientCheckError": "an exception class",
@@ -107,7 +105,6 @@ MESSAGE_GAPS: dict[str, str] = {
        "called directly, a bad in_shape gives Python's own message ('object of type int has no len()')"
        for cls in (Dense, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D, LayerNorm, BatchNorm, Reshape,
                    Flatten, Identity, ReLU, LeakyReLU, ELU, Tanh, Sigmoid, GELU, Softmax, Dropout)},
-    "fnn.optim.OptState": "slots=None gives \"'NoneType' object is not iterable\"",
     "fnn.optim.exponential_decay": "staircase is checked by attrs.validators.instance_of (message is a tuple)",
     "fnn.tree.scale": "s=1j gives float()'s message",
     "fnn.datasets.mnist": "directory=3 gives pathlib's message",
@@ -754,8 +751,8 @@ def _(draw, env):
 
 @entry("fnn.optim.Optimizer", optim.Optimizer, optim.Optimizer, r"Optimizer")
 def _(draw, env):
-    base = optim.sgd(0.1)
-    return Call({"name": "mine", "rule": base.rule, "lr": optim.constant(draw(st.floats(1e-3, 1)))})
+    tx = optim.chain(optim.scale_by_adam(), optim.scale_by_learning_rate(draw(st.floats(1e-3, 1))))
+    return Call({"tx": tx, "name": "mine"})
 
 
 entry("fnn.optim.OptState", optim.OptState, optim.OptState, r"OptState")(
@@ -769,15 +766,13 @@ def _(draw, env):
 
 
 entry("fnn.optim.chain", optim.chain, lambda parts: optim.chain(*parts), r"fnn\.optim\.chain|chain")(
-    lambda draw, env: Call({"parts": [optim.clip_by_global_norm(1.0), optim.l2_penalty(1e-3),
+    lambda draw, env: Call({"parts": [optim.clip_by_global_norm(1.0), optim.add_decayed_weights(1e-3),
                                       optim.sgd(0.1)]}))
 entry("fnn.optim.freeze", optim.freeze, optim.freeze, r"freeze")(
-    lambda draw, env: Call({"opt": optim.sgd(0.1), "mask": draw(st.sampled_from(
-        [lambda path, leaf: path.startswith("layers[0]"), {"layers[0].w"}, ("layers[0].b",)]))}))
+    lambda draw, env: Call({"mask": draw(st.sampled_from(
+        [lambda path: path.startswith("layers[0]"), "layers[0]", ("layers[0].b", "layers[2]")]))}))
 entry("fnn.optim.clip_by_global_norm", optim.clip_by_global_norm, optim.clip_by_global_norm,
       r"clip_by_global_norm")(lambda draw, env: Call({"max_norm": draw(st.floats(0.1, 10))}))
-entry("fnn.optim.l2_penalty", optim.l2_penalty, optim.l2_penalty, r"l2_penalty")(
-    lambda draw, env: Call({"coeff": draw(st.floats(0, 1))}))
 entry("fnn.optim.constant", optim.constant, optim.constant, r"constant|Constant")(
     lambda draw, env: Call({"lr": draw(st.floats(1e-4, 1))}))
 entry("fnn.optim.step_decay", optim.step_decay, optim.step_decay, r"step_decay|StepDecay")(
@@ -1124,6 +1119,169 @@ def _(draw, env):
     return Call({"index": dim(draw, 0, 3), "config": {"lr": 0.1}, "key": a_key(draw),
                  "value": draw(st.floats(0, 1)), "error": None, "traceback": None,
                  "seconds": draw(st.floats(0, 10))})
+
+
+# ---------------------------------------------------------------------------
+# issue 12: gradient transformations, the tree core, lr_find.
+
+EXEMPT["fnn.optim.GradientTransformation"] = (
+    "the abstract base; its protocol is fuzzed through every concrete transformation")
+EXEMPT["fnn.tree.TreeDef"] = "made by fnn.tree.flatten (no public constructor); unflatten is fuzzed"
+
+
+def _params_tree(draw: Draw) -> Any:
+    if draw(st.booleans()):
+        return small_net(draw, d_in=2, d_out=2)
+    return {"w": farr(draw, (2, 3), np.float64), "b": farr(draw, (3,), np.float64)}
+
+
+def _tx_pairs() -> list[tuple[str, Any, Any, Callable[[Draw], dict[str, Any]]]]:
+    """(name, class, factory, kwargs) for every transformation with a factory."""
+    lr = lambda d: {"lr": _lr(d)}  # noqa: E731
+    return [
+        ("scale", optim.Scale, optim.scale, lambda d: {"factor": d(st.floats(-2, 2))}),
+        ("scale_by_learning_rate", optim.ScaleByLearningRate, optim.scale_by_learning_rate, lr),
+        ("clip", optim.Clip, optim.clip, lambda d: {"max_delta": d(st.floats(0.1, 2))}),
+        ("add_decayed_weights", optim.AddDecayedWeights, optim.add_decayed_weights,
+         lambda d: {"weight_decay": d(st.floats(0, 0.1)), "mask": d(st.sampled_from([None, "['w']", "layers[0]"]))}),
+        ("trace", optim.Trace, optim.trace,
+         lambda d: {"momentum": d(st.floats(0, 0.9)), "nesterov": d(st.booleans())}),
+        ("scale_by_adam", optim.ScaleByAdam, optim.scale_by_adam,
+         lambda d: {"b1": d(st.floats(0, 0.9)), "b2": 0.999, "eps": 1e-8}),
+        ("scale_by_rms", optim.ScaleByRms, optim.scale_by_rms, lambda d: {"decay": 0.9, "eps": 1e-8}),
+        ("scale_by_adagrad", optim.ScaleByAdagrad, optim.scale_by_adagrad,
+         lambda d: {"eps": 1e-10, "initial_accumulator": d(st.floats(0, 1))}),
+        ("masked", optim.Masked, optim.masked,
+         lambda d: {"inner": optim.scale(2.0), "mask": d(st.sampled_from(["['w']", lambda p: True]))}),
+        ("multi_steps", optim.MultiSteps, optim.multi_steps,
+         lambda d: {"inner": d(st.sampled_from([optim.scale_by_adam(), optim.sgd(0.1)])),
+                    "every_k": dim(d, 1, 3)}),
+        ("ema", optim.Ema, optim.ema, lambda d: {"decay": d(st.floats(0, 0.99))}),
+        ("reduce_on_plateau", optim.ReduceOnPlateau, optim.reduce_on_plateau,
+         lambda d: {"patience": dim(d, 0, 3), "factor": d(st.floats(0.1, 0.9))}),
+        ("multi_transform", optim.MultiTransform, optim.multi_transform,
+         lambda d: {"transforms": {"a": optim.scale(1.0), "b": optim.sgd(0.1)},
+                    "labels": lambda p: "a" if p.endswith("w") else "b"}),
+    ]
+
+
+for _name, _cls, _fn, _kw in _tx_pairs():
+    _who = rf"fnn\.optim\.{_name}|\b{_name}\b|{_cls.__name__}"
+    entry(f"fnn.optim.{_name}", _fn, _fn, _who)(lambda draw, env, _kw=_kw: Call(_kw(draw)))
+    entry(f"fnn.optim.{_cls.__name__}", _cls, _cls, _who)(lambda draw, env, _kw=_kw: Call(_kw(draw)))
+
+entry("fnn.optim.Freeze", optim.Freeze, optim.Freeze, r"freeze|Freeze")(
+    lambda draw, env: Call({"mask": draw(st.sampled_from(["layers[0]", lambda p: True]))}))
+entry("fnn.optim.ClipByGlobalNorm", optim.ClipByGlobalNorm, optim.ClipByGlobalNorm,
+      r"clip_by_global_norm")(lambda draw, env: Call({"max_norm": draw(st.floats(0.1, 10))}))
+entry("fnn.optim.Chain", optim.Chain, optim.Chain, r"chain|Chain")(
+    lambda draw, env: Call({"transforms": [optim.clip_by_global_norm(1.0), optim.scale(-0.1)]}))
+entry("fnn.optim.Sgd", optim.Sgd, optim.Sgd, r"\bsgd\b")(
+    lambda draw, env: Call({"momentum": draw(st.floats(0.1, 0.9)), "nesterov": draw(st.booleans())}))
+entry("fnn.optim.RMSprop", optim.RMSprop, optim.RMSprop, r"rmsprop")(
+    lambda draw, env: Call({"decay": 0.9, "eps": 1e-8, "momentum": draw(st.floats(0, 0.9))}))
+for _cls, _name, _kw in (
+    (optim.Constant, "constant", lambda d: {"lr": d(st.floats(1e-4, 1))}),
+    (optim.StepDecay, "step_decay", lambda d: {"lr": 0.1, "step_size": dim(d), "factor": 0.5}),
+    (optim.ExponentialDecay, "exponential_decay",
+     lambda d: {"lr": 0.1, "decay_rate": 0.5, "decay_steps": dim(d), "staircase": False}),
+    (optim.CosineDecay, "cosine_decay", lambda d: {"lr": 0.1, "total_steps": dim(d, 5, 9)}),
+):
+    entry(f"fnn.optim.{_cls.__name__}", _cls, _cls, rf"{_name}|{_cls.__name__}")(
+        lambda draw, env, _kw=_kw: Call(_kw(draw)))
+MESSAGE_GAPS["fnn.optim.ExponentialDecay"] = MESSAGE_GAPS["fnn.optim.exponential_decay"]
+
+# The state classes: built by init(params), but constructible (and checked) by hand.
+for _cls, _kw in (
+    (optim.EmptyState, lambda d: {}),
+    (optim.ScheduleState, lambda d: {"count": dim(d, 0, 5)}),
+    (optim.TraceState, lambda d: {"momentum": _params_tree(d)}),
+    (optim.ScaleByAdamState, lambda d: {"count": dim(d, 0, 5), "mu": _params_tree(d), "nu": _params_tree(d)}),
+    (optim.ScaleByRmsState, lambda d: {"nu": _params_tree(d)}),
+    (optim.ScaleByAdagradState, lambda d: {"sum_sq": _params_tree(d)}),
+    (optim.MultiStepsState, lambda d: {"mini_step": dim(d, 0, 3), "acc": _params_tree(d), "inner": ()}),
+    (optim.EmaState, lambda d: {"ema": _params_tree(d)}),
+    (optim.ReduceOnPlateauState, lambda d: {"scale": d(st.floats(0, 1)), "best": d(st.floats(-1, 1)),
+                                            "wait": dim(d, 0, 3), "cooldown_left": dim(d, 0, 3)}),
+    (optim.OptimizerState, lambda d: {"count": dim(d, 0, 5), "inner": ()}),
+):
+    entry(f"fnn.optim.{_cls.__name__}", _cls, _cls, _cls.__name__)(
+        lambda draw, env, _kw=_kw: Call(_kw(draw)))
+
+
+def a_transformation(draw: Draw) -> Any:
+    return draw(st.sampled_from([
+        optim.chain(optim.clip_by_global_norm(1.0), optim.scale_by_adam(), optim.scale_by_learning_rate(0.1)),
+        optim.multi_steps(optim.trace(0.9), 2),
+        optim.chain(optim.freeze("layers[0]"), optim.add_decayed_weights(0.1), optim.scale_by_rms()),
+        optim.chain(optim.scale(-0.1), optim.ema(0.9)),
+    ]))
+
+
+@entry("fnn.optim.GradientTransformation.update", optim.Chain,
+       lambda tx, updates, state, params: tx.update(updates, state, params),
+       r"fnn\.optim\.(chain|multi_steps)\.update", member="update")
+def _(draw, env):
+    tx = a_transformation(draw)
+    net, x, y = net_data(draw)
+    return Call({"tx": tx, "updates": fnn.grad(net, x, y, losses.mse), "state": tx.init(net),
+                 "params": net}, fixed=frozenset({"tx"}))
+
+
+@entry("fnn.optim.apply_updates", optim.apply_updates, optim.apply_updates, r"apply_updates")
+def _(draw, env):
+    p = _params_tree(draw)
+    return Call({"params": p, "updates": like(draw, p)})
+
+
+@entry("fnn.optim.observe", optim.observe, optim.observe, r"observe|reduce_on_plateau")
+def _(draw, env):
+    opt = optim.chain(optim.sgd(0.1), optim.reduce_on_plateau(1, 0.5))
+    return Call({"opt": opt, "state": opt.init(small_net(draw)),
+                 "logs": {"val_loss": draw(st.floats(0, 2))}}, fixed=frozenset({"opt"}))
+
+
+@entry("fnn.optim.ema_params", optim.ema_params, optim.ema_params, r"ema_params")
+def _(draw, env):
+    opt = optim.chain(optim.sgd(0.1), optim.ema(0.9))
+    return Call({"state": opt.init(small_net(draw))})
+
+
+@entry("fnn.optim.migrate", optim.migrate, optim.migrate, r"migrate|\badam\b|OptimizerState")
+def _(draw, env):
+    net = small_net(draw)
+    old = optim.OptState(dim(draw, 0, 5), {"mu": tree.zeros_like(net), "nu": tree.zeros_like(net)})
+    return Call({"state": old, "opt": optim.adam(1e-3), "params": net}, fixed=frozenset({"opt"}))
+
+
+@entry("fnn.train.lr_find", train.lr_find, train.lr_find,
+       r"lr_find|fnn\.forward|fnn\.value_and_grad|sparse_softmax_cross_entropy|sgd|adam")
+def _(draw, env):
+    net = small_net(draw, d_out=3)
+    n = dim(draw, 1, 6)
+    return Call({"net": net, "opt_factory": draw(st.sampled_from([optim.sgd, optim.adam])),
+                 "loss_fn": losses.sparse_softmax_cross_entropy,
+                 "data": (farr(draw, (n, *net.input_shape), net.dtype), labels(draw, n, 3)),
+                 "key": a_key(draw), "steps": dim(draw, 3, 6), "batch_size": dim(draw),
+                 "min_lr": 1e-4, "max_lr": 1.0})
+
+
+entry("fnn.train.LRFindResult", train.LRFindResult, train.LRFindResult, r"LRFindResult")(
+    lambda draw, env: Call({"lrs": [1e-3, 1e-2], "losses": [1.0, 0.5], "smoothed": [1.0, 0.7],
+                            "suggestion": 1e-2, "diverged": False}))
+entry("fnn.tree.flatten", tree.flatten, tree.flatten, r"fnn\.tree\.flatten")(
+    lambda draw, env: Call({"tree": a_tree(draw)}))
+entry("fnn.tree.fields", tree.fields, tree.fields, r"fnn\.tree\.fields")(
+    lambda draw, env: Call({"cls": draw(st.sampled_from([Dense, BatchNorm, fnn.Network]))}))
+entry("fnn.tree.Node", tree.Node, tree.Node, r"Node")(
+    lambda draw, env: Call({"kind": "leaf", "type": None, "keys": (), "state": (), "children": ()}))
+
+
+@entry("fnn.tree.TreeDef.unflatten", tree.TreeDef, lambda treedef, leaves: treedef.unflatten(leaves),
+       r"unflatten", member="unflatten")
+def _(draw, env):
+    leaves, td = tree.flatten(a_tree(draw))
+    return Call({"treedef": td, "leaves": [a.copy() for a in leaves]}, fixed=frozenset({"treedef"}))
 
 
 # ---------------------------------------------------------------------------

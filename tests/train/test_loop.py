@@ -1,5 +1,7 @@
 """Tests of fnn.train.loop: fit is pure, resumable bit for bit, stops and restores correctly."""
 
+import math
+
 import attrs
 import numpy as np
 import pytest
@@ -280,3 +282,102 @@ def test_bad_arguments():
         fit(net, optim.sgd(-0.1), CE, (x, y), epochs=1, key=0)
     with pytest.raises(TypeError, match="early_stopping must be"):
         fit(net, opt, CE, (x, y), epochs=1, key=0, early_stopping="val_loss")
+
+
+def test_fit_accepts_a_bare_gradient_transformation():
+    """fit with chain(scale_by_adam, scale_by_learning_rate) (a transformation, no optimizer
+    around it) trains exactly as fit with adam, and logs its learning rate."""
+    x, y = toy_classification()
+    tx = optim.chain(optim.scale_by_adam(), optim.scale_by_learning_rate(1e-2))
+    kw = dict(epochs=2, key=3, batch_size=16, progress=False)
+    a, sa, ha = fit(small_net(), tx, CE, (x, y), **kw)
+    b, sb, hb = fit(small_net(), optim.adam(1e-2), CE, (x, y), **kw)
+    assert_trees_identical(a, b)
+    assert_trees_identical(sa.inner, sb.inner)
+    assert ha.lr == hb.lr == (1e-2, 1e-2)
+
+
+def plateau_opt():
+    return optim.chain(optim.sgd(0.5), optim.reduce_on_plateau(patience=0, factor=0.5,
+                                                                monitor="loss", min_delta=0.05))
+
+
+def test_fit_feeds_reduce_on_plateau_the_epoch_metrics():
+    """After each epoch fit gives the logs to reduce_on_plateau: the next epoch's lr is halved
+    exactly after the epochs whose monitored loss did not improve by min_delta (patience 0)."""
+    x, y = toy_classification()
+    _, _, hist = fit(small_net(), plateau_opt(), CE, (x, y), epochs=8, key=0, batch_size=16,
+                     progress=False)
+    lr, best = 0.5, math.inf
+    for e in range(8):
+        assert hist.lr[e] == pytest.approx(lr, rel=1e-15)
+        if hist.loss[e] < best - 0.05:
+            best = hist.loss[e]
+        else:
+            lr *= 0.5
+    assert min(hist.lr) < 0.5  # the run did plateau at least once
+
+
+def test_resume_with_reduce_on_plateau_is_bit_identical():
+    """The plateau's best value, wait count and scale live in the optimizer state, so 3 + 4
+    epochs resumed equal 7 at once."""
+    x, y = toy_classification()
+    kw = dict(key=0, batch_size=16, progress=False)
+    full_net, full_state, full_hist = fit(small_net(), plateau_opt(), CE, (x, y), epochs=7, **kw)
+    net, state, _ = fit(small_net(), plateau_opt(), CE, (x, y), epochs=3, **kw)
+    net, state, hist = fit(net, plateau_opt(), CE, (x, y), epochs=4, opt_state=state,
+                           start_epoch=3, **kw)
+    assert_trees_identical(net, full_net)
+    assert_trees_identical(state, full_state)
+    assert hist.lr == full_hist.lr[3:]
+
+
+def test_plateau_monitor_must_be_logged_before_training():
+    """A reduce_on_plateau watching val_loss without validation data is refused before any
+    work, naming the metric and what the run logs."""
+    x, y = toy_classification()
+    opt = optim.chain(optim.sgd(0.1), optim.reduce_on_plateau(2, 0.5))
+    with pytest.raises(ValueError, match=r"fnn.fit: the optimizer's reduce_on_plateau monitors 'val_loss', which this run does not log; it logs \['loss'\]"):
+        fit(small_net(), opt, CE, (x, y), epochs=1, key=0, progress=False)
+
+
+def test_fit_resumes_from_a_0_1_0_opt_state():
+    """A 0.1.0 OptState (count and buffers by name) passed as opt_state resumes exactly like
+    the state fit returned."""
+    net = small_net()
+    net2, state2, _ = run(net, 2)
+    old = optim.OptState(state2.count, dict(state2.slots))
+    a = run(net2, 2, opt_state=state2, start_epoch=2)
+    b = run(net2, 2, opt_state=old, start_epoch=2)
+    assert_trees_identical(a[0], b[0])
+    assert_trees_identical(a[1], b[1])
+
+
+def test_nan_in_the_data_is_found_in_the_first_epoch():
+    """fit scans every batch of x for NaN/inf in its first epoch (each example is in one
+    batch), then skips the scan (x cannot change); a NaN is refused with ValueError and the
+    caller's network and data are unchanged."""
+    x, y = toy_classification()
+    x = x.copy()
+    x[37, 1] = np.nan
+    net = small_net()
+    before = [a.copy() for a in tree.leaves(net)]
+    with pytest.raises(ValueError, match=r"x contains NaN or inf"):
+        fit(net, optimizer(), CE, (x, y), epochs=3, key=0, batch_size=16, progress=False)
+    assert np.isnan(x[37, 1]) and all(np.array_equal(a, b) for a, b in zip(before, tree.leaves(net), strict=True))
+
+
+def test_later_epochs_skip_the_scan_of_x(monkeypatch):
+    """Only the first epoch of a fit call asks value_and_grad to scan x."""
+    import fnn.train.loop as loop
+
+    seen = []
+    real = loop.value_and_grad
+
+    def spy(*args, **kw):
+        seen.append(kw["check_values"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(loop, "value_and_grad", spy)
+    run(small_net(), 3, batch_size=48)  # 96 examples: 2 steps per epoch
+    assert seen == [True, True, False, False, False, False]
