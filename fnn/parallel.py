@@ -20,6 +20,13 @@ Results can differ in the last bits between thread counts: a product split
 across threads adds its partial sums in another order. For a given count, the
 same inputs give the same bits.
 
+Kernels split a batch with :func:`split` (contiguous chunks, one per thread of
+``num_threads()``) and run a function on each chunk with :func:`map`. While
+the chunks run concurrently, BLAS is limited to one thread (so the products do
+not compete with each other for the cores) and restored afterwards; switching
+costs a few microseconds. The threads come from one small pool, created on
+first use and reused.
+
 Example:
     >>> import fnn
     >>> with fnn.threads(1):
@@ -33,12 +40,17 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
-from typing import Any
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["num_threads", "threads", "threads_set"]
+__all__ = ["map", "num_threads", "split", "threads", "threads_set"]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 _THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar("fnn_threads", default=None)
 
@@ -113,3 +125,98 @@ def num_threads() -> int:
 def threads_set() -> bool:
     """Whether the caller is inside a ``fnn.threads(n)`` block."""
     return _THREADS.get() is not None
+
+
+def split(n_items: int, min_items: int = 1) -> list[tuple[int, int]]:
+    """Contiguous ``(start, stop)`` chunks of ``range(n_items)``, one per thread of fnn.
+
+    Chunks differ in size by at most one item (the larger ones first), and
+    none is smaller than ``min_items`` (so there are fewer chunks than threads
+    when ``n_items`` is small). The chunks depend only on ``n_items``,
+    ``min_items`` and the thread count, so a fixed count gives fixed chunks.
+
+    Args:
+        n_items: the number of items (e.g. the batch size), >= 0.
+        min_items: the smallest worthwhile chunk, >= 1.
+
+    Returns:
+        A list of at least one ``(start, stop)`` pair covering ``range(n_items)``.
+
+    Example:
+        >>> import fnn
+        >>> with fnn.threads(2):
+        ...     fnn.parallel.split(5)
+        [(0, 3), (3, 5)]
+        >>> fnn.parallel.split(5)
+        [(0, 5)]
+    """
+    parts = max(1, min(num_threads(), n_items // max(1, min_items)))
+    size, extra = divmod(n_items, parts)
+    bounds, start = [], 0
+    for i in range(parts):
+        stop = start + size + (i < extra)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+_POOL: list[ThreadPoolExecutor] = []  # at most one executor, replaced when too small
+_POOL_LOCK = threading.Lock()
+_BLAS: list[Any] = []  # a threadpoolctl controller of the loaded BLAS, made on first use
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    with _POOL_LOCK:
+        if not _POOL or _POOL[0]._max_workers < workers:
+            if _POOL:
+                _POOL.pop().shutdown(wait=False)
+            _POOL.append(ThreadPoolExecutor(workers, thread_name_prefix="fnn"))
+        return _POOL[0]
+
+
+def _single_blas() -> contextlib.AbstractContextManager[Any]:
+    """Limit BLAS to one thread for a ``with`` block (restoring the previous count)."""
+    if not _BLAS:
+        _BLAS.append(_threadpoolctl().ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")  # type: ignore[no-any-return]
+
+
+def map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:  # noqa: A001
+    """``[fn(item) for item in items]``, concurrently inside a ``fnn.threads(n)`` block with n > 1.
+
+    The first item runs in the calling thread and the others on fnn's thread
+    pool, while BLAS is limited to one thread (restored afterwards). Outside
+    a block, or with one item, the items run one after the other in the
+    calling thread and nothing is changed. ``fn`` must not write to memory
+    that another item's call reads or writes (give each item its own slice).
+    ``fn`` runs in the pool's threads without this block's context, so fnn
+    kernels it calls run single-threaded.
+
+    Args:
+        fn: the function to apply.
+        items: the items (e.g. the chunks from :func:`split`).
+
+    Returns:
+        The results, in the order of ``items``.
+
+    Raises:
+        Exception: the first exception raised by ``fn``, after all calls ended.
+
+    Example:
+        >>> import numpy as np, fnn
+        >>> x = np.arange(6.0)
+        >>> with fnn.threads(2):
+        ...     parts = fnn.parallel.map(lambda b: x[b[0]:b[1]].sum(), fnn.parallel.split(6))
+        >>> [float(p) for p in parts]
+        [3.0, 12.0]
+    """
+    if len(items) <= 1 or num_threads() == 1:
+        return [fn(item) for item in items]
+    pool = _executor(num_threads() - 1)
+    with _single_blas():
+        futures: list[Future[R]] = [pool.submit(fn, item) for item in items[1:]]
+        try:
+            first = fn(items[0])
+        finally:
+            wait(futures)  # never leave work running once BLAS is restored
+    return [first, *(f.result() for f in futures)]
