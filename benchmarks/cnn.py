@@ -1,25 +1,41 @@
-"""Benchmark: one CNN training step in fnn versus PyTorch eager on the CPU.
+"""Convolution speed: fnn versus PyTorch eager on the CPU, with one and two threads.
 
-The step: batch 128 of 28x28x1 images, conv 3x3 1->16 (same), ReLU, max-pool 2,
-conv 3x3 16->32 (same), ReLU, max-pool 2, flatten, dense -> 10, softmax
-cross-entropy, plain SGD. float32 throughout. The two frameworks run
-interleaved in one process (fnn step, torch step, fnn step, ...) so that both
-see the same machine state; threads are limited the same way for both
-(threadpoolctl for NumPy's BLAS, ``torch.set_num_threads`` for PyTorch).
+Two training steps, float32, batch 128, run side by side in one process:
 
-Run:  python benchmarks/cnn.py [--steps 30] [--threads 1 2] [--profile]
+- ``cnn``: the Fashion-MNIST CNN of issue 15: 28x28x1 images, conv 3x3 1->16,
+  ReLU, max-pool 2, conv 3x3 16->32, ReLU, max-pool 2, flatten, dense -> 10
+  (valid padding), softmax cross-entropy, plain SGD.
+- ``block``: a ResNet-style block on ``--block-hw`` x ``--block-hw`` x 32
+  feature maps: ``relu(batchnorm(conv3x3(x))) + x`` (32->32 filters, same
+  padding, BatchNorm in training mode), pulled back from a fixed random
+  cotangent (the input gradient included, as inside a network), plain SGD on
+  the conv and BatchNorm parameters.
 
-Prints the median milliseconds per step of each and the ratio fnn / torch, in
-wall-clock time and in CPU time of this process (``time.process_time``; with
-one thread it is robust to other programs competing for the cores, with two it
-adds up both threads).
-``--profile`` also prints where fnn's time goes, per layer and pass.
+Each measurement round enters ``fnn.threads(n)`` (and ``torch.set_num_threads(n)``)
+for one thread count and runs one fnn step and one torch step of each model,
+timed one by one; rounds cycle through the thread counts, so every contender
+sees the same machine state. The script prints the median wall-clock ms per
+step, the ratios, and whether issue 15's targets are met:
+fnn/torch <= 1.5 with one thread, <= 2.0 with two, and fnn(1)/fnn(2) >= 1.3.
+
+Run:
+    python benchmarks/cnn.py                       # both models, 1 and 2 threads
+    python benchmarks/cnn.py --rounds 60 --models cnn
+    python benchmarks/cnn.py --profile             # also: where fnn's time goes
+
+``--profile`` prints, per layer and pass, the median wall ms of the layer and
+the time spent in fnn's named kernel helpers (GEMM, im2col, col2im, padding,
+pooling), measured by wrapping them with timers. With two threads the helper
+times add up over fnn's worker threads (so they can exceed the wall time).
+The machine load (``os.getloadavg``) is printed with every table: on a shared
+machine two-thread figures mean little while other jobs run.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -28,168 +44,184 @@ from typing import Any
 import numpy as np
 
 import fnn
-from fnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from fnn.layers import BatchNorm, Conv2D, Dense, Flatten, MaxPool2D, ReLU
 
-BATCH = 128
+BATCH, LR = 128, 0.01
+Step = Callable[[], None]
 
 
-def fnn_step_fn(seed: int) -> Callable[[np.ndarray, np.ndarray], float]:
-    """A closure running one fnn training step (the network value is threaded through)."""
-    layers = [
-        Conv2D(16, 3, padding="same", w_init="he_normal"),
+def cnn_layers() -> list[Any]:
+    """The issue's network (valid padding)."""
+    return [
+        Conv2D(16, 3, w_init="he_normal"),
         ReLU(),
         MaxPool2D(2),
-        Conv2D(32, 3, padding="same", w_init="he_normal"),
+        Conv2D(32, 3, w_init="he_normal"),
         ReLU(),
         MaxPool2D(2),
         Flatten(),
         Dense(10),
     ]
-    state = {"net": fnn.init(layers, (28, 28, 1), key=seed)}
 
-    def step(x: np.ndarray, y: np.ndarray) -> float:
-        loss_fn = fnn.losses.sparse_softmax_cross_entropy
-        loss, grads = fnn.value_and_grad(state["net"], x, y, loss_fn)
-        state["net"] = fnn.sgd_step(state["net"], grads, lr=0.01)
-        return float(loss)
+
+def fnn_cnn(x: np.ndarray, y: np.ndarray) -> Step:
+    """One fnn training step of the CNN (the network value is threaded through)."""
+    state = {"net": fnn.init(cnn_layers(), (28, 28, 1), key=0)}
+    loss_fn = fnn.losses.sparse_softmax_cross_entropy
+
+    def step() -> None:
+        _, grads = fnn.value_and_grad(state["net"], x, y, loss_fn)
+        state["net"] = fnn.sgd_step(state["net"], grads, lr=LR)
 
     return step
 
 
-def torch_step_fn(seed: int) -> Callable[[np.ndarray, np.ndarray], float] | None:
-    """The same step in PyTorch eager (NCHW), or None when torch is not installed."""
+def fnn_block(x: np.ndarray, dy: np.ndarray) -> Step:
+    """One fnn training step of ``relu(bn(conv(x))) + x`` from the layers' own vjps."""
+    conv, _ = Conv2D(32, 3, padding="same", w_init="he_normal").init(0, x.shape[1:], x.dtype)
+    bn, _ = BatchNorm().init(1, x.shape[1:], x.dtype)
+    relu = ReLU()
+    state = {"params": (conv, bn)}
+
+    def step() -> None:
+        conv, bn = state["params"]
+        h, pb_conv = conv.vjp(x)
+        h, pb_bn, bn_new = bn.vjp_with_state(h, training=True)
+        h, pb_relu = relu.vjp(h)
+        _ = h + x  # the block's output
+        _, d = pb_relu(dy)
+        g_bn, d = pb_bn(d)
+        g_conv, d = pb_conv(d)
+        _ = d + dy  # dL/dx through the conv path and the shortcut
+        new = (conv, bn_new)
+        state["params"] = fnn.tree.map(lambda p, g: p - p.dtype.type(LR) * g, new, (g_conv, g_bn))
+
+    return step
+
+
+def torch_steps(x: np.ndarray, y: np.ndarray, bx: np.ndarray, bdy: np.ndarray) -> dict[str, Step]:
+    """The same two steps in PyTorch eager (NCHW views of the same NHWC data)."""
     try:
         import torch
     except ImportError:
-        return None
-    torch.manual_seed(seed)
+        return {}
     nn = torch.nn
+    torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(32 * 7 * 7, 10),
-    )
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    loss_fn = nn.CrossEntropyLoss()
+        nn.Conv2d(1, 16, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 5 * 5, 10),
+    )  # fmt: skip
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    xt, yt = torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(y)
 
-    def step(x: np.ndarray, y: np.ndarray) -> float:
-        xt = torch.from_numpy(x).permute(0, 3, 1, 2)  # the same NHWC data as fnn gets
+    def cnn() -> None:
         opt.zero_grad()
-        loss = loss_fn(model(xt), torch.from_numpy(y))
-        loss.backward()
+        nn.functional.cross_entropy(model(xt), yt).backward()
         opt.step()
-        return float(loss.detach())
 
-    return step
+    conv, bn = nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32)
+    bopt = torch.optim.SGD([*conv.parameters(), *bn.parameters()], lr=LR)
+    bxt = torch.from_numpy(bx).permute(0, 3, 1, 2).requires_grad_(True)
+    bdyt = torch.from_numpy(bdy).permute(0, 3, 1, 2)
+
+    def block() -> None:
+        bopt.zero_grad()
+        bxt.grad = None
+        out = torch.relu(bn(conv(bxt))) + bxt
+        out.backward(bdyt)
+        bopt.step()
+
+    return {"cnn": cnn, "block": block}
 
 
 @contextlib.contextmanager
-def threads(n: int) -> Iterator[None]:
-    """Limit NumPy's BLAS (threadpoolctl, if installed) and torch to ``n`` threads."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        limiter: Any = contextlib.nullcontext()
-        print("  (threadpoolctl not installed: NumPy's BLAS threads are not limited)")
-    else:
-        limiter = threadpool_limits(limits=n)
+def limit(n: int) -> Iterator[None]:
+    """``fnn.threads(n)`` and, if installed, ``torch.set_num_threads(n)``."""
     try:
         import torch
-
-        old = torch.get_num_threads()
-        torch.set_num_threads(n)
     except ImportError:
         torch = None  # type: ignore[assignment]
+    old = torch.get_num_threads() if torch is not None else 0
+    if torch is not None:
+        torch.set_num_threads(n)
     try:
-        with limiter:
+        with fnn.threads(n):
             yield
     finally:
         if torch is not None:
             torch.set_num_threads(old)
 
 
-def bench(n_threads: int, steps: int, warmup: int = 3) -> None:
-    """Interleave fnn and torch steps; print medians and the ratio."""
+def contenders(models: list[str], block_hw: int) -> dict[tuple[str, str], Step]:
+    """``{(model, framework): step}`` on fixed random data."""
     rng = np.random.default_rng(0)
     x = rng.random((BATCH, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, BATCH)
-    runners = {"fnn": fnn_step_fn(0), "torch": torch_step_fn(0)}
-    names = [name for name, fn in runners.items() if fn is not None]
-    wall: dict[str, list[float]] = {name: [] for name in names}
-    cpu: dict[str, list[float]] = {name: [] for name in names}
-    with threads(n_threads):
-        for i in range(warmup + steps):
-            for name in names:
-                t0, c0 = time.perf_counter(), time.process_time()
-                runners[name](x, y)  # type: ignore[misc]
-                if i >= warmup:
-                    wall[name].append(time.perf_counter() - t0)
-                    cpu[name].append(time.process_time() - c0)
-    for label, times in (("wall", wall), ("cpu", cpu)):
-        med = {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
-        line = f"threads={n_threads} {label:>4}: fnn {med['fnn']:.1f} ms/step"
-        if "torch" in med:
-            ratio = med["fnn"] / med["torch"]
-            line += f", torch {med['torch']:.1f} ms/step, ratio fnn/torch {ratio:.2f}"
-        print(line, flush=True)
+    bx = rng.standard_normal((BATCH, block_hw, block_hw, 32), dtype=np.float32)
+    bdy = rng.standard_normal(bx.shape, dtype=np.float32)
+    steps = {("cnn", "fnn"): fnn_cnn(x, y), ("block", "fnn"): fnn_block(bx, bdy)}
+    steps.update({(m, "torch"): s for m, s in torch_steps(x, y, bx, bdy).items()})
+    return {k: s for k, s in steps.items() if k[0] in models}
 
 
-def profile(n_threads: int, steps: int = 10) -> None:
-    """Median time of each layer's forward+vjp and pullback in the fnn step."""
-    rng = np.random.default_rng(0)
-    x = rng.random((BATCH, 28, 28, 1), dtype=np.float32)
-    net = fnn.init(
-        [
-            Conv2D(16, 3, padding="same"),
-            ReLU(),
-            MaxPool2D(2),
-            Conv2D(32, 3, padding="same"),
-            ReLU(),
-            MaxPool2D(2),
-            Flatten(),
-            Dense(10),
-        ],
-        (28, 28, 1),
-        key=0,
-    )
-    fwd: dict[int, list[float]] = {i: [] for i in range(len(net.layers))}
-    bwd: dict[int, list[float]] = {i: [] for i in range(len(net.layers))}
-    with threads(n_threads):
-        for _ in range(steps):
-            h, pbs = x, []
-            for i, layer in enumerate(net.layers):
-                t0 = time.process_time()
-                h, pb = layer.vjp(h, need_dx=i > 0)
-                fwd[i].append(time.process_time() - t0)
-                pbs.append(pb)
-            dy = rng.standard_normal(h.shape).astype(np.float32)
-            for i in range(len(net.layers) - 1, -1, -1):
-                t0 = time.process_time()
-                _, dx = pbs[i](dy)
-                bwd[i].append(time.process_time() - t0)
-                if dx is not None:
-                    dy = dx
-    print(f"profile (threads={n_threads}), median CPU ms: layer  forward  backward")
-    for i, layer in enumerate(net.layers):
-        f, b = 1e3 * statistics.median(fwd[i]), 1e3 * statistics.median(bwd[i])
-        print(f"  {layer.name:<36} {f:7.2f} {b:8.2f}")
+def bench(models: list[str], counts: list[int], rounds: int, per_round: int, block_hw: int) -> None:
+    """Interleave every contender and thread count; print medians, ratios and targets."""
+    steps = contenders(models, block_hw)
+    times: dict[tuple[str, str, int], list[float]] = {}
+    for r in range(rounds + 1):  # round 0 warms up
+        for n in counts:
+            with limit(n):
+                for _ in range(per_round):
+                    for (model, fw), step in steps.items():
+                        t0 = time.perf_counter()
+                        step()
+                        if r > 0:
+                            times.setdefault((model, fw, n), []).append(time.perf_counter() - t0)
+    med = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+    print(f"\nmedian wall ms per step over {rounds * per_round} steps; {load()}")
+    for model in models:
+        for n in counts:
+            line = f"  {model:<6} threads={n}: fnn {med[(model, 'fnn', n)]:7.2f}"
+            if (model, "torch", n) in med:
+                ratio = med[(model, "fnn", n)] / med[(model, "torch", n)]
+                line += f"   torch {med[(model, 'torch', n)]:7.2f}   fnn/torch {ratio:5.2f}"
+            print(line)
+    print("targets (issue 15):")
+    for model in models:
+        for n, bound in ((1, 1.5), (2, 2.0)):
+            if (model, "torch", n) in med:
+                ratio = med[(model, "fnn", n)] / med[(model, "torch", n)]
+                verdict = "met" if ratio <= bound else "MISSED"
+                print(f"  {model:<6} fnn/torch with {n} thread(s) {ratio:5.2f} <= {bound}: {verdict}")
+        if (model, "fnn", 1) in med and (model, "fnn", 2) in med:
+            gain = med[(model, "fnn", 1)] / med[(model, "fnn", 2)]
+            verdict = "met" if gain >= 1.3 else "MISSED"
+            print(f"  {model:<6} fnn 1 thread / 2 threads {gain:5.2f} >= 1.3: {verdict}")
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--models", nargs="+", choices=["cnn", "block"], default=["cnn", "block"])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--rounds", type=int, default=20, help="measurement rounds (default 20)")
+    parser.add_argument("--per-round", type=int, default=3, help="steps per contender and round")
+    parser.add_argument("--block-hw", type=int, default=14, help="block feature-map size")
+    parser.add_argument("--profile", action="store_true", help="per-layer kernel breakdown")
+    parser.add_argument("--no-bench", action="store_true", help="only the profile")
     args = parser.parse_args(argv)
-    for n in args.threads:
-        bench(n, args.steps)
-        if args.profile:
-            profile(n)
+    if not args.no_bench:
+        bench(args.models, args.threads, args.rounds, args.per_round, args.block_hw)
+    if args.profile:
+        from cnn_profile import profile  # type: ignore[import-not-found]
+
+        for n in args.threads:
+            profile(args.models, n, args.block_hw)
 
 
 if __name__ == "__main__":

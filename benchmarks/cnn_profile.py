@@ -1,0 +1,154 @@
+"""Where fnn's convolution-network time goes: per layer and pass, GEMM versus copies.
+
+Used by ``python benchmarks/cnn.py --profile``. Each layer's ``vjp`` (forward)
+and pullback (backward) is timed (median wall ms), and fnn's named array
+helpers in ``fnn.layers._im2col`` are wrapped with timers and grouped into
+categories (GEMM, im2col, col2im, padding, pooling). "rest" is the layer time
+not spent in a wrapped helper (element-wise ufuncs, reshapes, checks, thread
+hand-offs). A helper called inside another wrapped helper counts for the outer
+one only. With two threads, helper times are summed over fnn's worker threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+import fnn
+from fnn.layers import BatchNorm, Conv2D, ReLU
+from fnn.layers import _im2col as ops
+
+# helper name -> category; names missing from the module are skipped
+CATEGORIES = {
+    "matmul": "gemm",
+    "matmul_tn": "gemm",
+    "column_sums": "gemm",
+    "im2col": "im2col",
+    "col2im": "col2im",
+    "pad": "pad",
+    "pad_into": "pad",
+    "max_pool_tiles": "pool",
+    "max_pool_tiles_grad": "pool",
+    "tiles": "pool",
+}
+COLUMNS = ["gemm", "im2col", "col2im", "pad", "pool"]
+
+_local = threading.local()
+_spent: dict[str, float] = defaultdict(float)
+
+
+def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    category = CATEGORIES[name]
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if getattr(_local, "inside", False):
+            return fn(*args, **kwargs)
+        _local.inside = True
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _spent[category] += time.perf_counter() - t0
+            _local.inside = False
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def instrumented() -> Iterator[None]:
+    """Wrap the named helpers of ``fnn.layers._im2col`` with timers for the block."""
+    saved = {name: getattr(ops, name) for name in CATEGORIES if hasattr(ops, name)}
+    for name, fn in saved.items():
+        setattr(ops, name, _timed(name, fn))
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(ops, name, fn)
+
+
+class Table:
+    """Median wall ms per (row, pass) and per helper category."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
+
+    def time(self, row: str, phase: str, fn: Callable[[], Any]) -> Any:
+        _spent.clear()
+        t0 = time.perf_counter()
+        out = fn()
+        sample = {"total": time.perf_counter() - t0, **_spent}
+        self.rows[(row, phase)].append(sample)
+        return out
+
+    def print(self, title: str) -> None:
+        print(f"\n{title}\n  {'layer':<40}{'pass':<9}{'total':>7}", end="")
+        print("".join(f"{c:>8}" for c in COLUMNS) + f"{'rest':>8}")
+        sums = defaultdict(float)
+        for (row, phase), samples in self.rows.items():
+            med = {k: 1e3 * statistics.median(s.get(k, 0.0) for s in samples) for k in ["total", *COLUMNS]}
+            rest = med["total"] - sum(med[c] for c in COLUMNS)
+            for k, v in [*med.items(), ("rest", rest)]:
+                sums[k] += v
+            cells = "".join(f"{med[c]:8.2f}" for c in COLUMNS)
+            print(f"  {row:<40}{phase:<9}{med['total']:7.2f}{cells}{rest:8.2f}")
+        cells = "".join(f"{sums[c]:8.2f}" for c in COLUMNS)
+        print(f"  {'sum of medians':<49}{sums['total']:7.2f}{cells}{sums['rest']:8.2f}")
+
+
+def profile_cnn(table: Table, steps: int) -> None:
+    from cnn import cnn_layers  # type: ignore[import-not-found]
+
+    rng = np.random.default_rng(0)
+    x = rng.random((128, 28, 28, 1), dtype=np.float32)
+    net = fnn.init(cnn_layers(), (28, 28, 1), key=0)
+    dy0 = rng.standard_normal((128, 10)).astype(np.float32)
+    for _ in range(steps):
+        h, pbs = x, []
+        for i, layer in enumerate(net.layers):
+            h, pb = table.time(f"{i}:{layer.name}", "forward", lambda: layer.vjp(h, need_dx=i > 0))
+            pbs.append(pb)
+        dy = dy0
+        for i in range(len(net.layers) - 1, -1, -1):
+            _, dx = table.time(f"{i}:{net.layers[i].name}", "backward", lambda: pbs[i](dy))
+            dy = dx if dx is not None else dy
+
+
+def profile_block(table: Table, steps: int, hw: int) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((128, hw, hw, 32), dtype=np.float32)
+    dy = rng.standard_normal(x.shape, dtype=np.float32)
+    conv, _ = Conv2D(32, 3, padding="same").init(0, x.shape[1:], x.dtype)
+    bn, _ = BatchNorm().init(0, x.shape[1:], x.dtype)
+    relu = ReLU()
+    for _ in range(steps):
+        h, pb_c = table.time(conv.name, "forward", lambda: conv.vjp(x))
+        h, pb_b, _ = table.time("BatchNorm", "forward", lambda: bn.vjp_with_state(h, training=True))
+        h, pb_r = table.time("ReLU", "forward", lambda: relu.vjp(h))
+        table.time("residual add", "forward", lambda: h + x)
+        _, d = table.time("ReLU", "backward", lambda: pb_r(dy))
+        _, d = table.time("BatchNorm", "backward", lambda: pb_b(d))
+        _, d = table.time(conv.name, "backward", lambda: pb_c(d))
+        table.time("residual add", "backward", lambda: d + dy)
+
+
+def profile(models: list[str], n_threads: int, block_hw: int, steps: int = 15) -> None:
+    """Print the per-layer, per-pass table of each model at ``n_threads``."""
+    from cnn import limit, load  # type: ignore[import-not-found]
+
+    for model in models:
+        table = Table()
+        with limit(n_threads), instrumented():
+            if model == "cnn":
+                profile_cnn(table, steps)
+            else:
+                profile_block(table, steps, block_hw)
+        what = "CNN" if model == "cnn" else f"ResNet block {block_hw}x{block_hw}x32"
+        table.print(f"profile {what}, threads={n_threads}, median wall ms; {load()}")
