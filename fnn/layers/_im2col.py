@@ -34,11 +34,15 @@ __all__ = [
     "column_sums",
     "im2col",
     "image_shape",
+    "matmul",
     "matmul_tn",
+    "max_pool_tiles",
+    "max_pool_tiles_grad",
     "offsets",
     "out_size",
     "pad",
     "resolve_padding",
+    "rows",
     "tiles",
     "to_padding",
     "to_pair",
@@ -161,13 +165,14 @@ def offsets(
 def col2im(
     dcols: Array,
     out_hw: tuple[int, int],
-    padded_shape: tuple[int, ...],
     pads: Pads,
     kernel: tuple[int, int],
     strides: tuple[int, int],
     dilation: tuple[int, int],
+    *,
+    out: Array,
 ) -> Array:
-    """The adjoint of :func:`im2col`: scatter-add rows back onto the (unpadded) input.
+    """The adjoint of :func:`im2col`: scatter-add rows back onto the (unpadded) input ``out``.
 
     ``dcols`` is offset-major, shape ``(kh·kw, batch·out_h·out_w, channels)``:
     ``dcols[i·kw + j]`` holds, for every window, the gradient of the cell that
@@ -176,13 +181,33 @@ def col2im(
     adding one contiguous ``(batch, out_h, out_w, channels)`` block. (Measured:
     this layout is ~3x faster than scattering from the row-major
     ``(batch·out_h·out_w, kh·kw·channels)`` matrix, whose per-offset blocks are
-    strided.)
+    strided.) ``out`` (``(batch, height, width, channels)``) is overwritten;
+    without padding the sums go straight into it.
     """
-    batch, channels = padded_shape[0], padded_shape[3]
-    dxp = np.zeros(padded_shape, dtype=dcols.dtype)
+    (t, b), (left, r) = pads
+    batch, height, width, channels = out.shape
+    padded = (batch, height + t + b, width + left + r, channels)
+    dxp = out if padded == out.shape else np.empty(padded, dtype=out.dtype)
+    dxp.fill(0)
     for i, j, (rows, cols) in offsets(kernel, strides, dilation, out_hw):
         dxp[:, rows, cols, :] += dcols[i * kernel[1] + j].reshape(batch, *out_hw, channels)
-    return unpad(dxp, pads)
+    if dxp is not out:
+        out[...] = unpad(dxp, pads)
+    return out
+
+
+def rows(x: Array) -> Array:
+    """The pixels of an image batch as the rows of a ``(batch·height·width, channels)`` matrix.
+
+    A view when ``x`` is contiguous (the im2col matrix of a 1x1 convolution).
+    """
+    return x.reshape(-1, x.shape[-1])
+
+
+def matmul(a: Array, b: Array, out: Array | None = None) -> Array:
+    """``a @ b`` (stacked for 3-d ``b``), written into ``out`` when given (no temporary)."""
+    result: Array = np.matmul(a, b, out=out)
+    return result
 
 
 # ----------------------------------------------------------------------------
@@ -307,14 +332,28 @@ def matmul_tn(a: Array, b: Array) -> Array:
     return total
 
 
-def column_sums(a: Array) -> Array:
-    """``Σ_rows a`` for a tall ``(m, n)`` matrix (the bias gradient), as ``1ᵀ·a``.
+_FOLD = 64
 
-    A matrix-vector product: measured about 6x faster than ``a.sum(axis=0)``
-    for ``(100352, 16)`` float32 (0.5 ms vs 3.3 ms on one thread).
+
+def column_sums(a: Array) -> Array:
+    """``Σ_rows a`` for a tall ``(m, n)`` matrix (bias gradients, batch statistics).
+
+    The rows are first folded into lines of ``64·n`` values (a reshape), which
+    NumPy sums with long inner loops, and the 64 partial sums are added last.
+    Measured (ms, (25088, 32) float32): 0.13 vs 0.63 for ``a.sum(axis=0)``
+    (whose inner loops are one row long); ``1ᵀ·a`` as a BLAS product takes 0.10
+    with one BLAS thread but 8 with two on a busy machine. It is also more
+    accurate than either (partial sums of m/64 terms).
     """
-    out: Array = np.ones(a.shape[0], dtype=a.dtype) @ a
-    return out
+    m, n = a.shape
+    q = m // _FOLD
+    if q == 0:
+        out: Array = a.sum(axis=0)
+        return out
+    total: Array = a[: q * _FOLD].reshape(q, _FOLD * n).sum(axis=0).reshape(_FOLD, n).sum(axis=0)
+    if m > q * _FOLD:
+        total += a[q * _FOLD :].sum(axis=0)
+    return total
 
 
 def tiles(xp: Array, window: tuple[int, int], out_hw: tuple[int, int]) -> Array:
@@ -328,3 +367,42 @@ def tiles(xp: Array, window: tuple[int, int], out_hw: tuple[int, int]) -> Array:
     (ph, pw), (oh, ow) = window, out_hw
     batch, channels = xp.shape[0], xp.shape[3]
     return xp[:, : oh * ph, : ow * pw, :].reshape(batch, oh, ph, ow, pw, channels)
+
+
+def max_pool_tiles(x6: Array, out: Array) -> Array:
+    """The max of non-overlapping windows ``(batch, oh, ph, ow, pw, c)`` into ``out``, rows first.
+
+    Reducing over the window rows ``i`` first works on whole image rows
+    (contiguous ``ow·pw·c`` runs); the columns ``j`` come last.
+    """
+    rows = x6[:, :, 0]
+    if x6.shape[2] > 1:
+        rows = np.maximum(rows, x6[:, :, 1])
+        for i in range(2, x6.shape[2]):
+            np.maximum(rows, x6[:, :, i], out=rows)
+    np.copyto(out, rows[:, :, :, 0])
+    for j in range(1, x6.shape[4]):
+        np.maximum(out, rows[:, :, :, j], out=out)
+    return out
+
+
+def max_pool_tiles_grad(x6: Array, y: Array, dy: Array, out6: Array) -> None:
+    """Route each ``dy`` to the first cell (row-major) of its window that holds the max ``y``.
+
+    ``x6`` and ``out6`` are ``(batch, oh, ph, ow, pw, c)`` window views of the
+    input and of its gradient; every cell of ``out6`` is written once, with
+    ``dy`` or 0. Works on ``(batch, oh, ow, c)`` blocks, one per window cell,
+    never on a full-size mask (measured 2.7 vs 3.2 ms for the 0/1 mask of the
+    whole input, 128x26x26x16 float32).
+    """
+    ph, pw = x6.shape[2], x6.shape[4]
+    free = np.ones(y.shape, dtype=bool)  # windows whose maximum is not yet claimed
+    hit = np.empty(y.shape, dtype=bool)
+    for k in range(ph * pw):
+        i, j = divmod(k, pw)
+        np.equal(x6[:, :, i, :, j, :], y, out=hit)
+        if k > 0:
+            hit &= free
+        if k < ph * pw - 1:
+            free ^= hit  # hit ⊆ free, so this removes the windows just claimed
+        np.multiply(dy, hit, out=out6[:, :, i, :, j, :])

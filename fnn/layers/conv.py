@@ -38,6 +38,7 @@ from typing import cast
 import attrs
 import numpy as np
 
+from fnn import parallel
 from fnn.layers import _im2col as ops
 from fnn.layers import initializers
 from fnn.layers._base import (
@@ -169,66 +170,57 @@ class Conv2D(Layer):
         check_dtype(self, x, w)
         return x
 
-    def _cols(self, x: Array) -> tuple[Array, ops.Pads, tuple[int, int], Array]:
-        """``(im2col matrix, pads, (out_h, out_w), padded x)`` for a checked ``x``."""
-        pads, out_hw = self._geometry((x.shape[1], x.shape[2]))
+    def _columns(self, x: Array, pads: ops.Pads, out_hw: tuple[int, int]) -> Array:
+        """The im2col matrix of (a chunk of) a checked batch: a view of ``x`` for a 1x1 kernel."""
+        if self.kernel_size == (1, 1) and self.strides == (1, 1) and pads == ((0, 0), (0, 0)):
+            return ops.rows(x)  # every pixel is its own receptive field: no copy
         xp = ops.pad(x, pads)
-        cols = ops.im2col(xp, self.kernel_size, self.strides, self.dilation, out_hw)
-        return cols, pads, out_hw, xp
+        return ops.im2col(xp, self.kernel_size, self.strides, self.dilation, out_hw)
 
-    def _apply(self, cols: Array, batch: int, out_hw: tuple[int, int]) -> Array:
-        w = cast(Array, self.w)
-        y: Array = cols @ w.reshape(-1, self.filters)
-        if self.b is not None:
-            y += self.b  # y was just allocated by the matmul
-        return y.reshape(batch, *out_hw, self.filters)
+    def _forward(self, x: Array) -> tuple[Array, list[tuple[tuple[int, int], Array]], ops.Pads]:
+        """``(y, [(chunk, its im2col matrix), ...], pads)``: Y = X·W + b, one chunk per thread."""
+        pads, out_hw = self._geometry((x.shape[1], x.shape[2]))
+        w = cast(Array, self.w).reshape(-1, self.filters)
+        rows = out_hw[0] * out_hw[1]
+        y = np.empty((x.shape[0] * rows, self.filters), dtype=x.dtype)
 
-    def _input_grad(
-        self,
-        dy: Array,
-        w: Array,
-        pads: ops.Pads,
-        out_hw: tuple[int, int],
-        padded_shape: tuple[int, ...],
-        x_shape: tuple[int, ...],
-    ) -> Array:
-        """dL/dx: a transposed convolution (stride 1) or col2im of δ·Wᵀ (any stride)."""
+        def run(chunk: tuple[int, int]) -> Array:
+            cols = self._columns(x[chunk[0] : chunk[1]], pads, out_hw)
+            out = ops.matmul(cols, w, out=y[chunk[0] * rows : chunk[1] * rows])
+            if self.b is not None:
+                out += self.b  # a slice of y, which was just allocated
+            return cols
+
+        chunks = parallel.split(x.shape[0])
+        parts = list(zip(chunks, parallel.map(run, chunks), strict=True))
+        return y.reshape(x.shape[0], *out_hw, self.filters), parts, pads
+
+    def _input_grad(self, dy: Array, w: Array, pads: ops.Pads, out: Array) -> None:
+        """Write dL/dx of a chunk into ``out``: a transposed convolution or col2im of δ·Wᵀ."""
         k_eff = self._k_eff()
         back = tuple((k - 1 - p[0], k - 1 - p[1]) for k, p in zip(k_eff, pads, strict=True))
         c_in = w.shape[2]
-        if self.strides == (1, 1) and min(min(b) for b in back) >= 0 and self.filters <= 2 * c_in:
+        if self.strides == (1, 1) and min(min(b) for b in back) >= 0 and self.filters <= c_in:
             # dx[n, r, s, c] = Σ δp[n, r + i'·dh, s + j'·dw, o] · w[kh−1−i', kw−1−j', c, o]
-            # with δ padded by k_eff − 1 − pad: one im2col and one product. Measured
-            # (3x3, 16 -> 32 channels, 14x14, batch 128): 13.8 / 23.5 CPU ms at 1 / 2
-            # BLAS threads vs 12.9 / 34 for col2im below, whose small per-offset
-            # products stall with 2 threads. Its im2col holds kh·kw·c_out values per
-            # pixel (col2im: kh·kw·c_in), so with many more outputs than inputs
-            # (a first layer, 1 -> 16) col2im is faster: 6 vs 19 ms.
+            # with δ padded by k_eff − 1 − pad: one im2col and one product. Its im2col
+            # holds kh·kw·c_out values per input pixel (col2im's product: kh·kw·c_in per
+            # output pixel), so it pays only when c_out <= c_in. Measured (CPU ms, one
+            # thread, batch 128, 3x3): 32 -> 32 on 14x14, same: 9.1 vs 10.2 for col2im;
+            # 16 -> 32 on 13x13, valid: 4.8 vs 3.5.
             dyp = ops.pad(dy, (back[0], back[1]))
-            cols = ops.im2col(
-                dyp, self.kernel_size, (1, 1), self.dilation, (x_shape[1], x_shape[2])
-            )
+            cols = ops.im2col(dyp, self.kernel_size, (1, 1), self.dilation, out.shape[1:3])
             w_flip = w[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, c_in)
-            dx: Array = (cols @ w_flip).reshape(x_shape)
-            return dx
+            ops.matmul(cols, w_flip, out=out.reshape(cols.shape[0], c_in))
+            return
         # dcols[k] = δ · W[k]ᵀ for each kernel offset k (one batched product), then
         # scatter-add every window's gradient back onto the cells it read
         delta = dy.reshape(-1, self.filters)
         wt = w.reshape(-1, c_in, self.filters).transpose(0, 2, 1)
-        return ops.col2im(
-            np.matmul(delta, wt),
-            out_hw,
-            padded_shape,
-            pads,
-            self.kernel_size,
-            self.strides,
-            self.dilation,
-        )
+        geometry = (self.kernel_size, self.strides, self.dilation)
+        ops.col2im(ops.matmul(delta, wt), dy.shape[1:3], pads, *geometry, out=out)
 
     def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
-        x = self._check(x)
-        cols, _, out_hw, _ = self._cols(x)
-        return self._apply(cols, x.shape[0], out_hw)
+        return self._forward(self._check(x))[0]
 
     def vjp(
         self,
@@ -239,18 +231,30 @@ class Conv2D(Layer):
         need_dx: bool = True,
     ) -> tuple[Array, Pullback]:
         x = self._check(x)
-        cols, pads, out_hw, xp = self._cols(x)
-        y = self._apply(cols, x.shape[0], out_hw)
+        y, parts, pads = self._forward(x)
         w = cast(Array, self.w)
-        padded_shape = xp.shape
-        del xp  # only its shape is needed; let the padded copy go
+        rows = y.shape[1] * y.shape[2]
 
         def pullback(dy: Array) -> tuple[Conv2D, Array | None]:
             dy = check_cotangent(self, dy, y)
             delta = dy.reshape(-1, self.filters)
-            dw = ops.matmul_tn(cols, delta).reshape(w.shape)
-            grads = {"w": dw} if self.b is None else {"w": dw, "b": ops.column_sums(delta)}
-            dx = self._input_grad(dy, w, pads, out_hw, padded_shape, x.shape) if need_dx else None
+            dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
+
+            def run(part: tuple[tuple[int, int], Array]) -> tuple[Array, Array | None]:
+                (start, stop), cols = part
+                d = delta[start * rows : stop * rows]
+                if dx is not None:
+                    self._input_grad(dy[start:stop], w, pads, dx[start:stop])
+                return ops.matmul_tn(cols, d), (None if self.b is None else ops.column_sums(d))
+
+            partials = parallel.map(run, parts)
+            dw, db = partials[0]
+            for dw_part, db_part in partials[1:]:  # a fixed order: fixed bits per thread count
+                dw = dw + dw_part
+                db = None if db is None else db + db_part
+            grads = {"w": dw.reshape(w.shape)}
+            if db is not None:
+                grads["b"] = db
             return self.zero_grad_like(**grads), dx
 
         return y, pullback
