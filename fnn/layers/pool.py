@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from fnn import parallel
 from fnn.layers import _im2col as ops
 from fnn.layers._base import Array, Layer, Pullback, Shape, check_input, input_only_pullback
 from fnn.random import KeyLike
@@ -157,43 +158,37 @@ class MaxPool2D(_Pool2D):
     def _pool(self, x: Array, pads: ops.Pads, out_hw: tuple[int, int]) -> tuple[Array, Array]:
         xp = ops.pad(x, pads, -np.inf)
         if self._strides == self.pool_size:
-            return xp, self._pool_tiles(ops.tiles(xp, self.pool_size, out_hw))
+            y = np.empty((x.shape[0], *out_hw, x.shape[3]), dtype=x.dtype)
+
+            def run(chunk: tuple[int, int]) -> None:
+                tiles = ops.tiles(xp[chunk[0] : chunk[1]], self.pool_size, out_hw)
+                ops.max_pool_tiles(tiles, out=y[chunk[0] : chunk[1]])
+
+            parallel.map(run, parallel.split(x.shape[0]))
+            return xp, y
         (_, _, first), *rest = self._offsets(out_hw)
         y = xp[:, first[0], first[1], :].copy()
         for _, _, (rows, cols) in rest:
             np.maximum(y, xp[:, rows, cols, :], out=y)
         return xp, y
 
-    @staticmethod
-    def _pool_tiles(x6: Array) -> Array:
-        """The max of non-overlapping windows ``(batch, oh, ph, ow, pw, c)``: rows first."""
-        rows = x6[:, :, 0]
-        if x6.shape[2] > 1:
-            rows = np.maximum(rows, x6[:, :, 1])
-            for i in range(2, x6.shape[2]):
-                np.maximum(rows, x6[:, :, i], out=rows)
-        y = rows[:, :, :, 0].copy()
-        for j in range(1, x6.shape[4]):
-            np.maximum(y, rows[:, :, :, j], out=y)
-        return y
-
     def _scatter_tiles(self, xp: Array, y: Array, dy: Array, out_hw: tuple[int, int]) -> Array:
-        """dL/dxp for non-overlapping windows, with the first-maximum rule for ties."""
+        """dL/dxp for non-overlapping windows, with the first-maximum rule for ties.
+
+        One chunk of the batch per thread (``fnn.threads``): every window is
+        independent, so each chunk writes its own rows of ``dxp``.
+        """
         (ph, pw), (oh, ow) = self.pool_size, out_hw
-        hit = ops.tiles(xp, self.pool_size, out_hw) == y[:, :, None, :, None, :]
-        cells = [(i, j) for i in range(ph) for j in range(pw)]  # row-major window order
-        free = ~hit[:, :, 0, :, 0, :]  # windows whose maximum is not yet claimed
-        for k, (i, j) in enumerate(cells[1:], start=2):
-            h = hit[:, :, i, :, j, :]  # a view: resolving ties edits `hit` itself
-            h &= free
-            if k < len(cells):
-                free ^= h  # h ⊆ free, so this removes the windows just claimed
-        d6: Array = hit * dy[:, :, None, :, None, :]
-        d: Array = d6.reshape(xp.shape[0], oh * ph, ow * pw, xp.shape[3])
-        if d.shape == xp.shape:
-            return d
-        dxp = np.zeros_like(xp)
-        dxp[:, : oh * ph, : ow * pw, :] = d
+        exact = xp.shape[1:3] == (oh * ph, ow * pw)
+        dxp = np.empty_like(xp) if exact else np.zeros_like(xp)
+
+        def run(chunk: tuple[int, int]) -> None:
+            a, b = chunk
+            x6 = ops.tiles(xp[a:b], self.pool_size, out_hw)
+            out6 = ops.tiles(dxp[a:b], self.pool_size, out_hw)  # a view: when not exact,
+            ops.max_pool_tiles_grad(x6, y[a:b], dy[a:b], out6)  # the uncovered rest stays 0
+
+        parallel.map(run, parallel.split(xp.shape[0]))
         return dxp
 
     def _scatter(
