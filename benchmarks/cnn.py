@@ -23,12 +23,16 @@ Run:
     python benchmarks/cnn.py --rounds 60 --models cnn
     python benchmarks/cnn.py --profile             # also: where fnn's time goes
 
-``--profile`` prints, per layer and pass, the median wall ms of the layer and
-the time spent in fnn's named kernel helpers (GEMM, im2col, col2im, padding,
-pooling), measured by wrapping them with timers. With two threads the helper
-times add up over fnn's worker threads (so they can exceed the wall time).
-The machine load (``os.getloadavg``) is printed with every table: on a shared
-machine two-thread figures mean little while other jobs run.
+Wall-clock ratios decide the targets; the CPU time of the process
+(``time.process_time``) is printed beside them: with one thread it hardly
+depends on other programs' load, so it is the figure to trust on a shared
+machine (with two threads it adds up both). The load average is printed with
+every table: on a shared machine two-thread figures mean little while other
+jobs run.
+
+``--profile`` prints, per layer and pass, the wall and CPU ms of the layer and
+the CPU time spent in fnn's named kernel helpers (GEMM, im2col, col2im,
+padding, pooling); see ``benchmarks/cnn_profile.py``.
 """
 
 from __future__ import annotations
@@ -168,24 +172,30 @@ def contenders(models: list[str], block_hw: int) -> dict[tuple[str, str], Step]:
 def bench(models: list[str], counts: list[int], rounds: int, per_round: int, block_hw: int) -> None:
     """Interleave every contender and thread count; print medians, ratios and targets."""
     steps = contenders(models, block_hw)
-    times: dict[tuple[str, str, int], list[float]] = {}
+    wall: dict[tuple[str, str, int], list[float]] = {}
+    cpu: dict[tuple[str, str, int], list[float]] = {}
     for r in range(rounds + 1):  # round 0 warms up
         for n in counts:
             with limit(n):
                 for _ in range(per_round):
                     for (model, fw), step in steps.items():
-                        t0 = time.perf_counter()
+                        t0, c0 = time.perf_counter(), time.process_time()
                         step()
                         if r > 0:
-                            times.setdefault((model, fw, n), []).append(time.perf_counter() - t0)
-    med = {k: 1e3 * statistics.median(v) for k, v in times.items()}
-    print(f"\nmedian wall ms per step over {rounds * per_round} steps; {load()}")
+                            wall.setdefault((model, fw, n), []).append(time.perf_counter() - t0)
+                            cpu.setdefault((model, fw, n), []).append(time.process_time() - c0)
+    med = {k: 1e3 * statistics.median(v) for k, v in wall.items()}
+    med_cpu = {k: 1e3 * statistics.median(v) for k, v in cpu.items()}
+    print(f"\nmedian ms per step over {rounds * per_round} steps (wall / process CPU); {load()}")
     for model in models:
         for n in counts:
-            line = f"  {model:<6} threads={n}: fnn {med[(model, 'fnn', n)]:7.2f}"
+            fnn_ms = f"{med[(model, 'fnn', n)]:7.2f} / {med_cpu[(model, 'fnn', n)]:7.2f}"
+            line = f"  {model:<6} threads={n}: fnn {fnn_ms}"
             if (model, "torch", n) in med:
+                torch_ms = f"{med[(model, 'torch', n)]:7.2f} / {med_cpu[(model, 'torch', n)]:7.2f}"
                 ratio = med[(model, "fnn", n)] / med[(model, "torch", n)]
-                line += f"   torch {med[(model, 'torch', n)]:7.2f}   fnn/torch {ratio:5.2f}"
+                ratio_cpu = med_cpu[(model, "fnn", n)] / med_cpu[(model, "torch", n)]
+                line += f"   torch {torch_ms}   fnn/torch {ratio:5.2f} / {ratio_cpu:5.2f}"
             print(line)
     print("targets (issue 15):")
     for model in models:
@@ -193,7 +203,8 @@ def bench(models: list[str], counts: list[int], rounds: int, per_round: int, blo
             if (model, "torch", n) in med:
                 ratio = med[(model, "fnn", n)] / med[(model, "torch", n)]
                 verdict = "met" if ratio <= bound else "MISSED"
-                print(f"  {model:<6} fnn/torch with {n} thread(s) {ratio:5.2f} <= {bound}: {verdict}")
+                what = f"fnn/torch with {n} thread(s) {ratio:5.2f} <= {bound}"
+                print(f"  {model:<6} {what}: {verdict}")
         if (model, "fnn", 1) in med and (model, "fnn", 2) in med:
             gain = med[(model, "fnn", 1)] / med[(model, "fnn", 2)]
             verdict = "met" if gain >= 1.3 else "MISSED"

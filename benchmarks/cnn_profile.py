@@ -12,6 +12,7 @@ one only. With two threads, helper times are summed over fnn's worker threads.
 from __future__ import annotations
 
 import contextlib
+import functools
 import statistics
 import threading
 import time
@@ -29,7 +30,6 @@ from fnn.layers import _im2col as ops
 CATEGORIES = {
     "matmul": "gemm",
     "matmul_tn": "gemm",
-    "column_sums": "gemm",
     "im2col": "im2col",
     "col2im": "col2im",
     "pad": "pad",
@@ -51,11 +51,11 @@ def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         if getattr(_local, "inside", False):
             return fn(*args, **kwargs)
         _local.inside = True
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         try:
             return fn(*args, **kwargs)
         finally:
-            _spent[category] += time.perf_counter() - t0
+            _spent[category] += time.thread_time() - t0
             _local.inside = False
 
     return wrapper
@@ -82,25 +82,26 @@ class Table:
 
     def time(self, row: str, phase: str, fn: Callable[[], Any]) -> Any:
         _spent.clear()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
-        sample = {"total": time.perf_counter() - t0, **_spent}
+        sample = {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0, **_spent}
         self.rows[(row, phase)].append(sample)
         return out
 
     def print(self, title: str) -> None:
-        print(f"\n{title}\n  {'layer':<40}{'pass':<9}{'total':>7}", end="")
-        print("".join(f"{c:>8}" for c in COLUMNS) + f"{'rest':>8}")
-        sums = defaultdict(float)
+        keys = ["wall", "cpu", *COLUMNS]
+        print(f"\n{title}\n  {'layer':<30}{'pass':<5}", end="")
+        print("".join(f"{c:>7}" for c in [*keys, "rest"]))
+        sums: dict[str, float] = defaultdict(float)
         for (row, phase), samples in self.rows.items():
-            med = {k: 1e3 * statistics.median(s.get(k, 0.0) for s in samples) for k in ["total", *COLUMNS]}
-            rest = med["total"] - sum(med[c] for c in COLUMNS)
-            for k, v in [*med.items(), ("rest", rest)]:
+            med = {k: 1e3 * statistics.median(s.get(k, 0.0) for s in samples) for k in keys}
+            med["rest"] = med["cpu"] - sum(med[c] for c in COLUMNS)
+            for k, v in med.items():
                 sums[k] += v
-            cells = "".join(f"{med[c]:8.2f}" for c in COLUMNS)
-            print(f"  {row:<40}{phase:<9}{med['total']:7.2f}{cells}{rest:8.2f}")
-        cells = "".join(f"{sums[c]:8.2f}" for c in COLUMNS)
-        print(f"  {'sum of medians':<49}{sums['total']:7.2f}{cells}{sums['rest']:8.2f}")
+            cells = "".join(f"{med[c]:7.2f}" for c in [*keys, "rest"])
+            print(f"  {row[:29]:<30}{phase[:4]:<5}{cells}")
+        cells = "".join(f"{sums[c]:7.2f}" for c in [*keys, "rest"])
+        print(f"  {'sum of medians':<35}{cells}")
 
 
 def profile_cnn(table: Table, steps: int) -> None:
@@ -113,11 +114,13 @@ def profile_cnn(table: Table, steps: int) -> None:
     for _ in range(steps):
         h, pbs = x, []
         for i, layer in enumerate(net.layers):
-            h, pb = table.time(f"{i}:{layer.name}", "forward", lambda: layer.vjp(h, need_dx=i > 0))
+            run = functools.partial(layer.vjp, h, need_dx=i > 0)
+            h, pb = table.time(f"{i}:{layer.name}", "forward", run)
             pbs.append(pb)
         dy = dy0
         for i in range(len(net.layers) - 1, -1, -1):
-            _, dx = table.time(f"{i}:{net.layers[i].name}", "backward", lambda: pbs[i](dy))
+            run = functools.partial(pbs[i], dy)
+            _, dx = table.time(f"{i}:{net.layers[i].name}", "backward", run)
             dy = dx if dx is not None else dy
 
 
@@ -129,14 +132,15 @@ def profile_block(table: Table, steps: int, hw: int) -> None:
     bn, _ = BatchNorm().init(0, x.shape[1:], x.dtype)
     relu = ReLU()
     for _ in range(steps):
-        h, pb_c = table.time(conv.name, "forward", lambda: conv.vjp(x))
-        h, pb_b, _ = table.time("BatchNorm", "forward", lambda: bn.vjp_with_state(h, training=True))
-        h, pb_r = table.time("ReLU", "forward", lambda: relu.vjp(h))
-        table.time("residual add", "forward", lambda: h + x)
-        _, d = table.time("ReLU", "backward", lambda: pb_r(dy))
-        _, d = table.time("BatchNorm", "backward", lambda: pb_b(d))
-        _, d = table.time(conv.name, "backward", lambda: pb_c(d))
-        table.time("residual add", "backward", lambda: d + dy)
+        h, pb_c = table.time(conv.name, "forward", functools.partial(conv.vjp, x))
+        run = functools.partial(bn.vjp_with_state, h, training=True)
+        h, pb_b, _ = table.time("BatchNorm", "forward", run)
+        h, pb_r = table.time("ReLU", "forward", functools.partial(relu.vjp, h))
+        table.time("residual add", "forward", functools.partial(np.add, h, x))
+        _, d = table.time("ReLU", "backward", functools.partial(pb_r, dy))
+        _, d = table.time("BatchNorm", "backward", functools.partial(pb_b, d))
+        _, d = table.time(conv.name, "backward", functools.partial(pb_c, d))
+        table.time("residual add", "backward", functools.partial(np.add, d, dy))
 
 
 def profile(models: list[str], n_threads: int, block_hw: int, steps: int = 15) -> None:

@@ -171,24 +171,33 @@ class Conv2D(Layer):
         return x
 
     def _columns(self, x: Array, pads: ops.Pads, out_hw: tuple[int, int]) -> Array:
-        """The im2col matrix of (a chunk of) a checked batch: a view of ``x`` for a 1x1 kernel."""
+        """The im2col matrix of (a chunk of) a checked batch, with a ones column for the bias.
+
+        For a 1x1 kernel it is a view of ``x`` itself (no copy, no ones column).
+        """
         if self.kernel_size == (1, 1) and self.strides == (1, 1) and pads == ((0, 0), (0, 0)):
-            return ops.rows(x)  # every pixel is its own receptive field: no copy
+            return ops.rows(x)  # every pixel is its own receptive field
         xp = ops.pad(x, pads)
-        return ops.im2col(xp, self.kernel_size, self.strides, self.dilation, out_hw)
+        geometry = (self.kernel_size, self.strides, self.dilation, out_hw)
+        return ops.im2col(xp, *geometry, ones=self.b is not None)
 
     def _forward(self, x: Array) -> tuple[Array, list[tuple[tuple[int, int], Array]], ops.Pads]:
         """``(y, [(chunk, its im2col matrix), ...], pads)``: Y = X·W + b, one chunk per thread."""
         pads, out_hw = self._geometry((x.shape[1], x.shape[2]))
         w = cast(Array, self.w).reshape(-1, self.filters)
+        w_ones = w if self.b is None else np.concatenate([w, self.b[None]])  # [W; b]
         rows = out_hw[0] * out_hw[1]
         y = np.empty((x.shape[0] * rows, self.filters), dtype=x.dtype)
 
         def run(chunk: tuple[int, int]) -> Array:
             cols = self._columns(x[chunk[0] : chunk[1]], pads, out_hw)
-            out = ops.matmul(cols, w, out=y[chunk[0] * rows : chunk[1] * rows])
-            if self.b is not None:
-                out += self.b  # a slice of y, which was just allocated
+            out = y[chunk[0] * rows : chunk[1] * rows]
+            if cols.shape[1] == w.shape[0] + 1:
+                ops.matmul(cols, w_ones, out=out)  # [X 1]·[W; b]
+            else:
+                ops.matmul(cols, w, out=out)
+                if self.b is not None:
+                    out += self.b  # a slice of y, which was just allocated
             return cols
 
         chunks = parallel.split(x.shape[0])
@@ -233,7 +242,7 @@ class Conv2D(Layer):
         x = self._check(x)
         y, parts, pads = self._forward(x)
         w = cast(Array, self.w)
-        rows = y.shape[1] * y.shape[2]
+        rows, k = y.shape[1] * y.shape[2], w.size // self.filters
 
         def pullback(dy: Array) -> tuple[Conv2D, Array | None]:
             dy = check_cotangent(self, dy, y)
@@ -245,7 +254,10 @@ class Conv2D(Layer):
                 d = delta[start * rows : stop * rows]
                 if dx is not None:
                     self._input_grad(dy[start:stop], w, pads, dx[start:stop])
-                return ops.matmul_tn(cols, d), (None if self.b is None else ops.column_sums(d))
+                g = ops.matmul_tn(cols, d)  # [X 1]ᵀ·δ: dL/dW on top of dL/db
+                if cols.shape[1] == k + 1:
+                    return g[:k], g[k]
+                return g, (None if self.b is None else ops.column_sums(d))
 
             partials = parallel.map(run, parts)
             dw, db = partials[0]
