@@ -200,7 +200,8 @@ class Conv2D(Layer):
                     out += self.b  # a slice of y, which was just allocated
             return cols
 
-        chunks = parallel.split(x.shape[0])
+        k = w.shape[0] + (self.b is not None)
+        chunks = parallel.split(x.shape[0], item_bytes=rows * k * x.dtype.itemsize)
         parts = list(zip(chunks, parallel.map(run, chunks), strict=True))
         return y.reshape(x.shape[0], *out_hw, self.filters), parts, pads
 

@@ -164,7 +164,7 @@ class MaxPool2D(_Pool2D):
                 tiles = ops.tiles(xp[chunk[0] : chunk[1]], self.pool_size, out_hw)
                 ops.max_pool_tiles(tiles, out=y[chunk[0] : chunk[1]])
 
-            parallel.map(run, parallel.split(x.shape[0]))
+            parallel.map(run, parallel.split(x.shape[0], item_bytes=x[:1].nbytes))
             return xp, y
         (_, _, first), *rest = self._offsets(out_hw)
         y = xp[:, first[0], first[1], :].copy()
@@ -188,7 +188,7 @@ class MaxPool2D(_Pool2D):
             out6 = ops.tiles(dxp[a:b], self.pool_size, out_hw)  # a view: when not exact,
             ops.max_pool_tiles_grad(x6, y[a:b], dy[a:b], out6)  # the uncovered rest stays 0
 
-        parallel.map(run, parallel.split(xp.shape[0]))
+        parallel.map(run, parallel.split(xp.shape[0], item_bytes=xp[:1].nbytes))
         return dxp
 
     def _scatter(
