@@ -151,6 +151,10 @@ def split(n_items: int, item_bytes: int = 0) -> list[tuple[int, int]]:
     Returns:
         A list of at least one ``(start, stop)`` pair covering ``range(n_items)``.
 
+    Raises:
+        TypeError: an argument is not an int.
+        ValueError: an argument is negative.
+
     Example:
         >>> import fnn
         >>> with fnn.threads(2):
@@ -159,6 +163,11 @@ def split(n_items: int, item_bytes: int = 0) -> list[tuple[int, int]]:
         >>> fnn.parallel.split(5), fnn.parallel.split(8, item_bytes=1 << 20)
         ([(0, 5)], [(0, 4), (4, 8)])
     """
+    for name, value in (("n_items", n_items), ("item_bytes", item_bytes)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise TypeError(f"fnn.parallel.split: {name} must be an int, got {value!r}")
+        if value < 0:
+            raise ValueError(f"fnn.parallel.split: {name} must be >= 0, got {value}")
     threads = num_threads()
     parts = threads
     if item_bytes > 0:
@@ -216,6 +225,7 @@ def map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:  # noqa: A001
         The results, in the order of ``items``.
 
     Raises:
+        TypeError: ``fn`` is not callable or ``items`` not a sequence.
         Exception: the first exception raised by ``fn`` (in item order), after all
             calls have ended.
 
@@ -227,6 +237,12 @@ def map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:  # noqa: A001
         >>> [float(p) for p in parts]
         [3.0, 12.0]
     """
+    if not callable(fn):
+        raise TypeError(f"fnn.parallel.map: fn must be callable, got {fn!r}")
+    if not isinstance(items, Sequence):
+        raise TypeError(
+            f"fnn.parallel.map: items must be a sequence (a list or tuple), got {items!r}"
+        )
     if len(items) <= 1 or num_threads() == 1:
         return [fn(item) for item in items]
     workers = min(num_threads(), len(items))
