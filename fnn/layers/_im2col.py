@@ -32,6 +32,7 @@ __all__ = [
     "check_pair",
     "col2im",
     "column_sums",
+    "empty",
     "im2col",
     "image_shape",
     "matmul",
@@ -87,6 +88,34 @@ def resolve_padding(
     return padding
 
 
+_HUGE_PAGE = 1 << 21  # 2 MiB, the x86-64 huge page
+_HUGE_MIN = 1 << 21  # arrays from this size on are placed on huge pages
+
+
+def empty(shape: tuple[int, ...], dtype: Any) -> Array:
+    """A new uninitialised array, placed on 2 MiB huge pages when it is large.
+
+    Every fresh array costs page faults when it is first written: the C
+    library hands big blocks back to the system when they are freed, so each
+    training step maps its activations anew, 4 KiB at a time. NumPy asks Linux
+    for transparent huge pages on allocations of 4 MiB or more; this helper
+    allocates such a block (at least 4 MiB, 2 MiB extra for alignment) and
+    returns a view that starts on a 2 MiB boundary, so an array of 2 MiB or
+    more is faulted in 2 MiB at a time. Measured (12 fresh 3.2 MB float32
+    arrays written per step, 2-core machine): 8.6k faults and 16.8 ms per
+    step with ``np.empty``, 35 faults and 8.3 ms with this. Elsewhere (no
+    huge pages) it is an ordinary array; small arrays use ``np.empty``.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < _HUGE_MIN:
+        return np.empty(shape, dtype=dtype)
+    raw = np.empty(max(nbytes, 1 << 22) + _HUGE_PAGE, dtype=np.uint8)
+    start = -raw.ctypes.data % _HUGE_PAGE
+    out: Array = raw[start : start + nbytes].view(dtype).reshape(shape)
+    return out
+
+
 def pad(x: Array, pads: Pads, value: float = 0.0) -> Array:
     """``x`` padded on the spatial axes (a new array; ``x`` itself when no padding)."""
     (t, b), (left, r) = pads
@@ -122,7 +151,7 @@ def im2col(
     batch, _, _, channels = xp.shape
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, strides, dilation, out_hw
     k = kh * kw * channels
-    out = np.empty((batch, oh, ow, k + ones), dtype=xp.dtype)
+    out = empty((batch, oh, ow, k + ones), xp.dtype)
     fields = out[..., :k].reshape(batch, oh, ow, kh, kw, channels)  # a view
     if channels == 1:
         # One strided block per kernel offset: measured 3x faster than copying
@@ -196,7 +225,7 @@ def col2im(
     (t, b), (left, r) = pads
     batch, height, width, channels = out.shape
     padded = (batch, height + t + b, width + left + r, channels)
-    dxp = out if padded == out.shape else np.empty(padded, dtype=out.dtype)
+    dxp = out if padded == out.shape else empty(padded, out.dtype)
     dxp.fill(0)
     for i, j, (rows, cols) in offsets(kernel, strides, dilation, out_hw):
         dxp[:, rows, cols, :] += dcols[i * kernel[1] + j].reshape(batch, *out_hw, channels)

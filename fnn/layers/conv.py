@@ -187,7 +187,7 @@ class Conv2D(Layer):
         w = cast(Array, self.w).reshape(-1, self.filters)
         w_ones = w if self.b is None else np.concatenate([w, self.b[None]])  # [W; b]
         rows = out_hw[0] * out_hw[1]
-        y = np.empty((x.shape[0] * rows, self.filters), dtype=x.dtype)
+        y = ops.empty((x.shape[0] * rows, self.filters), x.dtype)
 
         def run(chunk: tuple[int, int]) -> Array:
             cols = self._columns(x[chunk[0] : chunk[1]], pads, out_hw)
@@ -248,7 +248,7 @@ class Conv2D(Layer):
         def pullback(dy: Array) -> tuple[Conv2D, Array | None]:
             dy = check_cotangent(self, dy, y)
             delta = dy.reshape(-1, self.filters)
-            dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
+            dx = ops.empty(x.shape, x.dtype) if need_dx else None
 
             def run(part: tuple[tuple[int, int], Array]) -> tuple[Array, Array | None]:
                 (start, stop), cols = part

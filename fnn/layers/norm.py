@@ -140,7 +140,8 @@ def _batch_norm(
     count = x.dtype.type(x.shape[0])
     chunks = _row_chunks(x)
     mu = _column_sums(chunks, lambda a, b: x[a:b]) / count
-    centred, y = np.empty_like(x), np.empty_like(x)  # y's buffer holds the squares first
+    centred = ops.empty(x.shape, x.dtype)
+    y = ops.empty(x.shape, x.dtype)  # holds the squares first
 
     def centre(a: int, b: int) -> Array:
         np.subtract(x[a:b], mu, out=centred[a:b])
@@ -171,7 +172,7 @@ def _batch_norm_dx(
     """
     count = dy.dtype.type(dy.shape[0])
     a, c = scale * inv * dgamma / count, scale * dbeta / count
-    dx = np.empty_like(dy)
+    dx = ops.empty(dy.shape, dy.dtype)
 
     def rows(chunk: tuple[int, int]) -> None:
         lo, hi = chunk

@@ -158,7 +158,7 @@ class MaxPool2D(_Pool2D):
     def _pool(self, x: Array, pads: ops.Pads, out_hw: tuple[int, int]) -> tuple[Array, Array]:
         xp = ops.pad(x, pads, -np.inf)
         if self._strides == self.pool_size:
-            y = np.empty((x.shape[0], *out_hw, x.shape[3]), dtype=x.dtype)
+            y = ops.empty((x.shape[0], *out_hw, x.shape[3]), x.dtype)
 
             def run(chunk: tuple[int, int]) -> None:
                 tiles = ops.tiles(xp[chunk[0] : chunk[1]], self.pool_size, out_hw)
@@ -180,7 +180,9 @@ class MaxPool2D(_Pool2D):
         """
         (ph, pw), (oh, ow) = self.pool_size, out_hw
         exact = xp.shape[1:3] == (oh * ph, ow * pw)
-        dxp = np.empty_like(xp) if exact else np.zeros_like(xp)
+        dxp = ops.empty(xp.shape, xp.dtype)
+        if not exact:
+            dxp.fill(0)
 
         def run(chunk: tuple[int, int]) -> None:
             a, b = chunk
