@@ -20,6 +20,7 @@ accuracy 92.67% (best epoch 14 restored); 90-300 s per epoch depending on load.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import numpy as np
@@ -76,11 +77,14 @@ def main(
     dataset: str = "fashion_mnist",
     seed: int = 0,
     progress: bool = True,
+    threads: int | None = None,
 ) -> float:
     """Train the CNN and return its test accuracy.
 
     ``n_train`` / ``n_test`` take the first examples only, and ``filters`` /
-    ``units`` shrink the network (toy runs in tests).
+    ``units`` shrink the network (toy runs in tests). ``threads`` runs training
+    inside ``fnn.threads(threads)`` (BLAS and fnn's convolution threads);
+    ``None`` leaves the thread settings as they are.
     """
     x, y, x_test, y_test = load(dataset)
     x, y = x[:n_train], y[:n_train]
@@ -90,20 +94,23 @@ def main(
     net = fnn.init(cnn(filters, units), (28, 28, 1), key=key_init)
     fnn.summary(net)
     t0 = time.perf_counter()
-    net, _, history = fit(
-        net,
-        optim.adam(lr),
-        fnn.losses.sparse_softmax_cross_entropy,
-        (x_tr, y_tr),
-        epochs=epochs,
-        key=key_fit,
-        batch_size=batch_size,
-        validation=(x_val, y_val),
-        metrics=[metrics.accuracy],
-        early_stopping=EarlyStopping("val_loss", patience=3),
-        progress=progress,
-        train_metrics=False,
-    )
+    # fnn.threads(n) sets BLAS's and fnn's own thread counts for the block only
+    limit = fnn.threads(threads) if threads is not None else contextlib.nullcontext()
+    with limit:
+        net, _, history = fit(
+            net,
+            optim.adam(lr),
+            fnn.losses.sparse_softmax_cross_entropy,
+            (x_tr, y_tr),
+            epochs=epochs,
+            key=key_fit,
+            batch_size=batch_size,
+            validation=(x_val, y_val),
+            metrics=[metrics.accuracy],
+            early_stopping=EarlyStopping("val_loss", patience=3),
+            progress=progress,
+            train_metrics=False,
+        )
     seconds = time.perf_counter() - t0
     for i, loss in enumerate(history.loss if not progress else ()):  # fit printed them
         print(
@@ -126,6 +133,9 @@ if __name__ == "__main__":
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--dataset", choices=["fashion_mnist", "mnist"], default="fashion_mnist")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="train inside fnn.threads(N) (e.g. 1 or 2)"
+    )
     args = parser.parse_args()
     main(
         epochs=args.epochs,
@@ -134,4 +144,5 @@ if __name__ == "__main__":
         lr=args.lr,
         dataset=args.dataset,
         seed=args.seed,
+        threads=args.threads,
     )
