@@ -11,12 +11,15 @@ Two training steps, float32, batch 128, run side by side in one process:
   cotangent (the input gradient included, as inside a network), plain SGD on
   the conv and BatchNorm parameters.
 
-Each measurement round enters ``fnn.threads(n)`` (and ``torch.set_num_threads(n)``)
-for one thread count and runs one fnn step and one torch step of each model,
-timed one by one; rounds cycle through the thread counts, so every contender
-sees the same machine state. The script prints the median wall-clock ms per
-step, the ratios, and whether issue 15's targets are met:
-fnn/torch <= 1.5 with one thread, <= 2.0 with two, and fnn(1)/fnn(2) >= 1.3.
+Each measurement round enters ``fnn.threads(n, blas=1)`` (fnn's batch-split
+kernels on ``n`` threads, BLAS single-threaded between them: the arrangement
+``fnn.threads`` recommends for convolutional networks; ``--blas-threads-n``
+gives BLAS ``n`` threads too) and ``torch.set_num_threads(n)`` for one thread
+count, and runs one fnn step and one torch step of each model, timed one by
+one; rounds cycle through the thread counts, so every contender sees the same
+machine state. The script prints the median wall-clock ms per step, the
+ratios, and whether issue 15's targets are met: fnn/torch <= 1.5 with one
+thread, <= 2.0 with two, and fnn(1)/fnn(2) >= 1.3.
 
 Run:
     python benchmarks/cnn.py                       # both models, 1 and 2 threads
@@ -139,9 +142,12 @@ def torch_steps(x: np.ndarray, y: np.ndarray, bx: np.ndarray, bdy: np.ndarray) -
     return {"cnn": cnn, "block": block}
 
 
+BLAS_THREADS: list[int | None] = [1]  # fnn.threads(n, blas=...): 1 unless --blas-threads-n
+
+
 @contextlib.contextmanager
 def limit(n: int) -> Iterator[None]:
-    """``fnn.threads(n)`` and, if installed, ``torch.set_num_threads(n)``."""
+    """``fnn.threads(n, blas=1)`` and, if installed, ``torch.set_num_threads(n)``."""
     try:
         import torch
     except ImportError:
@@ -150,7 +156,7 @@ def limit(n: int) -> Iterator[None]:
     if torch is not None:
         torch.set_num_threads(n)
     try:
-        with fnn.threads(n):
+        with fnn.threads(n, blas=BLAS_THREADS[0]):
             yield
     finally:
         if torch is not None:
@@ -225,7 +231,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--block-hw", type=int, default=14, help="block feature-map size")
     parser.add_argument("--profile", action="store_true", help="per-layer kernel breakdown")
     parser.add_argument("--no-bench", action="store_true", help="only the profile")
+    parser.add_argument(
+        "--blas-threads-n",
+        action="store_true",
+        help="fnn.threads(n) with n BLAS threads too (default: fnn.threads(n, blas=1))",
+    )
     args = parser.parse_args(argv)
+    if args.blas_threads_n:
+        BLAS_THREADS[0] = None
     if not args.no_bench:
         bench(args.models, args.threads, args.rounds, args.per_round, args.block_hw)
     if args.profile:

@@ -56,11 +56,11 @@ R = TypeVar("R")
 _THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar("fnn_threads", default=None)
 
 
-def _check_n(who: str, n: object) -> int:
+def _check_n(who: str, n: object, name: str = "n") -> int:
     if isinstance(n, bool) or not isinstance(n, int | np.integer):
-        raise TypeError(f"{who}: n must be a positive int (a thread count), got {n!r}")
+        raise TypeError(f"{who}: {name} must be a positive int (a thread count), got {n!r}")
     if n < 1:
-        raise ValueError(f"{who}: n must be >= 1 (a thread count), got {n}")
+        raise ValueError(f"{who}: {name} must be >= 1 (a thread count), got {n}")
     return int(n)
 
 
@@ -75,23 +75,32 @@ def _threadpoolctl() -> Any:
     return threadpoolctl
 
 
-def threads(n: int) -> contextlib.AbstractContextManager[None]:
+def threads(n: int, *, blas: int | None = None) -> contextlib.AbstractContextManager[None]:
     """Run the block with ``n`` BLAS threads and ``n`` threads for fnn's own kernels.
 
-    The count is checked when ``threads(n)`` is called, before any setting
+    The counts are checked when ``threads(n)`` is called, before any setting
     changes; entering the block sets the counts and leaving it restores them.
+
+    fnn's batch-split kernels (convolution, tiled max-pooling, BatchNorm) run
+    their chunks on the ``n`` threads with single-threaded BLAS. Between them,
+    BLAS runs with ``blas`` threads: for a convolutional network, whose other
+    products (a small dense head) are too small to share, ``blas=1`` keeps
+    idle BLAS threads from spinning on the cores fnn's threads need (measured
+    on ``benchmarks/cnn.py``'s CNN with two threads on a busy 2-core machine:
+    158 ms wall and 80 ms CPU per step with ``blas=2``, 79 and 37 with ``blas=1``).
 
     Args:
         n: the number of threads, >= 1. ``1`` is usually fastest for small
             networks on a busy machine; larger counts help large products and
             the batch-split convolution kernels.
+        blas: the BLAS thread count in the block, >= 1; ``n`` by default.
 
     Returns:
         A context manager for a ``with`` block.
 
     Raises:
-        TypeError: ``n`` is not an int.
-        ValueError: ``n < 1``.
+        TypeError: ``n`` or ``blas`` is not an int.
+        ValueError: ``n < 1`` or ``blas < 1``.
         ImportError: threadpoolctl is not installed (``pip install "fnn[threads]"``).
 
     Example:
@@ -101,14 +110,18 @@ def threads(n: int) -> contextlib.AbstractContextManager[None]:
         ...     y = fnn.forward(net, np.ones((2, 3), np.float32))
         >>> y.shape
         (2, 4)
+        >>> with fnn.threads(2, blas=1):  # a conv net: fnn's two threads, BLAS one
+        ...     fnn.parallel.num_threads()
+        2
     """
     count = _check_n("fnn.threads", n)
-    return _block(count, _threadpoolctl())
+    blas_count = count if blas is None else _check_n("fnn.threads", blas, "blas")
+    return _block(count, blas_count, _threadpoolctl())
 
 
 @contextlib.contextmanager
-def _block(count: int, threadpoolctl: Any) -> Iterator[None]:
-    limits = threadpoolctl.threadpool_limits(limits=count, user_api="blas")
+def _block(count: int, blas_count: int, threadpoolctl: Any) -> Iterator[None]:
+    limits = threadpoolctl.threadpool_limits(limits=blas_count, user_api="blas")
     token = _THREADS.set(count)
     try:
         with limits:

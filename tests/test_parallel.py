@@ -177,3 +177,19 @@ def test_bad_arguments_of_the_chunk_helpers(call, error, match):
     """split and map refuse arguments of the wrong kind or sign, naming themselves."""
     with pytest.raises(error, match=f"fnn.parallel.{match}"):
         call()
+
+
+def test_blas_count_can_differ_from_fnn_count():
+    """fnn.threads(2, blas=1): fnn's kernels see two threads, BLAS runs one (a conv net's
+    arrangement); afterwards both are back. A bad blas count is refused before any change."""
+    before = _blas_threads()
+    with fnn.threads(2, blas=1):
+        assert parallel.num_threads() == 2 and set(_blas_threads()) == {1}
+        out = parallel.map(lambda i: _blas_threads(), [0, 1])
+        assert all(set(o) == {1} for o in out) and set(_blas_threads()) == {1}
+    assert _blas_threads() == before
+    with pytest.raises(ValueError, match=r"fnn.threads: blas must be >= 1"):
+        fnn.threads(2, blas=0)
+    with pytest.raises(TypeError, match=r"fnn.threads: blas must be a positive int"):
+        fnn.threads(2, blas=1.5)
+    assert _blas_threads() == before
