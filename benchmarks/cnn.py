@@ -25,6 +25,7 @@ Run:
     python benchmarks/cnn.py                       # both models, 1 and 2 threads
     python benchmarks/cnn.py --rounds 60 --models cnn
     python benchmarks/cnn.py --profile             # also: where fnn's time goes
+    python benchmarks/cnn.py --no-bench --example 40   # the CNN example's epoch time
 
 Wall-clock ratios decide the targets; the CPU time of the process
 (``time.process_time``) is printed beside them: with one thread it hardly
@@ -217,6 +218,46 @@ def bench(models: list[str], counts: list[int], rounds: int, per_round: int, blo
             print(f"  {model:<6} fnn 1 thread / 2 threads {gain:5.2f} >= 1.3: {verdict}")
 
 
+def example_epoch(counts: list[int], steps: int) -> None:
+    """Median training step of examples/mnist_cnn.py's network, extrapolated to one epoch.
+
+    Adam (lr 1e-3), batch 128, dropout active, on Fashion-MNIST when it is
+    installed (random images otherwise); one epoch of the example is 422 steps
+    (54,000 training images). Thread counts alternate step by step.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "mnist_cnn.py"
+    spec = importlib.util.spec_from_file_location("mnist_cnn", path)
+    example = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(example)  # type: ignore[union-attr]
+    try:
+        x, y = example.load()[:2]
+    except Exception:  # no data set: random images time the same arithmetic
+        rng = np.random.default_rng(0)
+        x, y = rng.random((60000, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 60000)
+    opt, loss_fn = fnn.optim.adam(1e-3), fnn.losses.sparse_softmax_cross_entropy
+    nets = {n: fnn.init(example.cnn(), (28, 28, 1), key=0) for n in counts}
+    states = {n: opt.init(nets[n]) for n in counts}
+    times: dict[int, list[float]] = {n: [] for n in counts}
+    for i in range(steps + 2):
+        xb, yb = x[i * BATCH : (i + 1) * BATCH], y[i * BATCH : (i + 1) * BATCH]
+        for n in counts:
+            with limit(n):
+                t0 = time.perf_counter()
+                key = fnn.random.fold_in(fnn.random.key(0), i)
+                _, grads = fnn.value_and_grad(nets[n], xb, yb, loss_fn, key=key, training=True)
+                nets[n], states[n] = opt.update(grads, states[n], nets[n])
+                if i >= 2:
+                    times[n].append(time.perf_counter() - t0)
+    print(f"\nexamples/mnist_cnn.py network, median of {steps} steps; {load()}")
+    for n in counts:
+        med = statistics.median(times[n])
+        epoch = f"one epoch (422 steps) {422 * med:5.0f} s"
+        print(f"  threads={n}: {1e3 * med:6.1f} ms/step -> {epoch}")
+
+
 def load() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
@@ -232,6 +273,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true", help="per-layer kernel breakdown")
     parser.add_argument("--no-bench", action="store_true", help="only the profile")
     parser.add_argument(
+        "--example",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also time STEPS steps of examples/mnist_cnn.py's network, extrapolated to an epoch",
+    )
+    parser.add_argument(
         "--blas-threads-n",
         action="store_true",
         help="fnn.threads(n) with n BLAS threads too (default: fnn.threads(n, blas=1))",
@@ -241,6 +289,8 @@ def main(argv: list[str] | None = None) -> None:
         BLAS_THREADS[0] = None
     if not args.no_bench:
         bench(args.models, args.threads, args.rounds, args.per_round, args.block_hw)
+    if args.example:
+        example_epoch(args.threads, args.example)
     if args.profile:
         from cnn_profile import profile  # type: ignore[import-not-found]
 
