@@ -157,7 +157,9 @@ def limit(n: int) -> Iterator[None]:
     if torch is not None:
         torch.set_num_threads(n)
     try:
-        with fnn.threads(n, blas=BLAS_THREADS[0]):
+        # fnn.threads(n) alone when BLAS gets n too (also runs on fnn versions without blas=)
+        block = fnn.threads(n) if BLAS_THREADS[0] is None else fnn.threads(n, blas=BLAS_THREADS[0])
+        with block:
             yield
     finally:
         if torch is not None:
