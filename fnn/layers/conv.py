@@ -28,7 +28,13 @@ With stride 1 the same sum is itself a convolution ("transposed convolution"):
 with δ padded by ``k_eff − 1 − pad`` on each side (``k_eff = (k − 1)·dilation + 1``)
 and the kernel flipped in space with its channel axes swapped. fnn computes it
 that way, one im2col and one product, when no padding exceeds ``k_eff − 1``
-and ``c_out <= 2·c_in`` (otherwise col2im moves less memory).
+and ``c_out <= c_in`` (otherwise col2im moves less memory).
+
+The bias rides in the product: the im2col matrix gets a column of ones, so
+``[X 1]·[W; b] = Y`` and ``[X 1]ᵀ·δ`` stacks dL/dW on dL/db. Both passes run
+per chunk of the batch (about 4 MiB of im2col rows each; ``fnn.parallel.split``),
+on several threads inside ``fnn.threads(n)``; the chunks' dL/dW are added in
+chunk order, so a given thread count always gives the same bits.
 """
 
 from __future__ import annotations
