@@ -6,13 +6,17 @@ Two kinds of threads do fnn's arithmetic:
   starts as many threads as the machine has cores. For the small products of a
   small network a second thread costs more than it gains: on a shared 2-core
   machine, one BLAS thread is often several times faster.
-- **fnn's own threads.** Kernels that can split a batch into independent parts
-  (convolutions) may run those parts on a small pool of threads, each calling
-  single-threaded products; NumPy releases the GIL inside them.
+- **fnn's own threads.** Kernels that split a batch into independent parts
+  (``Conv2D``, ``MaxPool2D`` with stride = window, ``BatchNorm``) run those
+  parts on a small pool of threads, each calling single-threaded products;
+  NumPy releases the GIL inside them.
 
 Nothing in fnn changes either count behind your back. ``with fnn.threads(n):``
 sets both for the block and restores the previous settings afterwards; outside
 such a block fnn uses one thread of its own and leaves BLAS as it found it.
+``fnn.threads(n, blas=1)`` gives BLAS one thread between fnn's kernels, the
+better choice for convolutional networks (their other products are small, and
+idle BLAS threads spin on the cores fnn's threads need).
 The BLAS limit is process-wide while the block runs (BLAS has one setting per
 process), so do not run two blocks with different counts in parallel threads.
 
@@ -20,8 +24,8 @@ Results can differ in the last bits between thread counts: a product split
 across threads adds its partial sums in another order. For a given count, the
 same inputs give the same bits.
 
-Kernels split a batch with :func:`split` (contiguous chunks, one per thread of
-``num_threads()``) and run a function on each chunk with :func:`map`. While
+Kernels split a batch with :func:`split` (contiguous chunks, at least one per
+thread of ``num_threads()``) and run a function on each chunk with :func:`map`. While
 the chunks run concurrently, BLAS is limited to one thread (so the products do
 not compete with each other for the cores) and restored afterwards; switching
 costs a few microseconds. The threads come from one small pool, created on
