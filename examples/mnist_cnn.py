@@ -83,8 +83,9 @@ def main(
 
     ``n_train`` / ``n_test`` take the first examples only, and ``filters`` /
     ``units`` shrink the network (toy runs in tests). ``threads`` runs training
-    inside ``fnn.threads(threads)`` (BLAS and fnn's convolution threads);
-    ``None`` leaves the thread settings as they are.
+    inside ``fnn.threads(threads, blas=1)`` (fnn's convolution and pooling
+    threads, single-threaded BLAS); ``None`` leaves the thread settings as
+    they are.
     """
     x, y, x_test, y_test = load(dataset)
     x, y = x[:n_train], y[:n_train]
@@ -94,8 +95,8 @@ def main(
     net = fnn.init(cnn(filters, units), (28, 28, 1), key=key_init)
     fnn.summary(net)
     t0 = time.perf_counter()
-    # fnn.threads(n) sets BLAS's and fnn's own thread counts for the block only
-    limit = fnn.threads(threads) if threads is not None else contextlib.nullcontext()
+    # fnn's conv, pooling threads for the block only; BLAS single-threaded between them
+    limit = fnn.threads(threads, blas=1) if threads is not None else contextlib.nullcontext()
     with limit:
         net, _, history = fit(
             net,
