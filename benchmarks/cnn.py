@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
         from cnn_profile import profile  # type: ignore[import-not-found]
 
         for n in args.threads:
-            profile(args.models, n, args.block_hw)
+            profile(args.models, n, args.block_hw, limit, load)
 
 
 if __name__ == "__main__":

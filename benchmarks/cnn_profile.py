@@ -143,10 +143,15 @@ def profile_block(table: Table, steps: int, hw: int) -> None:
         table.time("residual add", "backward", functools.partial(np.add, d, dy))
 
 
-def profile(models: list[str], n_threads: int, block_hw: int, steps: int = 15) -> None:
-    """Print the per-layer, per-pass table of each model at ``n_threads``."""
-    from cnn import limit, load  # type: ignore[import-not-found]
-
+def profile(
+    models: list[str],
+    n_threads: int,
+    block_hw: int,
+    limit: Callable[[int], contextlib.AbstractContextManager[None]],
+    load: Callable[[], str],
+    steps: int = 15,
+) -> None:
+    """Print the per-layer, per-pass table of each model, inside ``limit(n_threads)``."""
     for model in models:
         table = Table()
         with limit(n_threads), instrumented():
@@ -155,4 +160,4 @@ def profile(models: list[str], n_threads: int, block_hw: int, steps: int = 15) -
             else:
                 profile_block(table, steps, block_hw)
         what = "CNN" if model == "cnn" else f"ResNet block {block_hw}x{block_hw}x32"
-        table.print(f"profile {what}, threads={n_threads}, median wall ms; {load()}")
+        table.print(f"profile {what}, threads={n_threads}, median ms; {load()}")
