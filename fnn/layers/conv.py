@@ -211,29 +211,41 @@ class Conv2D(Layer):
         parts = list(zip(chunks, parallel.map(run, chunks), strict=True))
         return y.reshape(x.shape[0], *out_hw, self.filters), parts, pads
 
-    def _input_grad(self, dy: Array, w: Array, pads: ops.Pads, out: Array) -> None:
-        """Write dL/dx of a chunk into ``out``: a transposed convolution or col2im of δ·Wᵀ."""
+    def _input_grad_weights(self, w: Array, pads: ops.Pads) -> tuple[bool, Array]:
+        """``(transposed, weights)``: how :meth:`_input_grad` computes dL/dx, and its matrix.
+
+        Made contiguous once per pullback: a strided kernel costs a copy in every
+        chunk's product (measured 0.75 vs 0.54 ms per 3872-row chunk, 16 -> 32).
+        """
         k_eff = self._k_eff()
-        back = tuple((k - 1 - p[0], k - 1 - p[1]) for k, p in zip(k_eff, pads, strict=True))
+        back = [k - 1 - p for k, pair in zip(k_eff, pads, strict=True) for p in pair]
         c_in = w.shape[2]
-        if self.strides == (1, 1) and min(min(b) for b in back) >= 0 and self.filters <= c_in:
+        if self.strides == (1, 1) and min(back) >= 0 and self.filters <= c_in:
+            # the flipped kernel with its channel axes swapped, (kh·kw·c_out, c_in)
+            return True, np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(-1, c_in)
+        # W[k]ᵀ per kernel offset k: (kh·kw, c_out, c_in)
+        return False, np.ascontiguousarray(w.reshape(-1, c_in, self.filters).transpose(0, 2, 1))
+
+    def _input_grad(self, dy: Array, plan: tuple[bool, Array], pads: ops.Pads, out: Array) -> None:
+        """Write dL/dx of a chunk into ``out``: a transposed convolution or col2im of δ·Wᵀ."""
+        transposed, weights = plan
+        if transposed:
             # dx[n, r, s, c] = Σ δp[n, r + i'·dh, s + j'·dw, o] · w[kh−1−i', kw−1−j', c, o]
             # with δ padded by k_eff − 1 − pad: one im2col and one product. Its im2col
             # holds kh·kw·c_out values per input pixel (col2im's product: kh·kw·c_in per
             # output pixel), so it pays only when c_out <= c_in. Measured (CPU ms, one
             # thread, batch 128, 3x3): 32 -> 32 on 14x14, same: 9.1 vs 10.2 for col2im;
             # 16 -> 32 on 13x13, valid: 4.8 vs 3.5.
+            back = [(k - 1 - p[0], k - 1 - p[1]) for k, p in zip(self._k_eff(), pads, strict=True)]
             dyp = ops.pad(dy, (back[0], back[1]))
             cols = ops.im2col(dyp, self.kernel_size, (1, 1), self.dilation, out.shape[1:3])
-            w_flip = w[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, c_in)
-            ops.matmul(cols, w_flip, out=out.reshape(cols.shape[0], c_in))
+            ops.matmul(cols, weights, out=out.reshape(cols.shape[0], weights.shape[1]))
             return
         # dcols[k] = δ · W[k]ᵀ for each kernel offset k (one batched product), then
         # scatter-add every window's gradient back onto the cells it read
         delta = dy.reshape(-1, self.filters)
-        wt = w.reshape(-1, c_in, self.filters).transpose(0, 2, 1)
         geometry = (self.kernel_size, self.strides, self.dilation)
-        ops.col2im(ops.matmul(delta, wt), dy.shape[1:3], pads, *geometry, out=out)
+        ops.col2im(ops.matmul(delta, weights), dy.shape[1:3], pads, *geometry, out=out)
 
     def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
         return self._forward(self._check(x))[0]
@@ -255,12 +267,13 @@ class Conv2D(Layer):
             dy = check_cotangent(self, dy, y)
             delta = dy.reshape(-1, self.filters)
             dx = ops.empty(x.shape, x.dtype) if need_dx else None
+            plan = self._input_grad_weights(w, pads) if need_dx else None
 
             def run(part: tuple[tuple[int, int], Array]) -> tuple[Array, Array | None]:
                 (start, stop), cols = part
                 d = delta[start * rows : stop * rows]
-                if dx is not None:
-                    self._input_grad(dy[start:stop], w, pads, dx[start:stop])
+                if dx is not None and plan is not None:
+                    self._input_grad(dy[start:stop], plan, pads, dx[start:stop])
                 g = ops.matmul_tn(cols, d)  # [X 1]ᵀ·δ: dL/dW on top of dL/db
                 if cols.shape[1] == k + 1:
                     return g[:k], g[k]
