@@ -13,6 +13,13 @@ Measured (seed 0, one BLAS thread, 2-core machine shared with other jobs):
 validation accuracy 88.4% after epoch 1, 91.5% after 4, 93.5% after 15; test
 accuracy 92.67% (best epoch 14 restored); 90-300 s per epoch depending on load.
 
+Epoch time (issue 15's convolution kernels), from the median training step
+times 422 steps, one thread, on the 2-core machine while six other jobs ran
+(load 7-8): before, 100-116 ms CPU and 250-274 ms wall per step (42-49 s CPU,
+105-116 s wall per epoch); after, 82-101 ms CPU and 206-219 ms wall (35-43 s
+CPU, 87-92 s wall). Rerun with ``python benchmarks/cnn.py --no-bench --example 40``;
+``--threads 2`` trains with two threads (``fnn.threads(2, blas=1)``).
+
     python examples/mnist_cnn.py                         # full size: 92.7% test accuracy
     python examples/mnist_cnn.py --epochs 2 --train 5000 # a quick look
 """
