@@ -36,6 +36,7 @@ CATEGORIES = {
     "pad_into": "pad",
     "max_pool_tiles": "pool",
     "max_pool_tiles_grad": "pool",
+    "max_pool_tiles_masks": "pool",
     "tiles": "pool",
 }
 COLUMNS = ["gemm", "im2col", "col2im", "pad", "pool"]

@@ -39,6 +39,7 @@ __all__ = [
     "matmul_tn",
     "max_pool_tiles",
     "max_pool_tiles_grad",
+    "max_pool_tiles_masks",
     "offsets",
     "out_size",
     "pad",
@@ -432,23 +433,45 @@ def max_pool_tiles(x6: Array, out: Array) -> Array:
     return out
 
 
-def max_pool_tiles_grad(x6: Array, y: Array, dy: Array, out6: Array) -> None:
-    """Route each ``dy`` to the first cell (row-major) of its window that holds the max ``y``.
+def max_pool_tiles_masks(x6: Array, out: Array) -> Array:
+    """The max of non-overlapping windows into ``out``, and where each window's max is.
 
-    ``x6`` and ``out6`` are ``(batch, oh, ph, ow, pw, c)`` window views of the
-    input and of its gradient; every cell of ``out6`` is written once, with
-    ``dy`` or 0. Works on ``(batch, oh, ow, c)`` blocks, one per window cell,
-    never on a full-size mask (measured 2.7 vs 3.2 ms for the 0/1 mask of the
-    whole input, 128x26x26x16 float32).
+    ``x6`` is a ``(batch, oh, ph, ow, pw, c)`` window view. The ``ph·pw`` window
+    cells are first gathered into one contiguous ``(ph·pw, batch, oh, ow, c)``
+    array, so that the max, the comparisons with it and the tie rule work on
+    contiguous blocks (strided blocks whose inner runs are only ``c`` values
+    long cost NumPy several times more). Returns the boolean masks of the same
+    shape: ``masks[k]`` marks the windows whose first maximal cell in
+    row-major order (``k = i·pw + j``) is cell ``k``. A window holding NaN has
+    a NaN max and no mask set.
     """
     ph, pw = x6.shape[2], x6.shape[4]
-    free = np.ones(y.shape, dtype=bool)  # windows whose maximum is not yet claimed
-    hit = np.empty(y.shape, dtype=bool)
+    cells = np.empty((ph * pw, *out.shape), dtype=x6.dtype)
     for k in range(ph * pw):
         i, j = divmod(k, pw)
-        np.equal(x6[:, :, i, :, j, :], y, out=hit)
-        if k > 0:
-            hit &= free
+        cells[k] = x6[:, :, i, :, j, :]
+    np.copyto(out, cells[0])
+    for k in range(1, ph * pw):
+        np.maximum(out, cells[k], out=out)
+    masks: Array = cells == out
+    taken = masks[0].copy()  # windows whose maximum is already claimed
+    for k in range(1, ph * pw):
+        np.greater(masks[k], taken, out=masks[k])  # m & ~taken, for booleans
         if k < ph * pw - 1:
-            free ^= hit  # hit ⊆ free, so this removes the windows just claimed
-        np.multiply(dy, hit, out=out6[:, :, i, :, j, :])
+            taken |= masks[k]
+    return masks
+
+
+def max_pool_tiles_grad(masks: Array, dy: Array, out6: Array) -> None:
+    """Route each ``dy`` to the cell :func:`max_pool_tiles_masks` marked in its window.
+
+    ``out6`` is the ``(batch, oh, ph, ow, pw, c)`` window view of the input
+    gradient; every cell of every window is written once, with ``dy`` or 0.
+    Together with the masks' forward work, measured (CPU ms, vjp + pullback,
+    ReLU outputs of 128x26x26x16 float32) 3.7 against 4.4 for comparing
+    strided window cells with ``y`` in the backward pass.
+    """
+    pw = out6.shape[4]
+    for k in range(masks.shape[0]):
+        i, j = divmod(k, pw)
+        np.multiply(dy, masks[k], out=out6[:, :, i, :, j, :])

@@ -172,32 +172,49 @@ class MaxPool2D(_Pool2D):
             np.maximum(y, xp[:, rows, cols, :], out=y)
         return xp, y
 
-    def _scatter_tiles(self, xp: Array, y: Array, dy: Array, out_hw: tuple[int, int]) -> Array:
-        """dL/dxp for non-overlapping windows, with the first-maximum rule for ties.
+    def vjp(
+        self,
+        x: Array,
+        *,
+        key: KeyLike | None = None,
+        training: bool = False,
+        need_dx: bool = True,
+    ) -> tuple[Array, Pullback]:
+        if self._strides != self.pool_size or not need_dx:
+            return super().vjp(x, key=key, training=training, need_dx=need_dx)
+        # Non-overlapping windows: the forward pass also marks each window's first
+        # maximum (ops.max_pool_tiles_masks), per batch chunk and thread.
+        x = self._check(x)
+        pads, out_hw = self._geometry((x.shape[1], x.shape[2]))
+        xp = ops.pad(x, pads, -np.inf)
+        y = ops.empty((x.shape[0], *out_hw, x.shape[3]), x.dtype)
+        chunks = parallel.split(x.shape[0], item_bytes=2 * xp[:1].nbytes)
 
-        One chunk of the batch per thread (``fnn.threads``): every window is
-        independent, so each chunk writes its own rows of ``dxp``.
-        """
-        (ph, pw), (oh, ow) = self.pool_size, out_hw
-        exact = xp.shape[1:3] == (oh * ph, ow * pw)
-        dxp = ops.empty(xp.shape, xp.dtype)
-        if not exact:
-            dxp.fill(0)
+        def run(chunk: tuple[int, int]) -> Array:
+            tiles = ops.tiles(xp[chunk[0] : chunk[1]], self.pool_size, out_hw)
+            return ops.max_pool_tiles_masks(tiles, out=y[chunk[0] : chunk[1]])
 
-        def run(chunk: tuple[int, int]) -> None:
-            a, b = chunk
-            x6 = ops.tiles(xp[a:b], self.pool_size, out_hw)
-            out6 = ops.tiles(dxp[a:b], self.pool_size, out_hw)  # a view: when not exact,
-            ops.max_pool_tiles_grad(x6, y[a:b], dy[a:b], out6)  # the uncovered rest stays 0
+        parts = list(zip(chunks, parallel.map(run, chunks), strict=True))
+        padded_shape = xp.shape  # the pullback keeps the masks, not xp
 
-        parallel.map(run, parallel.split(xp.shape[0], item_bytes=xp[:1].nbytes))
-        return dxp
+        def dx_of(dy: Array) -> Array:
+            (ph, pw), (oh, ow) = self.pool_size, out_hw
+            dxp = ops.empty(padded_shape, dy.dtype)
+            if padded_shape[1:3] != (oh * ph, ow * pw):
+                dxp.fill(0)  # cells no window reaches
+
+            def back(part: tuple[tuple[int, int], Array]) -> None:
+                (a, b), masks = part
+                ops.max_pool_tiles_grad(masks, dy[a:b], ops.tiles(dxp[a:b], self.pool_size, out_hw))
+
+            parallel.map(back, parts)
+            return ops.unpad(dxp, pads)
+
+        return y, input_only_pullback(self, y, dx_of, need_dx)
 
     def _scatter(
         self, xp: Array, y: Array, dy: Array, pads: ops.Pads, out_hw: tuple[int, int]
     ) -> Array:
-        if self._strides == self.pool_size:
-            return self._scatter_tiles(xp, y, dy, out_hw)
         offsets = self._offsets(out_hw)
         # Disjoint windows write each cell at most once (no scatter-add needed);
         # when they also tile the padded input, every cell is written.
