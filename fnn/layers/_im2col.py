@@ -11,7 +11,11 @@ themselves read as plain math:
   the padded input that this offset touches in every window. Pooling and the
   ``col2im`` scatter-add loop over these ``kh·kw`` offsets (never over pixels or
   batch items): each step is one vectorised operation on a whole
-  ``(batch, out_h, out_w, channels)`` block.
+  ``(batch, out_h, out_w, channels)`` block;
+- :func:`max_pool_tiles`, :func:`max_pool_tiles_masks` and
+  :func:`max_pool_tiles_grad` pool non-overlapping windows;
+- :func:`matmul`, :func:`matmul_tn` and :func:`column_sums` are the products
+  and sums, :func:`empty` allocates large buffers on huge pages.
 
 Images are ``(batch, height, width, channels)``.
 """
