@@ -1,12 +1,16 @@
 """Where fnn's convolution-network time goes: per layer and pass, GEMM versus copies.
 
 Used by ``python benchmarks/cnn.py --profile``. Each layer's ``vjp`` (forward)
-and pullback (backward) is timed (median wall ms), and fnn's named array
-helpers in ``fnn.layers._im2col`` are wrapped with timers and grouped into
-categories (GEMM, im2col, col2im, padding, pooling). "rest" is the layer time
-not spent in a wrapped helper (element-wise ufuncs, reshapes, checks, thread
-hand-offs). A helper called inside another wrapped helper counts for the outer
-one only. With two threads, helper times are summed over fnn's worker threads.
+and pullback (backward) is timed: median wall ms and CPU ms of the process
+(``time.process_time``, which other programs' load changes less; with two
+threads it adds up both). fnn's named array helpers in ``fnn.layers._im2col``
+and ``fnn.layers._pool_ops`` are wrapped with per-thread CPU timers
+(``time.thread_time``) and grouped into categories: GEMM (products), im2col,
+col2im, padding, pooling. "rest" is the CPU time not spent in a wrapped helper
+(element-wise ufuncs such as ReLU, BatchNorm and the bias add, column sums,
+reshapes, checks, thread hand-offs; before issue 15 also the products written
+inline with ``@``). A helper called inside another wrapped helper counts for
+the outer one only.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 import fnn
 from fnn.layers import BatchNorm, Conv2D, ReLU
 from fnn.layers import _im2col as ops
+from fnn.layers import _pool_ops as pool_ops
 
 # helper name -> category; names missing from the module are skipped
 CATEGORIES = {
@@ -64,15 +69,20 @@ def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @contextlib.contextmanager
 def instrumented() -> Iterator[None]:
-    """Wrap the named helpers of ``fnn.layers._im2col`` with timers for the block."""
-    saved = {name: getattr(ops, name) for name in CATEGORIES if hasattr(ops, name)}
-    for name, fn in saved.items():
-        setattr(ops, name, _timed(name, fn))
+    """Wrap fnn's named array helpers with timers for the block."""
+    saved = [
+        (module, name, getattr(module, name))
+        for module in (ops, pool_ops)
+        for name in CATEGORIES
+        if hasattr(module, name)
+    ]
+    for module, name, fn in saved:
+        setattr(module, name, _timed(name, fn))
     try:
         yield
     finally:
-        for name, fn in saved.items():
-            setattr(ops, name, fn)
+        for module, name, fn in saved:
+            setattr(module, name, fn)
 
 
 class Table:

@@ -21,6 +21,7 @@ import numpy as np
 
 from fnn import parallel
 from fnn.layers import _im2col as ops
+from fnn.layers import _pool_ops as pool_ops
 from fnn.layers._base import Array, Layer, Pullback, Shape, check_input, input_only_pullback
 from fnn.random import KeyLike
 
@@ -161,8 +162,8 @@ class MaxPool2D(_Pool2D):
             y = ops.empty((x.shape[0], *out_hw, x.shape[3]), x.dtype)
 
             def run(chunk: tuple[int, int]) -> None:
-                tiles = ops.tiles(xp[chunk[0] : chunk[1]], self.pool_size, out_hw)
-                ops.max_pool_tiles(tiles, out=y[chunk[0] : chunk[1]])
+                tiles = pool_ops.tiles(xp[chunk[0] : chunk[1]], self.pool_size, out_hw)
+                pool_ops.max_pool_tiles(tiles, out=y[chunk[0] : chunk[1]])
 
             parallel.map(run, parallel.split(x.shape[0], item_bytes=x[:1].nbytes))
             return xp, y
@@ -183,7 +184,7 @@ class MaxPool2D(_Pool2D):
         if self._strides != self.pool_size or not need_dx:
             return super().vjp(x, key=key, training=training, need_dx=need_dx)
         # Non-overlapping windows: the forward pass also marks each window's first
-        # maximum (ops.max_pool_tiles_masks), per batch chunk and thread.
+        # maximum (pool_ops.max_pool_tiles_masks), per batch chunk and thread.
         x = self._check(x)
         pads, out_hw = self._geometry((x.shape[1], x.shape[2]))
         xp = ops.pad(x, pads, -np.inf)
@@ -191,8 +192,8 @@ class MaxPool2D(_Pool2D):
         chunks = parallel.split(x.shape[0], item_bytes=2 * xp[:1].nbytes)
 
         def run(chunk: tuple[int, int]) -> Array:
-            tiles = ops.tiles(xp[chunk[0] : chunk[1]], self.pool_size, out_hw)
-            return ops.max_pool_tiles_masks(tiles, out=y[chunk[0] : chunk[1]])
+            tiles = pool_ops.tiles(xp[chunk[0] : chunk[1]], self.pool_size, out_hw)
+            return pool_ops.max_pool_tiles_masks(tiles, out=y[chunk[0] : chunk[1]])
 
         parts = list(zip(chunks, parallel.map(run, chunks), strict=True))
         padded_shape = xp.shape  # the pullback keeps the masks, not xp
@@ -205,7 +206,8 @@ class MaxPool2D(_Pool2D):
 
             def back(part: tuple[tuple[int, int], Array]) -> None:
                 (a, b), masks = part
-                ops.max_pool_tiles_grad(masks, dy[a:b], ops.tiles(dxp[a:b], self.pool_size, out_hw))
+                out6 = pool_ops.tiles(dxp[a:b], self.pool_size, out_hw)
+                pool_ops.max_pool_tiles_grad(masks, dy[a:b], out6)
 
             parallel.map(back, parts)
             return ops.unpad(dxp, pads)
