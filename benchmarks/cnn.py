@@ -1,25 +1,49 @@
-"""Benchmark: one CNN training step in fnn versus PyTorch eager on the CPU.
+"""Convolution speed: fnn versus PyTorch eager on the CPU, with one and two threads.
 
-The step: batch 128 of 28x28x1 images, conv 3x3 1->16 (same), ReLU, max-pool 2,
-conv 3x3 16->32 (same), ReLU, max-pool 2, flatten, dense -> 10, softmax
-cross-entropy, plain SGD. float32 throughout. The two frameworks run
-interleaved in one process (fnn step, torch step, fnn step, ...) so that both
-see the same machine state; threads are limited the same way for both
-(threadpoolctl for NumPy's BLAS, ``torch.set_num_threads`` for PyTorch).
+Two training steps, float32, batch 128, run side by side in one process:
 
-Run:  python benchmarks/cnn.py [--steps 30] [--threads 1 2] [--profile]
+- ``cnn``: the Fashion-MNIST CNN of issue 15: 28x28x1 images, conv 3x3 1->16,
+  ReLU, max-pool 2, conv 3x3 16->32, ReLU, max-pool 2, flatten, dense -> 10
+  (valid padding), softmax cross-entropy, plain SGD.
+- ``block``: a ResNet-style block on ``--block-hw`` x ``--block-hw`` x 32
+  feature maps: ``relu(batchnorm(conv3x3(x))) + x`` (32->32 filters, same
+  padding, BatchNorm in training mode), pulled back from a fixed random
+  cotangent (the input gradient included, as inside a network), plain SGD on
+  the conv and BatchNorm parameters.
 
-Prints the median milliseconds per step of each and the ratio fnn / torch, in
-wall-clock time and in CPU time of this process (``time.process_time``; with
-one thread it is robust to other programs competing for the cores, with two it
-adds up both threads).
-``--profile`` also prints where fnn's time goes, per layer and pass.
+Each measurement round enters ``fnn.threads(n, blas=1)`` (fnn's batch-split
+kernels on ``n`` threads, BLAS single-threaded between them: the arrangement
+``fnn.threads`` recommends for convolutional networks; ``--blas-threads-n``
+gives BLAS ``n`` threads too) and ``torch.set_num_threads(n)`` for one thread
+count, and runs one fnn step and one torch step of each model, timed one by
+one; rounds cycle through the thread counts, so every contender sees the same
+machine state. The script prints the median wall-clock ms per step, the
+ratios, and whether issue 15's targets are met: fnn/torch <= 1.5 with one
+thread, <= 2.0 with two, and fnn(1)/fnn(2) >= 1.3.
+
+Run:
+    python benchmarks/cnn.py                       # both models, 1 and 2 threads
+    python benchmarks/cnn.py --rounds 60 --models cnn
+    python benchmarks/cnn.py --profile             # also: where fnn's time goes
+    python benchmarks/cnn.py --no-bench --example 40   # the CNN example's epoch time
+
+Wall-clock ratios decide the targets; the CPU time of the process
+(``time.process_time``) is printed beside them: with one thread it hardly
+depends on other programs' load, so it is the figure to trust on a shared
+machine (with two threads it adds up both). The load average is printed with
+every table: on a shared machine two-thread figures mean little while other
+jobs run.
+
+``--profile`` prints, per layer and pass, the wall and CPU ms of the layer and
+the CPU time spent in fnn's named kernel helpers (GEMM, im2col, col2im,
+padding, pooling); see ``benchmarks/cnn_profile.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -28,168 +52,263 @@ from typing import Any
 import numpy as np
 
 import fnn
-from fnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from fnn.layers import BatchNorm, Conv2D, Dense, Flatten, MaxPool2D, ReLU
 
-BATCH = 128
+BATCH, LR = 128, 0.01
+Step = Callable[[], None]
 
 
-def fnn_step_fn(seed: int) -> Callable[[np.ndarray, np.ndarray], float]:
-    """A closure running one fnn training step (the network value is threaded through)."""
-    layers = [
-        Conv2D(16, 3, padding="same", w_init="he_normal"),
+def cnn_layers() -> list[Any]:
+    """The issue's network (valid padding)."""
+    return [
+        Conv2D(16, 3, w_init="he_normal"),
         ReLU(),
         MaxPool2D(2),
-        Conv2D(32, 3, padding="same", w_init="he_normal"),
+        Conv2D(32, 3, w_init="he_normal"),
         ReLU(),
         MaxPool2D(2),
         Flatten(),
         Dense(10),
     ]
-    state = {"net": fnn.init(layers, (28, 28, 1), key=seed)}
 
-    def step(x: np.ndarray, y: np.ndarray) -> float:
-        loss_fn = fnn.losses.sparse_softmax_cross_entropy
-        loss, grads = fnn.value_and_grad(state["net"], x, y, loss_fn)
-        state["net"] = fnn.sgd_step(state["net"], grads, lr=0.01)
-        return float(loss)
+
+def fnn_cnn(x: np.ndarray, y: np.ndarray) -> Step:
+    """One fnn training step of the CNN (the network value is threaded through)."""
+    state = {"net": fnn.init(cnn_layers(), (28, 28, 1), key=0)}
+    loss_fn = fnn.losses.sparse_softmax_cross_entropy
+
+    def step() -> None:
+        _, grads = fnn.value_and_grad(state["net"], x, y, loss_fn)
+        state["net"] = fnn.sgd_step(state["net"], grads, lr=LR)
 
     return step
 
 
-def torch_step_fn(seed: int) -> Callable[[np.ndarray, np.ndarray], float] | None:
-    """The same step in PyTorch eager (NCHW), or None when torch is not installed."""
+def fnn_block(x: np.ndarray, dy: np.ndarray) -> Step:
+    """One fnn training step of ``relu(bn(conv(x))) + x`` from the layers' own vjps."""
+    conv, _ = Conv2D(32, 3, padding="same", w_init="he_normal").init(0, x.shape[1:], x.dtype)
+    bn, _ = BatchNorm().init(1, x.shape[1:], x.dtype)
+    relu = ReLU()
+    state = {"params": (conv, bn)}
+
+    def step() -> None:
+        conv, bn = state["params"]
+        h, pb_conv = conv.vjp(x)
+        h, pb_bn, bn_new = bn.vjp_with_state(h, training=True)
+        h, pb_relu = relu.vjp(h)
+        _ = h + x  # the block's output
+        _, d = pb_relu(dy)
+        g_bn, d = pb_bn(d)
+        g_conv, d = pb_conv(d)
+        _ = d + dy  # dL/dx through the conv path and the shortcut
+        new = (conv, bn_new)
+        state["params"] = fnn.tree.map(lambda p, g: p - p.dtype.type(LR) * g, new, (g_conv, g_bn))
+
+    return step
+
+
+def torch_steps(x: np.ndarray, y: np.ndarray, bx: np.ndarray, bdy: np.ndarray) -> dict[str, Step]:
+    """The same two steps in PyTorch eager (NCHW views of the same NHWC data)."""
     try:
         import torch
     except ImportError:
-        return None
-    torch.manual_seed(seed)
+        return {}
     nn = torch.nn
+    torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(32 * 7 * 7, 10),
-    )
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    loss_fn = nn.CrossEntropyLoss()
+        nn.Conv2d(1, 16, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 5 * 5, 10),
+    )  # fmt: skip
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    xt, yt = torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(y)
 
-    def step(x: np.ndarray, y: np.ndarray) -> float:
-        xt = torch.from_numpy(x).permute(0, 3, 1, 2)  # the same NHWC data as fnn gets
+    def cnn() -> None:
         opt.zero_grad()
-        loss = loss_fn(model(xt), torch.from_numpy(y))
-        loss.backward()
+        nn.functional.cross_entropy(model(xt), yt).backward()
         opt.step()
-        return float(loss.detach())
 
-    return step
+    conv, bn = nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32)
+    bopt = torch.optim.SGD([*conv.parameters(), *bn.parameters()], lr=LR)
+    bxt = torch.from_numpy(bx).permute(0, 3, 1, 2).requires_grad_(True)
+    bdyt = torch.from_numpy(bdy).permute(0, 3, 1, 2)
+
+    def block() -> None:
+        bopt.zero_grad()
+        bxt.grad = None
+        out = torch.relu(bn(conv(bxt))) + bxt
+        out.backward(bdyt)
+        bopt.step()
+
+    return {"cnn": cnn, "block": block}
+
+
+BLAS_THREADS: list[int | None] = [1]  # fnn.threads(n, blas=...): 1 unless --blas-threads-n
 
 
 @contextlib.contextmanager
-def threads(n: int) -> Iterator[None]:
-    """Limit NumPy's BLAS (threadpoolctl, if installed) and torch to ``n`` threads."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        limiter: Any = contextlib.nullcontext()
-        print("  (threadpoolctl not installed: NumPy's BLAS threads are not limited)")
-    else:
-        limiter = threadpool_limits(limits=n)
+def limit(n: int) -> Iterator[None]:
+    """``fnn.threads(n, blas=1)`` and, if installed, ``torch.set_num_threads(n)``."""
     try:
         import torch
-
-        old = torch.get_num_threads()
-        torch.set_num_threads(n)
     except ImportError:
         torch = None  # type: ignore[assignment]
+    old = torch.get_num_threads() if torch is not None else 0
+    if torch is not None:
+        torch.set_num_threads(n)
     try:
-        with limiter:
+        # fnn.threads(n) alone when BLAS gets n too (also runs on fnn versions without blas=)
+        block = fnn.threads(n) if BLAS_THREADS[0] is None else fnn.threads(n, blas=BLAS_THREADS[0])
+        with block:
             yield
     finally:
         if torch is not None:
             torch.set_num_threads(old)
 
 
-def bench(n_threads: int, steps: int, warmup: int = 3) -> None:
-    """Interleave fnn and torch steps; print medians and the ratio."""
+def contenders(models: list[str], block_hw: int) -> dict[tuple[str, str], Step]:
+    """``{(model, framework): step}`` on fixed random data."""
     rng = np.random.default_rng(0)
     x = rng.random((BATCH, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, BATCH)
-    runners = {"fnn": fnn_step_fn(0), "torch": torch_step_fn(0)}
-    names = [name for name, fn in runners.items() if fn is not None]
-    wall: dict[str, list[float]] = {name: [] for name in names}
-    cpu: dict[str, list[float]] = {name: [] for name in names}
-    with threads(n_threads):
-        for i in range(warmup + steps):
-            for name in names:
+    bx = rng.standard_normal((BATCH, block_hw, block_hw, 32), dtype=np.float32)
+    bdy = rng.standard_normal(bx.shape, dtype=np.float32)
+    steps = {("cnn", "fnn"): fnn_cnn(x, y), ("block", "fnn"): fnn_block(bx, bdy)}
+    steps.update({(m, "torch"): s for m, s in torch_steps(x, y, bx, bdy).items()})
+    return {k: s for k, s in steps.items() if k[0] in models}
+
+
+def bench(models: list[str], counts: list[int], rounds: int, per_round: int, block_hw: int) -> None:
+    """Interleave every contender and thread count; print medians, ratios and targets."""
+    steps = contenders(models, block_hw)
+    wall: dict[tuple[str, str, int], list[float]] = {}
+    cpu: dict[tuple[str, str, int], list[float]] = {}
+    for r in range(rounds + 1):  # round 0 warms up
+        for n in counts:
+            with limit(n):
+                for _ in range(per_round):
+                    for (model, fw), step in steps.items():
+                        t0, c0 = time.perf_counter(), time.process_time()
+                        step()
+                        if r > 0:
+                            wall.setdefault((model, fw, n), []).append(time.perf_counter() - t0)
+                            cpu.setdefault((model, fw, n), []).append(time.process_time() - c0)
+    med = {k: 1e3 * statistics.median(v) for k, v in wall.items()}
+    med_cpu = {k: 1e3 * statistics.median(v) for k, v in cpu.items()}
+    print(f"\nmedian ms per step over {rounds * per_round} steps (wall / process CPU); {load()}")
+    for model in models:
+        for n in counts:
+            fnn_ms = f"{med[(model, 'fnn', n)]:7.2f} / {med_cpu[(model, 'fnn', n)]:7.2f}"
+            line = f"  {model:<6} threads={n}: fnn {fnn_ms}"
+            if (model, "torch", n) in med:
+                torch_ms = f"{med[(model, 'torch', n)]:7.2f} / {med_cpu[(model, 'torch', n)]:7.2f}"
+                ratio = med[(model, "fnn", n)] / med[(model, "torch", n)]
+                ratio_cpu = med_cpu[(model, "fnn", n)] / med_cpu[(model, "torch", n)]
+                line += f"   torch {torch_ms}   fnn/torch {ratio:5.2f} / {ratio_cpu:5.2f}"
+            print(line)
+    best = {k: 1e3 * min(v) for k, v in wall.items()}
+    print("fastest step (minimum wall ms; on a busy machine, the closest to an unloaded run):")
+    for model in models:
+        for n in counts:
+            line = f"  {model:<6} threads={n}: fnn {best[(model, 'fnn', n)]:7.2f}"
+            if (model, "torch", n) in best:
+                ratio = best[(model, "fnn", n)] / best[(model, "torch", n)]
+                line += f"   torch {best[(model, 'torch', n)]:7.2f}   fnn/torch {ratio:5.2f}"
+            print(line)
+    print("targets (issue 15), on the medians:")
+    for model in models:
+        for n, bound in ((1, 1.5), (2, 2.0)):
+            if (model, "torch", n) in med:
+                ratio = med[(model, "fnn", n)] / med[(model, "torch", n)]
+                verdict = "met" if ratio <= bound else "MISSED"
+                what = f"fnn/torch with {n} thread(s) {ratio:5.2f} <= {bound}"
+                print(f"  {model:<6} {what}: {verdict}")
+        if (model, "fnn", 1) in med and (model, "fnn", 2) in med:
+            gain = med[(model, "fnn", 1)] / med[(model, "fnn", 2)]
+            verdict = "met" if gain >= 1.3 else "MISSED"
+            print(f"  {model:<6} fnn 1 thread / 2 threads {gain:5.2f} >= 1.3: {verdict}")
+
+
+def example_epoch(counts: list[int], steps: int) -> None:
+    """Median training step of examples/mnist_cnn.py's network, extrapolated to one epoch.
+
+    Adam (lr 1e-3), batch 128, dropout active, on Fashion-MNIST when it is
+    installed (random images otherwise); one epoch of the example is 422 steps
+    (54,000 training images). Thread counts alternate step by step.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "mnist_cnn.py"
+    spec = importlib.util.spec_from_file_location("mnist_cnn", path)
+    example = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(example)  # type: ignore[union-attr]
+    try:
+        x, y = example.load()[:2]
+    except Exception:  # no data set: random images time the same arithmetic
+        rng = np.random.default_rng(0)
+        x, y = rng.random((60000, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 60000)
+    opt, loss_fn = fnn.optim.adam(1e-3), fnn.losses.sparse_softmax_cross_entropy
+    nets = {n: fnn.init(example.cnn(), (28, 28, 1), key=0) for n in counts}
+    states = {n: opt.init(nets[n]) for n in counts}
+    times: dict[int, list[float]] = {n: [] for n in counts}
+    cpus: dict[int, list[float]] = {n: [] for n in counts}
+    for i in range(steps + 2):
+        xb, yb = x[i * BATCH : (i + 1) * BATCH], y[i * BATCH : (i + 1) * BATCH]
+        for n in counts:
+            with limit(n):
                 t0, c0 = time.perf_counter(), time.process_time()
-                runners[name](x, y)  # type: ignore[misc]
-                if i >= warmup:
-                    wall[name].append(time.perf_counter() - t0)
-                    cpu[name].append(time.process_time() - c0)
-    for label, times in (("wall", wall), ("cpu", cpu)):
-        med = {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
-        line = f"threads={n_threads} {label:>4}: fnn {med['fnn']:.1f} ms/step"
-        if "torch" in med:
-            ratio = med["fnn"] / med["torch"]
-            line += f", torch {med['torch']:.1f} ms/step, ratio fnn/torch {ratio:.2f}"
-        print(line, flush=True)
+                key = fnn.random.fold_in(fnn.random.key(0), i)
+                _, grads = fnn.value_and_grad(nets[n], xb, yb, loss_fn, key=key, training=True)
+                nets[n], states[n] = opt.update(grads, states[n], nets[n])
+                if i >= 2:
+                    times[n].append(time.perf_counter() - t0)
+                    cpus[n].append(time.process_time() - c0)
+    print(f"\nexamples/mnist_cnn.py network, median of {steps} steps; {load()}")
+    for n in counts:
+        med, cpu = statistics.median(times[n]), statistics.median(cpus[n])
+        epoch = f"one epoch (422 steps) {422 * med:5.0f} s wall, {422 * cpu:5.0f} s CPU"
+        print(f"  threads={n}: {1e3 * med:6.1f} ms/step wall, {1e3 * cpu:6.1f} CPU -> {epoch}")
 
 
-def profile(n_threads: int, steps: int = 10) -> None:
-    """Median time of each layer's forward+vjp and pullback in the fnn step."""
-    rng = np.random.default_rng(0)
-    x = rng.random((BATCH, 28, 28, 1), dtype=np.float32)
-    net = fnn.init(
-        [
-            Conv2D(16, 3, padding="same"),
-            ReLU(),
-            MaxPool2D(2),
-            Conv2D(32, 3, padding="same"),
-            ReLU(),
-            MaxPool2D(2),
-            Flatten(),
-            Dense(10),
-        ],
-        (28, 28, 1),
-        key=0,
-    )
-    fwd: dict[int, list[float]] = {i: [] for i in range(len(net.layers))}
-    bwd: dict[int, list[float]] = {i: [] for i in range(len(net.layers))}
-    with threads(n_threads):
-        for _ in range(steps):
-            h, pbs = x, []
-            for i, layer in enumerate(net.layers):
-                t0 = time.process_time()
-                h, pb = layer.vjp(h, need_dx=i > 0)
-                fwd[i].append(time.process_time() - t0)
-                pbs.append(pb)
-            dy = rng.standard_normal(h.shape).astype(np.float32)
-            for i in range(len(net.layers) - 1, -1, -1):
-                t0 = time.process_time()
-                _, dx = pbs[i](dy)
-                bwd[i].append(time.process_time() - t0)
-                if dx is not None:
-                    dy = dx
-    print(f"profile (threads={n_threads}), median CPU ms: layer  forward  backward")
-    for i, layer in enumerate(net.layers):
-        f, b = 1e3 * statistics.median(fwd[i]), 1e3 * statistics.median(bwd[i])
-        print(f"  {layer.name:<36} {f:7.2f} {b:8.2f}")
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--models", nargs="+", choices=["cnn", "block"], default=["cnn", "block"])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--rounds", type=int, default=20, help="measurement rounds (default 20)")
+    parser.add_argument("--per-round", type=int, default=3, help="steps per contender and round")
+    parser.add_argument("--block-hw", type=int, default=14, help="block feature-map size")
+    parser.add_argument("--profile", action="store_true", help="per-layer kernel breakdown")
+    parser.add_argument("--no-bench", action="store_true", help="only the profile")
+    parser.add_argument(
+        "--example",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also time STEPS steps of examples/mnist_cnn.py's network, extrapolated to an epoch",
+    )
+    parser.add_argument(
+        "--blas-threads-n",
+        action="store_true",
+        help="fnn.threads(n) with n BLAS threads too (default: fnn.threads(n, blas=1))",
+    )
     args = parser.parse_args(argv)
-    for n in args.threads:
-        bench(n, args.steps)
-        if args.profile:
-            profile(n)
+    if args.blas_threads_n:
+        BLAS_THREADS[0] = None
+    if not args.no_bench:
+        bench(args.models, args.threads, args.rounds, args.per_round, args.block_hw)
+    if args.example:
+        example_epoch(args.threads, args.example)
+    if args.profile:
+        from cnn_profile import profile  # type: ignore[import-not-found]
+
+        for n in args.threads:
+            profile(args.models, n, args.block_hw, limit, load)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,13 @@ Measured (seed 0, one BLAS thread, 2-core machine shared with other jobs):
 validation accuracy 88.4% after epoch 1, 91.5% after 4, 93.5% after 15; test
 accuracy 92.67% (best epoch 14 restored); 90-300 s per epoch depending on load.
 
+Epoch time (issue 15's convolution kernels), from the median training step
+times 422 steps, one thread, on the 2-core machine while six other jobs ran
+(load 7-8): before, 100-116 ms CPU and 250-274 ms wall per step (42-49 s CPU,
+105-116 s wall per epoch); after, 82-101 ms CPU and 206-219 ms wall (35-43 s
+CPU, 87-92 s wall). Rerun with ``python benchmarks/cnn.py --no-bench --example 40``;
+``--threads 2`` trains with two threads (``fnn.threads(2, blas=1)``).
+
     python examples/mnist_cnn.py                         # full size: 92.7% test accuracy
     python examples/mnist_cnn.py --epochs 2 --train 5000 # a quick look
 """
@@ -20,6 +27,7 @@ accuracy 92.67% (best epoch 14 restored); 90-300 s per epoch depending on load.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import numpy as np
@@ -76,11 +84,15 @@ def main(
     dataset: str = "fashion_mnist",
     seed: int = 0,
     progress: bool = True,
+    threads: int | None = None,
 ) -> float:
     """Train the CNN and return its test accuracy.
 
     ``n_train`` / ``n_test`` take the first examples only, and ``filters`` /
-    ``units`` shrink the network (toy runs in tests).
+    ``units`` shrink the network (toy runs in tests). ``threads`` runs training
+    inside ``fnn.threads(threads, blas=1)`` (fnn's convolution and pooling
+    threads, single-threaded BLAS); ``None`` leaves the thread settings as
+    they are.
     """
     x, y, x_test, y_test = load(dataset)
     x, y = x[:n_train], y[:n_train]
@@ -90,20 +102,23 @@ def main(
     net = fnn.init(cnn(filters, units), (28, 28, 1), key=key_init)
     fnn.summary(net)
     t0 = time.perf_counter()
-    net, _, history = fit(
-        net,
-        optim.adam(lr),
-        fnn.losses.sparse_softmax_cross_entropy,
-        (x_tr, y_tr),
-        epochs=epochs,
-        key=key_fit,
-        batch_size=batch_size,
-        validation=(x_val, y_val),
-        metrics=[metrics.accuracy],
-        early_stopping=EarlyStopping("val_loss", patience=3),
-        progress=progress,
-        train_metrics=False,
-    )
+    # fnn's conv, pooling threads for the block only; BLAS single-threaded between them
+    limit = fnn.threads(threads, blas=1) if threads is not None else contextlib.nullcontext()
+    with limit:
+        net, _, history = fit(
+            net,
+            optim.adam(lr),
+            fnn.losses.sparse_softmax_cross_entropy,
+            (x_tr, y_tr),
+            epochs=epochs,
+            key=key_fit,
+            batch_size=batch_size,
+            validation=(x_val, y_val),
+            metrics=[metrics.accuracy],
+            early_stopping=EarlyStopping("val_loss", patience=3),
+            progress=progress,
+            train_metrics=False,
+        )
     seconds = time.perf_counter() - t0
     for i, loss in enumerate(history.loss if not progress else ()):  # fit printed them
         print(
@@ -126,6 +141,9 @@ if __name__ == "__main__":
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--dataset", choices=["fashion_mnist", "mnist"], default="fashion_mnist")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="train inside fnn.threads(N) (e.g. 1 or 2)"
+    )
     args = parser.parse_args()
     main(
         epochs=args.epochs,
@@ -134,4 +152,5 @@ if __name__ == "__main__":
         lr=args.lr,
         dataset=args.dataset,
         seed=args.seed,
+        threads=args.threads,
     )

@@ -43,11 +43,14 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
 import attrs
 import numpy as np
 
+from fnn import parallel
+from fnn.layers import _im2col as ops
 from fnn.layers._base import (
     Array,
     Layer,
@@ -104,6 +107,98 @@ def _normalize_pullback(
         g - g.mean(axis=axes, keepdims=True) - xhat * (g * xhat).mean(axis=axes, keepdims=True)
     )
     return out
+
+
+Chunks = list[tuple[int, int]]
+
+
+def _row_chunks(x: Array) -> Chunks:
+    """Row chunks of an ``(m, channels)`` matrix for ``fnn.parallel.map`` (3 buffers per row)."""
+    return parallel.split(x.shape[0], item_bytes=3 * x.shape[1] * x.dtype.itemsize)
+
+
+def _column_sums(chunks: Chunks, rows_of: Callable[[int, int], Array]) -> Array:
+    """``Σ`` over all chunks of the column sums of ``rows_of(start, stop)``, in chunk order."""
+    parts = parallel.map(lambda c: ops.column_sums(rows_of(*c)), chunks)
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+def _batch_stats(x: Array, chunks: Chunks) -> tuple[Array, Array]:
+    """Per-column mean and biased variance of ``x`` ``(m, channels)``, two passes by chunks.
+
+    Each chunk's ``(x − μ)²`` is a temporary that stays in cache; the column
+    sums (:func:`ops.column_sums`) of the chunks are added in chunk order.
+    """
+    count = x.dtype.type(x.shape[0])
+    mu = _column_sums(chunks, lambda a, b: x[a:b]) / count
+
+    def squares(a: int, b: int) -> Array:
+        t: Array = x[a:b] - mu
+        t *= t
+        return t
+
+    return mu, _column_sums(chunks, squares) / count
+
+
+def _normalize(x: Array, mu: Array, scale: Array, beta: Array, chunks: Chunks) -> Array:
+    """``y = (x − μ)·s + β`` by row chunks (``s = γ/σ``); ``x̂`` is never stored."""
+    y = ops.empty(x.shape, x.dtype)
+
+    def rows(chunk: tuple[int, int]) -> None:
+        a, b = chunk
+        out = np.subtract(x[a:b], mu, out=y[a:b])
+        out *= scale
+        out += beta
+
+    parallel.map(rows, chunks)
+    return y
+
+
+def _batch_norm_grads(
+    x: Array, dy: Array, mu: Array, inv: Array, scale: Array, training: bool, need_dx: bool
+) -> tuple[Array, Array, Array | None]:
+    """``(dL/dγ, dL/dβ, dL/dx)`` for rows ``(m, channels)`` normalised with ``μ`` and ``1/σ``.
+
+    dL/dβ = Σ δ and dL/dγ = Σ δ·x̂ = (1/σ)·Σ δ·(x − μ). In evaluation mode
+    dL/dx = δ·s with ``s = γ/σ``. In training mode, with ``g = δ·γ``:
+    ``mean(g) = γ·Σδ/m`` and ``mean(g·x̂) = γ·Σ(δ·x̂)/m``, so
+    dL/dx = (γ/σ)·(δ − x̂·Σ(δ·x̂)/m − Σδ/m), computed per chunk as
+    ``δ·s − (x − μ)·(s·dγ/(σ·m)) − s·dβ/m``. ``x − μ`` is recomputed per chunk
+    rather than stored.
+    """
+    chunks = _row_chunks(x)
+
+    def sums(chunk: tuple[int, int]) -> tuple[Array, Array]:
+        a, b = chunk
+        t = x[a:b] - mu
+        t *= dy[a:b]
+        return ops.column_sums(dy[a:b]), ops.column_sums(t)
+
+    parts = parallel.map(sums, chunks)
+    dbeta, dgamma = parts[0]
+    for dbeta_part, dgamma_part in parts[1:]:  # in chunk order
+        dbeta, dgamma = dbeta + dbeta_part, dgamma + dgamma_part
+    dgamma = dgamma * inv
+    if not need_dx:
+        return dgamma, dbeta, None
+    count = dy.dtype.type(dy.shape[0])
+    a_coef, c_coef = scale * inv * dgamma / count, scale * dbeta / count
+    dx = ops.empty(dy.shape, dy.dtype)
+
+    def rows(chunk: tuple[int, int]) -> None:
+        lo, hi = chunk
+        out = np.multiply(dy[lo:hi], scale, out=dx[lo:hi])
+        if training:
+            t = x[lo:hi] - mu
+            t *= a_coef
+            out -= t
+            out -= c_coef
+
+    parallel.map(rows, chunks)
+    return dgamma, dbeta, dx
 
 
 @attrs.frozen(eq=False)
@@ -262,37 +357,33 @@ class BatchNorm(_Norm):
     ) -> tuple[Array, Pullback, BatchNorm]:
         x = self._check(x)
         gamma, beta = cast(Array, self.gamma), cast(Array, self.beta)
-        axes = self._param_axes(x)
+        if training and x.shape[0] == 0:
+            raise ValueError(
+                f"{self.name}: an empty batch (shape {x.shape}) has no batch statistics; "
+                "pass at least one example"
+            )
+        x2 = x.reshape(-1, x.shape[-1])  # (batch·height·width, channels)
+        chunks = _row_chunks(x2)
         if training:
-            if x.shape[0] == 0:
-                raise ValueError(
-                    f"{self.name}: an empty batch (shape {x.shape}) has no batch statistics; "
-                    "pass at least one example"
-                )
-            y, xhat, inv, mu, var = _normalize_vjp(x, axes, self.eps, gamma, beta)
+            mu, var = _batch_stats(x2, chunks)
             m = x.dtype.type(self.momentum)
             new = attrs.evolve(
                 self,
-                running_mean=m * cast(Array, self.running_mean) + (1 - m) * mu.reshape(-1),
-                running_var=m * cast(Array, self.running_var) + (1 - m) * var.reshape(-1),
+                running_mean=m * cast(Array, self.running_mean) + (1 - m) * mu,
+                running_var=m * cast(Array, self.running_var) + (1 - m) * var,
             )
         else:
-            centred = x - cast(Array, self.running_mean)
-            inv = 1.0 / np.sqrt(cast(Array, self.running_var) + x.dtype.type(self.eps))
-            xhat = centred * inv
-            y = xhat * gamma + beta
-            new = self
+            mu, var, new = cast(Array, self.running_mean), cast(Array, self.running_var), self
+        inv = 1.0 / np.sqrt(var + x.dtype.type(self.eps))
+        y = _normalize(x2, mu, gamma * inv, beta, chunks).reshape(x.shape)
 
         def pullback(dy: Array) -> tuple[BatchNorm, Array | None]:
             dy = check_cotangent(self, dy, y)
-            grads = {"gamma": (dy * xhat).sum(axis=axes), "beta": dy.sum(axis=axes)}
-            dx = None
-            if need_dx:
-                dx = (
-                    _normalize_pullback(dy, xhat, inv, gamma, axes)
-                    if training
-                    else dy * (gamma * inv)
-                )
-            return self.zero_grad_like(**grads), dx
+            dy2 = dy.reshape(x2.shape)
+            dgamma, dbeta, dx = _batch_norm_grads(
+                x2, dy2, mu, inv, gamma * inv, training, need_dx
+            )
+            grads = self.zero_grad_like(gamma=dgamma, beta=dbeta)
+            return grads, (None if dx is None else dx.reshape(x.shape))
 
         return y, pullback, new

@@ -19,8 +19,10 @@ from typing import Any
 import attrs
 import numpy as np
 
+from fnn import parallel
 from fnn._diagnose import channels_first_hint
 from fnn.layers import _im2col as ops
+from fnn.layers import _pool_ops as pool_ops
 from fnn.layers._base import Array, Layer, Pullback, Shape, check_input, input_only_pullback
 from fnn.random import KeyLike
 
@@ -160,50 +162,64 @@ class MaxPool2D(_Pool2D):
     def _pool(self, x: Array, pads: ops.Pads, out_hw: tuple[int, int]) -> tuple[Array, Array]:
         xp = ops.pad(x, pads, -np.inf)
         if self._strides == self.pool_size:
-            return xp, self._pool_tiles(ops.tiles(xp, self.pool_size, out_hw))
+            y = ops.empty((x.shape[0], *out_hw, x.shape[3]), x.dtype)
+
+            def run(chunk: tuple[int, int]) -> None:
+                tiles = pool_ops.tiles(xp[chunk[0] : chunk[1]], self.pool_size, out_hw)
+                pool_ops.max_pool_tiles(tiles, out=y[chunk[0] : chunk[1]])
+
+            parallel.map(run, parallel.split(x.shape[0], item_bytes=x[:1].nbytes))
+            return xp, y
         (_, _, first), *rest = self._offsets(out_hw)
         y = xp[:, first[0], first[1], :].copy()
         for _, _, (rows, cols) in rest:
             np.maximum(y, xp[:, rows, cols, :], out=y)
         return xp, y
 
-    @staticmethod
-    def _pool_tiles(x6: Array) -> Array:
-        """The max of non-overlapping windows ``(batch, oh, ph, ow, pw, c)``: rows first."""
-        rows = x6[:, :, 0]
-        if x6.shape[2] > 1:
-            rows = np.maximum(rows, x6[:, :, 1])
-            for i in range(2, x6.shape[2]):
-                np.maximum(rows, x6[:, :, i], out=rows)
-        y = rows[:, :, :, 0].copy()
-        for j in range(1, x6.shape[4]):
-            np.maximum(y, rows[:, :, :, j], out=y)
-        return y
+    def vjp(
+        self,
+        x: Array,
+        *,
+        key: KeyLike | None = None,
+        training: bool = False,
+        need_dx: bool = True,
+    ) -> tuple[Array, Pullback]:
+        if self._strides != self.pool_size or not need_dx:
+            return super().vjp(x, key=key, training=training, need_dx=need_dx)
+        # Non-overlapping windows: the forward pass also marks each window's first
+        # maximum (pool_ops.max_pool_tiles_masks), per batch chunk and thread.
+        x = self._check(x)
+        pads, out_hw = self._geometry((x.shape[1], x.shape[2]))
+        xp = ops.pad(x, pads, -np.inf)
+        y = ops.empty((x.shape[0], *out_hw, x.shape[3]), x.dtype)
+        chunks = parallel.split(x.shape[0], item_bytes=2 * xp[:1].nbytes)
 
-    def _scatter_tiles(self, xp: Array, y: Array, dy: Array, out_hw: tuple[int, int]) -> Array:
-        """dL/dxp for non-overlapping windows, with the first-maximum rule for ties."""
-        (ph, pw), (oh, ow) = self.pool_size, out_hw
-        hit = ops.tiles(xp, self.pool_size, out_hw) == y[:, :, None, :, None, :]
-        cells = [(i, j) for i in range(ph) for j in range(pw)]  # row-major window order
-        free = ~hit[:, :, 0, :, 0, :]  # windows whose maximum is not yet claimed
-        for k, (i, j) in enumerate(cells[1:], start=2):
-            h = hit[:, :, i, :, j, :]  # a view: resolving ties edits `hit` itself
-            h &= free
-            if k < len(cells):
-                free ^= h  # h ⊆ free, so this removes the windows just claimed
-        d6: Array = hit * dy[:, :, None, :, None, :]
-        d: Array = d6.reshape(xp.shape[0], oh * ph, ow * pw, xp.shape[3])
-        if d.shape == xp.shape:
-            return d
-        dxp = np.zeros_like(xp)
-        dxp[:, : oh * ph, : ow * pw, :] = d
-        return dxp
+        def run(chunk: tuple[int, int]) -> Array:
+            tiles = pool_ops.tiles(xp[chunk[0] : chunk[1]], self.pool_size, out_hw)
+            return pool_ops.max_pool_tiles_masks(tiles, out=y[chunk[0] : chunk[1]])
+
+        parts = list(zip(chunks, parallel.map(run, chunks), strict=True))
+        padded_shape = xp.shape  # the pullback keeps the masks, not xp
+
+        def dx_of(dy: Array) -> Array:
+            (ph, pw), (oh, ow) = self.pool_size, out_hw
+            dxp = ops.empty(padded_shape, dy.dtype)
+            if padded_shape[1:3] != (oh * ph, ow * pw):
+                dxp.fill(0)  # cells no window reaches
+
+            def back(part: tuple[tuple[int, int], Array]) -> None:
+                (a, b), masks = part
+                out6 = pool_ops.tiles(dxp[a:b], self.pool_size, out_hw)
+                pool_ops.max_pool_tiles_grad(masks, dy[a:b], out6)
+
+            parallel.map(back, parts)
+            return ops.unpad(dxp, pads)
+
+        return y, input_only_pullback(self, y, dx_of, need_dx)
 
     def _scatter(
         self, xp: Array, y: Array, dy: Array, pads: ops.Pads, out_hw: tuple[int, int]
     ) -> Array:
-        if self._strides == self.pool_size:
-            return self._scatter_tiles(xp, y, dy, out_hw)
         offsets = self._offsets(out_hw)
         # Disjoint windows write each cell at most once (no scatter-add needed);
         # when they also tile the padded input, every cell is written.

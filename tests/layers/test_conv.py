@@ -2,6 +2,7 @@
 
 import math
 
+import attrs
 import numpy as np
 import pytest
 from hypothesis import given
@@ -288,3 +289,114 @@ def test_pullback_rejects_cotangents_of_the_wrong_kind():
         pullback(None)
     with pytest.raises(TypeError, match=r"got dtype float64; cast it"):
         pullback(np.zeros(y.shape))
+
+
+# Issue 15: the chunked (and threaded) kernels and each of their code paths
+
+KERNEL_PATHS = [  # filters, kernel, strides, padding, dilation, use_bias, (height, width, c_in)
+    (3, 1, 1, "valid", 1, True, (5, 4, 3)),  # 1x1: the im2col matrix is a view of x
+    (2, 1, 1, "valid", 1, False, (4, 4, 2)),  # 1x1 without a bias
+    (4, 3, 1, "valid", 1, True, (7, 6, 1)),  # one input channel: per-offset im2col
+    (3, 2, 2, "valid", 1, True, (6, 8, 2)),  # stride == kernel, windows tile the input
+    (2, 3, 3, "valid", 1, True, (7, 5, 2)),  # stride == kernel, odd sizes: cells left out
+    (2, 3, 1, "same", 2, True, (6, 5, 3)),  # dilation: transposed-convolution dx
+    (3, 3, 1, "same", 1, False, (5, 5, 3)),  # transposed-convolution dx (c_out <= c_in)
+    (5, 3, 1, 1, 1, True, (5, 5, 2)),  # col2im dx with padding (c_out > c_in)
+    (2, (2, 3), (2, 1), ((0, 1), (2, 0)), (1, 2), True, (6, 7, 2)),  # all asymmetric
+]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("path", KERNEL_PATHS, ids=lambda p: f"{p[1]}-s{p[2]}-{p[3]}-c{p[6][2]}")
+def test_each_kernel_path_matches_the_sum_and_finite_differences(path, n_threads):
+    """Every code path of the forward and backward kernels (1x1 without copy, one input
+    channel, stride = kernel, odd sizes, dilation, both input-gradient methods) equals the
+    defining sum and passes the float64 gradient check with random cotangents, with one
+    thread and with the batch split across two."""
+    filters, kernel, strides, padding, dilation, use_bias, in_shape = path
+    layer = Conv2D(
+        filters, kernel, strides=strides, padding=padding, dilation=dilation, use_bias=use_bias
+    )
+    layer, _ = layer.init(1, in_shape, np.dtype(np.float64))
+    if use_bias:  # a non-zero bias, so that dL/db is checked against a real contribution
+        layer = attrs.evolve(layer, b=np.random.default_rng(2).normal(size=filters))
+    x = np.random.default_rng(3).normal(size=(5, *in_shape))
+    with fnn.threads(n_threads):
+        np.testing.assert_allclose(layer.forward(x), reference_conv(layer, x), atol=1e-12)
+        for seed in range(2):
+            testing.check_layer(layer, x, seed=seed)
+
+
+def test_a_fixed_thread_count_gives_fixed_bits():
+    """For a given thread count the outputs and gradients are bit-identical run after run,
+    and one and two threads agree to float32 round-off."""
+    layer, _ = Conv2D(16, 3, padding="same").init(0, (12, 12, 8), np.dtype(np.float32))
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((64, 12, 12, 8), dtype=np.float32)
+    dy = rng.standard_normal((64, 12, 12, 16), dtype=np.float32)
+
+    def run(n):
+        with fnn.threads(n):
+            y, pullback = layer.vjp(x)
+            grads, dx = pullback(dy)
+        return y, grads.w, grads.b, dx
+
+    first, second, single = run(2), run(2), run(1)
+    for a, b, c in zip(first, second, single, strict=True):
+        assert np.array_equal(a, b)
+        np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-4 * np.abs(c).max())
+
+
+def test_large_batches_are_split_into_chunks_on_one_thread_too():
+    """A batch whose im2col matrix exceeds a chunk (several MiB) is processed in chunks;
+    the output and the weight gradient still equal the einsum definition in float64."""
+    layer, _ = Conv2D(3, 3, padding="same").init(0, (16, 16, 8), np.dtype(np.float64))
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(64, 16, 16, 8))  # 64 images x 256 rows x 73 columns x 8 bytes
+    assert len(fnn.parallel.split(64, item_bytes=256 * 73 * 8)) > 1
+    y, pullback = layer.vjp(x)
+    dy = rng.normal(size=y.shape)
+    grads, _ = pullback(dy)
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    cols = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(1, 2))  # (n,16,16,c,3,3)
+    np.testing.assert_allclose(y, np.einsum("npqcij,ijco->npqo", cols, layer.w) + layer.b)
+    np.testing.assert_allclose(grads.w, np.einsum("npqcij,npqo->ijco", cols, dy), rtol=1e-10)
+    np.testing.assert_allclose(grads.b, dy.sum(axis=(0, 1, 2)), rtol=1e-10)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_one_sgd_step_matches_pytorch_in_float64(n_threads):
+    """One SGD step of the issue's CNN (valid convolutions, ReLU, max-pool, dense, softmax
+    cross-entropy) gives the same parameters as PyTorch in float64, to round-off."""
+    torch = pytest.importorskip("torch")
+    layers = [Conv2D(4, 3), fnn.ReLU(), fnn.MaxPool2D(2), Conv2D(6, 3), fnn.ReLU()]
+    layers += [fnn.MaxPool2D(2), fnn.Flatten(), fnn.Dense(10)]
+    net = fnn.init(layers, (15, 14, 1), key=6, dtype=np.float64)
+    rng = np.random.default_rng(7)
+    x, labels = rng.normal(size=(16, 15, 14, 1)), rng.integers(0, 10, 16)
+    loss_fn = fnn.losses.sparse_softmax_cross_entropy
+    with fnn.threads(n_threads):
+        new = fnn.sgd_step(net, fnn.grad(net, x, labels, loss_fn), lr=0.5)
+
+    t = torch.nn
+    convs = [t.Conv2d(1, 4, 3).double(), t.Conv2d(4, 6, 3).double()]
+    dense = t.Linear(net.layers[7].w.shape[0], 10).double()
+    with torch.no_grad():
+        for conv, layer in zip(convs, (net.layers[0], net.layers[3]), strict=True):
+            conv.weight.copy_(torch.from_numpy(layer.w.transpose(3, 2, 0, 1).copy()))
+            conv.bias.copy_(torch.from_numpy(layer.b.copy()))
+        dense.weight.copy_(torch.from_numpy(net.layers[7].w.T.copy()))
+        dense.bias.copy_(torch.from_numpy(net.layers[7].b.copy()))
+    h = torch.from_numpy(x).permute(0, 3, 1, 2)
+    for conv in convs:
+        h = t.functional.max_pool2d(torch.relu(conv(h)), 2)
+    logits = dense(h.permute(0, 2, 3, 1).flatten(1))  # fnn flattens (height, width, channels)
+    t.functional.cross_entropy(logits, torch.from_numpy(labels)).backward()
+    params = [*convs, dense]
+    fnn_layers = [new.layers[0], new.layers[3], new.layers[7]]
+    for module, layer in zip(params, fnn_layers, strict=True):
+        w = (module.weight - 0.5 * module.weight.grad).detach().numpy()
+        b = (module.bias - 0.5 * module.bias.grad).detach().numpy()
+        expected_w = w.transpose(2, 3, 1, 0) if w.ndim == 4 else w.T
+        np.testing.assert_allclose(layer.w, expected_w, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(layer.b, b, rtol=1e-12, atol=1e-12)

@@ -179,3 +179,40 @@ def test_bad_inputs_name_the_problem():
         _, pullback = layer.vjp(np.zeros((2, 4)))
         with pytest.raises(ValueError, match=r"dy has shape \(2, 3\), expected \(2, 4\)"):
             pullback(np.zeros((2, 3)))
+
+
+# Issue 15: BatchNorm computes its statistics and gradients per row chunk (and thread)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_with_two_threads_passes_the_gradient_check(training):
+    """Split across two threads, BatchNorm's gradients (through the batch statistics in
+    training mode) still agree with central differences in float64."""
+    rng = np.random.default_rng(10)
+    layer, _ = BatchNorm().init(0, (3, 4, 5), np.dtype(np.float64))
+    layer = attrs.evolve(layer, gamma=rng.normal(size=5), beta=rng.normal(size=5))
+    x = rng.normal(1.0, 2.0, size=(6, 3, 4, 5))
+    with fnn.threads(2):
+        assert len(fnn.parallel.split(72, item_bytes=120)) == 2
+        for seed in range(3):
+            testing.check_layer(layer, x, training=training, seed=seed)
+
+
+def test_batch_norm_thread_counts_agree_and_a_count_repeats_its_bits():
+    """float32 BatchNorm on a batch of feature maps: two runs with two threads give the same
+    bits, and one thread agrees with them to round-off (outputs, gradients, statistics)."""
+    rng = np.random.default_rng(11)
+    layer, _ = BatchNorm().init(0, (14, 14, 32), np.dtype(np.float32))
+    x = rng.standard_normal((128, 14, 14, 32), dtype=np.float32) * 3 + 1
+    dy = rng.standard_normal(x.shape, dtype=np.float32)
+
+    def run(n):
+        with fnn.threads(n):
+            y, pullback, new = layer.vjp_with_state(x, training=True)
+            grads, dx = pullback(dy)
+        return y, dx, grads.gamma, grads.beta, new.running_mean, new.running_var
+
+    first, second, single = run(2), run(2), run(1)
+    for a, b, c in zip(first, second, single, strict=True):
+        assert np.array_equal(a, b)
+        np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-5 * np.abs(c).max())

@@ -240,3 +240,49 @@ def test_pullback_rejects_wrong_cotangent_shape():
         _y, pullback = layer.vjp(np.zeros((1, 4, 4, 2)))
         with pytest.raises(ValueError, match=r"dy has shape \(3,\), expected"):
             pullback(np.zeros(3))
+
+
+# Issue 15: non-overlapping max-pooling runs per batch chunk (one or more per thread)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize(
+    ("pool_size", "hw"), [(2, (6, 8)), (2, (7, 5)), ((3, 2), (9, 4)), (3, (5, 7)), (1, (3, 3))]
+)
+def test_tiled_max_pool_matches_definition_and_differences_across_threads(pool_size, hw, n_threads):
+    """stride = window (exact tiling and odd sizes whose last cells no window reaches): the
+    output equals the loop definition and the gradient passes the float64 check, with the
+    batch split across threads."""
+    layer = MaxPool2D(pool_size)
+    x = _distinct((5, *hw, 3), 8)
+    with fnn.threads(n_threads):
+        np.testing.assert_array_equal(layer.forward(x), reference_pool(layer, x, np.max))
+        for seed in range(2):
+            testing.check_layer(layer, x, seed=seed)
+
+
+def test_tiled_max_pool_ties_and_fixed_bits_with_two_threads():
+    """With the batch split across two threads, ties still send the gradient to the first
+    maximum (a ReLU output full of zeros), and the result equals the one-thread result."""
+    rng = np.random.default_rng(9)
+    x = np.maximum(rng.normal(size=(16, 6, 6, 4)), 0.0)  # many all-zero windows: ties
+    y, pullback = MaxPool2D(2).vjp(x)
+    dy = rng.normal(size=y.shape)
+    single = pullback(dy)[1]
+    with fnn.threads(2):
+        y2, pullback2 = MaxPool2D(2).vjp(x)
+        double = pullback2(dy)[1]
+    np.testing.assert_array_equal(y, y2)
+    np.testing.assert_array_equal(single, double)
+    x6 = x.reshape(16, 3, 2, 3, 2, 4).transpose(0, 1, 3, 5, 2, 4).reshape(16, 3, 3, 4, 4)
+    first = np.argmax(x6 == y[..., None], axis=-1)  # row-major first maximum of each window
+    routed = double.reshape(16, 3, 2, 3, 2, 4).transpose(0, 1, 3, 5, 2, 4).reshape(16, 3, 3, 4, 4)
+    np.testing.assert_array_equal(np.take_along_axis(routed, first[..., None], -1)[..., 0], dy)
+    assert np.count_nonzero(routed) == np.count_nonzero(dy)
+
+
+def _distinct(shape, seed):
+    """A float64 array with pairwise distinct entries (no max-pool ties)."""
+    rng = np.random.default_rng(seed)
+    n = math.prod(shape)
+    return (rng.permutation(n) * 0.01 + rng.uniform(0, 0.004, n)).reshape(shape)

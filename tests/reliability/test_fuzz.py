@@ -567,6 +567,19 @@ def _(draw, env):
     return Call(kwargs, fixed=frozenset(set(kwargs) - {"threads"}))
 
 
+# issue 15 (convolution speed): fnn.parallel's batch-chunk helpers
+
+
+@entry("fnn.parallel.split", fnn.parallel.split, fnn.parallel.split, r"fnn\.parallel\.split")
+def _(draw, env):
+    return Call({"n_items": draw(st.integers(0, 300)), "item_bytes": draw(st.integers(0, 1 << 24))})
+
+
+@entry("fnn.parallel.map", fnn.parallel.map, fnn.parallel.map, r"fnn\.parallel\.map")
+def _(draw, env):
+    return Call({"fn": repr, "items": draw(st.lists(st.integers(-5, 5), max_size=4))})
+
+
 # ---------------------------------------------------------------------------
 # fnn.tree
 
