@@ -33,6 +33,7 @@ import pytest
 
 import fnn
 from fnn import io as fio
+from fnn.io import encode
 
 REPO = Path(__file__).resolve().parents[2]
 TEMP_NAME = re.compile(r"^\.m\.npz\..+\.tmp$")  # the hidden temp file save writes beside the target
@@ -80,6 +81,7 @@ import sys, time
 import numpy as np
 import fnn
 from fnn import io as fio
+from fnn.io import encode
 
 class SlowFile:
     '''Forwards to the real temp file, announcing and pausing on every write.'''
@@ -93,8 +95,9 @@ class SlowFile:
     def __getattr__(self, name):
         return getattr(self.f, name)
 
-real = fio._write_npz
-fio._write_npz = lambda f, entries, compress: real(SlowFile(f), entries, compress)
+from fnn.io import encode
+real = encode._write_npz
+encode._write_npz = lambda f, entries, compress: real(SlowFile(f), entries, compress)
 fio.save(sys.argv[1], {"w": np.arange(300_000, dtype=np.float64), "version": 2})
 print("DONE", flush=True)
 """
@@ -134,11 +137,11 @@ def test_failure_at_any_later_stage_keeps_the_previous_file(tmp_path, monkeypatc
     real = getattr(os, stage)
 
     def failing(*args, **kw):
-        if stage == "fsync" or str(args[0]).endswith(".tmp"):
+        if stage != "replace" or str(args[0]).endswith(".tmp"):
             raise OSError(f"injected {stage} failure")
         return real(*args, **kw)
 
-    monkeypatch.setattr(fio.os, stage, failing)
+    monkeypatch.setattr(encode.os, stage, failing)
     with pytest.raises(OSError, match=f"injected {stage} failure"):
         fio.save(target, {"version": 2})
     monkeypatch.undo()
