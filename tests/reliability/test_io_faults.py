@@ -287,3 +287,76 @@ def test_saving_a_too_deep_tree_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match=r"fnn\.io\.save: the tree nests deeper"):
         fnn.save(tmp_path / "deep", tree)
     assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------
+# Files that name code: load resolves names, it never imports.
+
+_HOST_APP = """
+import json, os, sys
+import fnn
+
+try:
+    fnn.load(os.environ["FNN_TEST_FILE"])
+except ValueError as err:
+    print("ValueError", err)
+else:
+    print("LOADED")
+print("MODULES", json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "fnn")))
+"""
+
+
+def _file_naming(path, node):
+    """A ~370-byte fnn file whose whole tree is ``node`` (written by hand, not by save)."""
+    header = {"format": "fnn", "format_version": 1, "fnn_version": "0.1.0", "tree": node}
+    write_entries(path, {"fnn-header.npy": npy_bytes(np.frombuffer(json.dumps(header).encode(), np.uint8))})
+    return path
+
+
+def test_a_file_naming_fnn_main_does_not_run_the_command_line(tmp_path):
+    """The ~370-byte file naming a class under ``fnn.__main__``, loaded by a host program
+    started as ``app.py train --out D``: load refuses it with a ValueError naming the unknown
+    class and how to register it; fnn.__main__ and fnn.cli are never imported (0.1.0
+    imported fnn/__main__.py, which ran the CLI with the host's argv and trained a model
+    into D), and nothing is written."""
+    evil = _file_naming(tmp_path / "evil.npz", {"t": "attrs", "class": "fnn.__main__.Pwn", "fields": {}})
+    assert evil.stat().st_size < 400
+    app = tmp_path / "app.py"
+    app.write_text(_HOST_APP)
+    out_dir = tmp_path / "D"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1", "FNN_TEST_FILE": str(evil)}
+    proc = subprocess.run([sys.executable, str(app), "train", "--out", str(out_dir)], cwd=tmp_path,
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("ValueError fnn.io.load: "), proc.stdout
+    assert "unknown class 'fnn.__main__.Pwn'" in lines[0] and "fnn.io.register(" in lines[0]
+    modules = json.loads(lines[1].removeprefix("MODULES "))
+    assert "fnn.__main__" not in modules and "fnn.cli" not in modules
+    assert not out_dir.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.py", "evil.npz"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "fnn.cli.main",  # a public module `import fnn` does not import
+        "fnn.no_such_module.Thing",
+        "fnn.layers._im2col.im2col",  # a private module
+        "fnn.losses._check_pred",  # a private function of an imported public module
+        "fnn.tree._children",
+        "os.system",
+        "builtins.eval",
+        "fnn.__main__",
+    ],
+)
+def test_names_outside_the_allow_list_are_refused_without_importing(tmp_path, name):
+    """A ref to anything but a registered name or a class/function exported in a public
+    fnn module's __all__ is refused (ValueError naming it and how to register it), and
+    no module is imported by the attempt."""
+    path = _file_naming(tmp_path / "f.npz", {"t": "list", "items": [{"t": "ref", "name": name}]})
+    fnn_modules = lambda: {m for m in sys.modules if m.split(".")[0] in ("fnn", "os", "builtins")}  # noqa: E731
+    before = fnn_modules()
+    with pytest.raises(ValueError, match=rf"unknown function '{re.escape(name)}' at \[0\].*fnn\.io\.register"):
+        fio.load(path)
+    assert fnn_modules() == before
