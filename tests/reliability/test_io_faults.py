@@ -24,6 +24,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import time
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -106,7 +107,8 @@ print("DONE", flush=True)
 def test_sigkill_mid_save_keeps_the_previous_file(tmp_path):
     """A process killed (SIGKILL) while fnn.save is writing leaves the previous file byte
     for byte and loadable; what remains of the dead writer is only its hidden temp file,
-    which load never reads."""
+    which load never reads, and which the next save to that target removes once it is
+    ten minutes old (the dead writer's lock died with it)."""
     target = fio.save(tmp_path / "m", {"w": np.arange(3.0), "version": 1})
     before = target.read_bytes()
     proc = run_python(_SLOW_SAVE, target)
@@ -121,11 +123,15 @@ def test_sigkill_mid_save_keeps_the_previous_file(tmp_path):
     assert target.read_bytes() == before
     loaded = fio.load(target)
     assert loaded["version"] == 1 and loaded["w"].tolist() == [0.0, 1.0, 2.0]
-    others = [p.name for p in tmp_path.iterdir() if p != target]
-    assert all(TEMP_NAME.match(n) for n in others), others
-    # The next save still replaces the target atomically.
-    fio.save(target, {"version": 3})
-    assert fio.load(target) == {"version": 3}
+    others = [p for p in tmp_path.iterdir() if p != target]
+    assert len(others) == 1 and TEMP_NAME.match(others[0].name), others
+    fio.save(target, {"version": 3})  # the temp file is fresh: kept (its writer might be alive)
+    assert fio.load(target) == {"version": 3} and others[0].exists()
+    old = time.time() - 601
+    os.utime(others[0], (old, old))
+    fio.save(target, {"version": 4})  # now stale and unlocked: removed
+    assert fio.load(target) == {"version": 4}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
 
 
 @pytest.mark.parametrize("stage", ["fsync", "chmod", "replace"])
