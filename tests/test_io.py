@@ -312,11 +312,11 @@ def test_missing_file(tmp_path):
             TypeError,
             r"dtype object at \['o'\].*no object arrays",
         ),
-        ({"l": lambda: 0}, TypeError, r"function .*<lambda>.* at \['l'\]: it is neither exported by fnn nor registered"),
+        ({"l": lambda: 0}, TypeError, r"function .*<lambda>.* at \['l'\]: it is not registered"),
         (
             Unregistered(),
             TypeError,
-            r"class .*Unregistered.* at <root>: it is neither exported by fnn nor registered; call fnn.io.register",
+            r"class .*Unregistered.* at <root>: it is not registered; call fnn.io.register",
         ),
         ({(1, 2): 3}, TypeError, r"dict key \(1, 2\) \(tuple\) at <root>; dict keys must be str or int"),
         ({True: 3}, TypeError, r"dict key True"),

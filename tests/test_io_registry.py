@@ -66,7 +66,7 @@ def test_an_unexported_fnn_class_is_neither_saved_nor_loaded(tmp_path, monkeypat
 
     Hidden.__module__, Hidden.__qualname__ = "fnn.fakeextra", "Hidden"
     fake_module(monkeypatch, "fnn.fakeextra", Hidden=Hidden, __all__=[])
-    with pytest.raises(TypeError, match=r"Hidden.* at \['h'\]: it is neither exported by fnn nor registered"):
+    with pytest.raises(TypeError, match=r"Hidden.* at \['h'\]: it is not registered"):
         fio.save(tmp_path / "h", {"h": Hidden(1)})
     path = file_naming(tmp_path / "f.npz", {"t": "attrs", "class": "fnn.fakeextra.Hidden", "fields": {}})
     with pytest.raises(ValueError, match=r"unknown class 'fnn\.fakeextra\.Hidden'"):

@@ -145,8 +145,9 @@ class Archive:
         )
         return self.fail(
             f"{what} needs {human(need)} ({need} bytes), more than this load's limit of "
-            f"{human(self.budget)}, max_bytes ({how}), which guards against decompression "
-            f"bombs; if you trust this file, load it with max_bytes={need} or more"
+            f"{human(self.budget)} ({self.budget} bytes), max_bytes ({how}), which guards "
+            f"against decompression bombs; if you trust this file, load it with "
+            f"max_bytes={need} or more"
         )
 
     def check_method(self, info: zipfile.ZipInfo) -> None:

@@ -46,14 +46,16 @@ def parse_cost(raw: bytes | bytearray) -> int:
     """An upper bound, in bytes, of the memory ``json.loads(raw)`` takes.
 
     ``json.loads`` takes at most about 88 bytes per list or dict (a one-item
-    list), 40 per ``,`` or ``:`` (a new small object and its slot) and 4 per
-    character of text (a str of 4-byte characters); the bound charges 96, 40
-    and 4. Brackets, commas and colons inside strings are counted too, which
-    only overestimates. ``tests/test_io.py`` checks the bound with tracemalloc.
+    list), 40 per ``,`` or ``:`` (a new small object and its slot), 80 per
+    string (a one-character str of 4-byte characters) and 4 per character of
+    text; the bound charges 96 per ``[`` or ``{``, 40 per ``,`` or ``:``, 20 per
+    ``"`` and 4 per byte. Such characters inside strings are counted too, which
+    only overestimates. ``tests/test_io_decode.py`` checks the bound with
+    tracemalloc.
     """
     containers = raw.count(b"[") + raw.count(b"{")
     separators = raw.count(b",") + raw.count(b":")
-    return 4 * len(raw) + 96 * containers + 40 * separators
+    return 4 * len(raw) + 96 * containers + 40 * separators + 20 * raw.count(b'"')
 
 
 def header_cost(raw: bytes | bytearray) -> int:
@@ -323,7 +325,7 @@ class _Decoder:
         if ok:
             with np.errstate(all="ignore"):
                 out = dt.type(value)
-            if dt.kind != "f" or out == value or (math.isnan(value) and math.isnan(out)):
+            if dt.kind != "f" or float(out) == value or (math.isnan(value) and math.isnan(out)):
                 return out  # type: ignore[no-any-return]
         raise self.fail(f"malformed {dt} scalar at {where}: {str(value)[:80]}")
 

@@ -193,10 +193,10 @@ class _Encoder:
 
     def unnamed(self, what: str, obj: object, path: str) -> TypeError:
         return TypeError(
-            f"{self.who}: cannot save {what} {obj!r} at {spec.where(path)}: it is neither "
-            "exported by fnn nor registered; call fnn.io.register(...) on it (or decorate it "
-            "with @fnn.io.register) in the module that defines it, so that load can find it "
-            "by name too"
+            f"{self.who}: cannot save {what} {obj!r} at {spec.where(path)}: it is not "
+            "registered; call fnn.io.register(...) on it (or decorate it with "
+            "@fnn.io.register) in the module that defines it, so that load can find it by "
+            "name too"
         )
 
 
