@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import fnn
 from fnn import io as fio
-from fnn.io import archive, decode
+from fnn.io import archive
 
 
 def npy_bytes(array) -> bytes:
@@ -158,7 +158,7 @@ def test_uncompressed_files_load_within_64_times_their_size(tmp_path, monkeypatc
     with zipfile.ZipFile(path) as zf:
         raw = np.lib.format.read_array(_stdio.BytesIO(zf.read("fnn-header.npy"))).tobytes()
         arrays = sum(i.file_size for i in zf.infolist() if i.filename != "fnn-header.npy")
-    charged = decode.header_cost(raw) + arrays
+    charged = archive.header_cost(raw) + arrays
     assert charged <= archive.RATIO * size
     tracemalloc.start()
     try:
@@ -227,7 +227,7 @@ def test_parse_cost_bounds_what_json_loads_takes(value, copies):
     finally:
         tracemalloc.stop()
     del parsed
-    assert peak <= decode.parse_cost(text), (peak, decode.parse_cost(text), len(text))
+    assert peak <= archive.parse_cost(text), (peak, archive.parse_cost(text), len(text))
 
 
 @pytest.mark.parametrize(
@@ -244,4 +244,4 @@ def test_parse_cost_bounds_adversarial_headers(item):
     finally:
         tracemalloc.stop()
     del parsed
-    assert peak <= decode.parse_cost(text), (peak / len(text), decode.parse_cost(text) / len(text))
+    assert peak <= archive.parse_cost(text), (peak / len(text), archive.parse_cost(text) / len(text))

@@ -20,6 +20,7 @@ read here, by a reader that trusts nothing the archive says:
 
 from __future__ import annotations
 
+import operator
 import os
 import stat
 import struct
@@ -47,6 +48,48 @@ _METHODS = {
     95: "xz",
     98: "PPMd",
 }
+
+
+HEADER_WEIGHT = 8
+"""Bytes charged per header byte before the header is read (the least `header_cost` charges)."""
+
+
+def parse_cost(raw: bytes | bytearray) -> int:
+    """An upper bound, in bytes, of the memory ``json.loads(raw)`` takes.
+
+    ``json.loads`` takes at most about 88 bytes per list or dict (a one-item
+    list), 40 per ``,`` or ``:`` (a new small object and its slot), 80 per
+    string (a one-character str of 4-byte characters) and 4 per character of
+    text; the bound charges 96 per ``[`` or ``{``, 40 per ``,`` or ``:``, 20 per
+    ``"`` and 4 per byte. Such characters inside strings are counted too, which
+    only overestimates. ``tests/test_io_decode.py`` checks the bound with
+    tracemalloc.
+    """
+    containers = raw.count(b"[") + raw.count(b"{")
+    separators = raw.count(b",") + raw.count(b":")
+    return 4 * len(raw) + 96 * containers + 40 * separators + 20 * raw.count(b'"')
+
+
+def header_cost(raw: bytes | bytearray) -> int:
+    """What decoding a header may take: parsing it, and rebuilding the tree (at most as much)."""
+    return 2 * parse_cost(raw)
+
+
+def check_max_bytes(who: str, max_bytes: object) -> int | None:
+    if max_bytes is None:
+        return None
+    if isinstance(max_bytes, bool):
+        raise TypeError(f"{who}: max_bytes must be an int or None, got bool")
+    try:
+        n = operator.index(max_bytes)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"{who}: max_bytes must be an int (a number of bytes) or None, got "
+            f"{type(max_bytes).__name__}"
+        ) from None
+    if n < 1:
+        raise ValueError(f"{who}: max_bytes must be positive, got {n}")
+    return int(n)
 
 
 class BadFile(ValueError):

@@ -3,8 +3,8 @@
 The order of `load` is: open a regular file without blocking; check the zip
 directory (methods, duplicates, overlaps: `fnn.io.archive`); charge the
 declared sizes against ``max_bytes``; read the JSON header and charge what
-parsing it can take (`header_cost`) before parsing it; then rebuild the tree
-node by node, each array entry's ``.npy`` header checked against the JSON
+parsing it can take (`fnn.io.archive.header_cost`) before parsing it; then rebuild
+the tree node by node, each array entry's ``.npy`` header checked against the JSON
 header before its bytes are read into a fresh read-only array. Names of
 classes and functions resolve only through `fnn.io.registry`; nothing is
 imported, no pickle is read, no method of a loaded value is called except the
@@ -17,7 +17,6 @@ import ast
 import contextlib
 import json
 import math
-import operator
 import os
 import struct
 import zipfile
@@ -30,7 +29,15 @@ import numpy as np
 
 from fnn import tree as _tree
 from fnn.io import spec
-from fnn.io.archive import Archive, BadFile, Entry, open_regular
+from fnn.io.archive import (
+    HEADER_WEIGHT,
+    Archive,
+    BadFile,
+    Entry,
+    check_max_bytes,
+    header_cost,
+    open_regular,
+)
 from fnn.io.registry import Names
 
 __all__ = ["load"]
@@ -38,29 +45,6 @@ __all__ = ["load"]
 _DTYPE_ERRORS = (TypeError, ValueError, SyntaxError, KeyError)  # what np.dtype(str) raises
 _MAX_NPY_HEADER = 10_000  # the largest .npy header NumPy itself reads by default
 _CONTAINERS = ("tuple", "list", "dict", "namedtuple", "attrs")
-HEADER_WEIGHT = 8
-"""Bytes charged per header byte before the header is read (the least `header_cost` charges)."""
-
-
-def parse_cost(raw: bytes | bytearray) -> int:
-    """An upper bound, in bytes, of the memory ``json.loads(raw)`` takes.
-
-    ``json.loads`` takes at most about 88 bytes per list or dict (a one-item
-    list), 40 per ``,`` or ``:`` (a new small object and its slot), 80 per
-    string (a one-character str of 4-byte characters) and 4 per character of
-    text; the bound charges 96 per ``[`` or ``{``, 40 per ``,`` or ``:``, 20 per
-    ``"`` and 4 per byte. Such characters inside strings are counted too, which
-    only overestimates. ``tests/test_io_decode.py`` checks the bound with
-    tracemalloc.
-    """
-    containers = raw.count(b"[") + raw.count(b"{")
-    separators = raw.count(b",") + raw.count(b":")
-    return 4 * len(raw) + 96 * containers + 40 * separators + 20 * raw.count(b'"')
-
-
-def header_cost(raw: bytes | bytearray) -> int:
-    """What decoding a header may take: parsing it, and rebuilding the tree (at most as much)."""
-    return 2 * parse_cost(raw)
 
 
 class _Decoder:
@@ -355,23 +339,6 @@ def _check_like(who: str, file: os.PathLike[str], loaded: object, like: object) 
             )
 
 
-def _max_bytes(who: str, max_bytes: object) -> int | None:
-    if max_bytes is None:
-        return None
-    if isinstance(max_bytes, bool):
-        raise TypeError(f"{who}: max_bytes must be an int or None, got bool")
-    try:
-        n = operator.index(max_bytes)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"{who}: max_bytes must be an int (a number of bytes) or None, got "
-            f"{type(max_bytes).__name__}"
-        ) from None
-    if n < 1:
-        raise ValueError(f"{who}: max_bytes must be positive, got {n}")
-    return int(n)
-
-
 def load(path: str | os.PathLike[str], like: object = None, *, max_bytes: int | None = None) -> Any:
     """Read a tree written by `save`; never unpickles, never imports, never runs code from the file.
 
@@ -423,7 +390,7 @@ def load(path: str | os.PathLike[str], like: object = None, *, max_bytes: int | 
     """
     who = "fnn.io.load"
     target = spec.npz_path(path, who)
-    budget = _max_bytes(who, max_bytes)
+    budget = check_max_bytes(who, max_bytes)
     with open_regular(who, target, path) as fp:
         try:
             with zipfile.ZipFile(fp) as zf:
