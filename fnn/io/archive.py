@@ -312,7 +312,23 @@ class Entry:
         return data
 
     def readinto(self, buffer: memoryview) -> int:
-        """Fill ``buffer`` (a byte view) chunk by chunk; return how many bytes came."""
+        """Fill ``buffer`` (a byte view) chunk by chunk; return how many bytes came.
+
+        Stored bytes go straight from the file into ``buffer`` (one copy).
+        """
+        if self.inflate is None:
+            want = min(len(buffer), self.left, self.compressed_left)
+            self.archive.fp.seek(self.pos)
+            got = 0
+            while got < want:
+                n = self.archive.fp.readinto(buffer[got:want])  # type: ignore[attr-defined]
+                if not n:
+                    break
+                got += n
+            self.pos += got
+            self.compressed_left -= got
+            self.account(buffer[:got])
+            return got
         filled = 0
         while filled < len(buffer):
             chunk = self.read(min(CHUNK, len(buffer) - filled))
@@ -322,7 +338,7 @@ class Entry:
             filled += len(chunk)
         return filled
 
-    def account(self, data: bytes) -> None:
+    def account(self, data: bytes | memoryview) -> None:
         self.left -= len(data)
         self.crc = zlib.crc32(data, self.crc)
         archive = self.archive
