@@ -52,14 +52,19 @@ class _Encoder:
         fix = fix or f"fnn files hold {spec.SAVABLE}"
         return TypeError(f"{self.who}: cannot save {what} at {spec.where(path)}; {fix}")
 
-    def node(self, x: object, path: str, depth: int) -> object:
-        """The JSON node for ``x`` (found at ``path``, inside ``depth`` containers)."""
+    def node(self, x: Any, path: str, depth: int) -> object:
+        """The JSON node for ``x``, found at ``path`` inside ``depth`` containers.
+
+        This is the one walk over the tree: containers recurse here, leaves are
+        encoded by `leaf`, classes and functions by name.
+        """
         leaf = self.leaf(x, path)
         if leaf is not NotImplemented:
             return leaf
         if self.names.is_exported_object(x):  # e.g. fnn.losses.mse: saved by its public name
             return {"t": "ref", "name": self.names.name_of(x)}
-        if not (type(x) in (tuple, list, dict) or attrs.has(type(x)) or _is_namedtuple(x)):
+        kind = _container_kind(x)
+        if kind is None:
             return self.ref(x, path)
         if depth >= spec.MAX_DEPTH:
             raise ValueError(
@@ -71,36 +76,36 @@ class _Encoder:
                 f"{self.who}: the tree contains itself at {spec.where(path)} (a cycle); "
                 "fnn files hold trees, so break the cycle"
             )
+        named = {"class": self.class_name(x, path)} if kind in ("namedtuple", "attrs") else {}
         self.on_path.add(id(x))
         try:
-            return self.container(x, path, depth + 1)
+            if kind == "dict":
+                items: object = [
+                    [self.key(k, path), self.node(v, f"{path}[{k!r}]", depth + 1)]
+                    for k, v in x.items()
+                ]
+            elif kind == "attrs":
+                fields = attrs.fields(type(x))
+                fields_node = {
+                    f.name: self.node(getattr(x, f.name), f"{path}.{f.name}", depth + 1)
+                    for f in fields
+                }
+                return {"t": kind, **named, "fields": fields_node}
+            else:
+                items = [self.node(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(x)]
+            return {"t": kind, **named, "items": items}
         finally:
             self.on_path.discard(id(x))
 
-    def container(self, x: Any, path: str, depth: int) -> object:
-        if _is_namedtuple(x):
-            items = [self.node(v, f"{path}[{i}]", depth) for i, v in enumerate(x)]
-            return {"t": "namedtuple", "class": self.class_name(x, path), "items": items}
-        if type(x) in (tuple, list):
-            items = [self.node(v, f"{path}[{i}]", depth) for i, v in enumerate(x)]
-            return {"t": type(x).__name__, "items": items}
-        if type(x) is dict:
-            pairs = []
-            for k, v in x.items():
-                if type(k) not in (str, int):
-                    raise self.cannot(
-                        f"the dict key {k!r} ({type(k).__name__})",
-                        path,
-                        "dict keys must be str or int, e.g. {'net': net, 'epoch': 3}",
-                    )
-                self.check_scalar(k, f"{path}[{k!r}]")
-                pairs.append([k, self.node(v, f"{path}[{k!r}]", depth)])
-            return {"t": "dict", "items": pairs}
-        fields = {
-            f.name: self.node(getattr(x, f.name), f"{path}.{f.name}", depth)
-            for f in attrs.fields(type(x))
-        }
-        return {"t": "attrs", "class": self.class_name(x, path), "fields": fields}
+    def key(self, k: object, path: str) -> object:
+        """A dict key: a str or an int that files can hold."""
+        if type(k) not in (str, int):
+            raise self.cannot(
+                f"the dict key {k!r} ({type(k).__name__})",
+                path,
+                "dict keys must be str or int, e.g. {'net': net, 'epoch': 3}",
+            )
+        return self.check_scalar(k, f"{path}[{k!r}]")
 
     def leaf(self, x: object, path: str) -> object:
         """The node of a leaf value, or ``NotImplemented`` for anything else."""
@@ -202,6 +207,15 @@ class _Encoder:
 
 def _is_namedtuple(x: object) -> bool:
     return isinstance(x, tuple) and hasattr(type(x), "_fields")
+
+
+def _container_kind(x: object) -> str | None:
+    """The node type of a container (exact tuple, list or dict; attrs; namedtuple), else None."""
+    if _is_namedtuple(x):
+        return "namedtuple"
+    if type(x) in (tuple, list, dict):
+        return type(x).__name__
+    return "attrs" if attrs.has(type(x)) else None
 
 
 def _float(x: float) -> object:
