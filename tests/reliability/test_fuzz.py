@@ -859,7 +859,8 @@ def _(draw, env):
 
 entry("fnn.io.load", io.load, io.load, r"fnn\.io\.load", extra_errors=(OSError,))(
     lambda draw, env: Call({"path": env.dir / "tree.npz",
-                            "like": draw(st.sampled_from([None, {"w": np.zeros(3), "n": 0}]))}))
+                            "like": draw(st.sampled_from([None, {"w": np.zeros(3), "n": 0}])),
+                            "max_bytes": draw(st.sampled_from([None, 2**20, 10**12]))}))
 
 
 @entry("fnn.io.register", io.register, io.register, r"fnn\.io\.register")

@@ -24,6 +24,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import time
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -33,6 +34,7 @@ import pytest
 
 import fnn
 from fnn import io as fio
+from fnn.io import encode
 
 REPO = Path(__file__).resolve().parents[2]
 TEMP_NAME = re.compile(r"^\.m\.npz\..+\.tmp$")  # the hidden temp file save writes beside the target
@@ -80,6 +82,7 @@ import sys, time
 import numpy as np
 import fnn
 from fnn import io as fio
+from fnn.io import encode
 
 class SlowFile:
     '''Forwards to the real temp file, announcing and pausing on every write.'''
@@ -93,8 +96,9 @@ class SlowFile:
     def __getattr__(self, name):
         return getattr(self.f, name)
 
-real = fio._write_npz
-fio._write_npz = lambda f, entries, compress: real(SlowFile(f), entries, compress)
+from fnn.io import encode
+real = encode._write_npz
+encode._write_npz = lambda f, entries, compress: real(SlowFile(f), entries, compress)
 fio.save(sys.argv[1], {"w": np.arange(300_000, dtype=np.float64), "version": 2})
 print("DONE", flush=True)
 """
@@ -103,7 +107,8 @@ print("DONE", flush=True)
 def test_sigkill_mid_save_keeps_the_previous_file(tmp_path):
     """A process killed (SIGKILL) while fnn.save is writing leaves the previous file byte
     for byte and loadable; what remains of the dead writer is only its hidden temp file,
-    which load never reads."""
+    which load never reads, and which the next save to that target removes once it is
+    ten minutes old (the dead writer's lock died with it)."""
     target = fio.save(tmp_path / "m", {"w": np.arange(3.0), "version": 1})
     before = target.read_bytes()
     proc = run_python(_SLOW_SAVE, target)
@@ -118,11 +123,15 @@ def test_sigkill_mid_save_keeps_the_previous_file(tmp_path):
     assert target.read_bytes() == before
     loaded = fio.load(target)
     assert loaded["version"] == 1 and loaded["w"].tolist() == [0.0, 1.0, 2.0]
-    others = [p.name for p in tmp_path.iterdir() if p != target]
-    assert all(TEMP_NAME.match(n) for n in others), others
-    # The next save still replaces the target atomically.
-    fio.save(target, {"version": 3})
-    assert fio.load(target) == {"version": 3}
+    others = [p for p in tmp_path.iterdir() if p != target]
+    assert len(others) == 1 and TEMP_NAME.match(others[0].name), others
+    fio.save(target, {"version": 3})  # the temp file is fresh: kept (its writer might be alive)
+    assert fio.load(target) == {"version": 3} and others[0].exists()
+    old = time.time() - 601
+    os.utime(others[0], (old, old))
+    fio.save(target, {"version": 4})  # now stale and unlocked: removed
+    assert fio.load(target) == {"version": 4}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
 
 
 @pytest.mark.parametrize("stage", ["fsync", "chmod", "replace"])
@@ -134,11 +143,11 @@ def test_failure_at_any_later_stage_keeps_the_previous_file(tmp_path, monkeypatc
     real = getattr(os, stage)
 
     def failing(*args, **kw):
-        if stage == "fsync" or str(args[0]).endswith(".tmp"):
+        if stage != "replace" or str(args[0]).endswith(".tmp"):
             raise OSError(f"injected {stage} failure")
         return real(*args, **kw)
 
-    monkeypatch.setattr(fio.os, stage, failing)
+    monkeypatch.setattr(encode.os, stage, failing)
     with pytest.raises(OSError, match=f"injected {stage} failure"):
         fio.save(target, {"version": 2})
     monkeypatch.undo()
@@ -284,3 +293,77 @@ def test_saving_a_too_deep_tree_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match=r"fnn\.io\.save: the tree nests deeper"):
         fnn.save(tmp_path / "deep", tree)
     assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------
+# Files that name code: load resolves names, it never imports.
+
+_HOST_APP = """
+import json, os, sys
+import fnn
+
+try:
+    fnn.load(os.environ["FNN_TEST_FILE"])
+except ValueError as err:
+    print("ValueError", err)
+else:
+    print("LOADED")
+print("MODULES", json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "fnn")))
+"""
+
+
+def _file_naming(path, node):
+    """A ~370-byte fnn file whose whole tree is ``node`` (written by hand, not by save)."""
+    header = {"format": "fnn", "format_version": 1, "fnn_version": "0.1.0", "tree": node}
+    write_entries(path, {"fnn-header.npy": npy_bytes(np.frombuffer(json.dumps(header).encode(), np.uint8))})
+    return path
+
+
+def test_a_file_naming_fnn_main_does_not_run_the_command_line(tmp_path):
+    """The ~370-byte file naming a class under ``fnn.__main__``, loaded by a host program
+    started as ``app.py train --out D``: load refuses it with a ValueError naming the unknown
+    class and how to register it; fnn.__main__ and fnn.cli are never imported (0.1.0
+    imported fnn/__main__.py, which ran the CLI with the host's argv and trained a model
+    into D), and nothing is written."""
+    evil = _file_naming(tmp_path / "evil.npz", {"t": "attrs", "class": "fnn.__main__.Pwn", "fields": {}})
+    assert evil.stat().st_size < 400
+    app = tmp_path / "app.py"
+    app.write_text(_HOST_APP)
+    out_dir = tmp_path / "D"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1", "FNN_TEST_FILE": str(evil)}
+    proc = subprocess.run([sys.executable, str(app), "train", "--out", str(out_dir)], cwd=tmp_path,
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("ValueError fnn.io.load: "), proc.stdout
+    assert "unknown class 'fnn.__main__.Pwn'" in lines[0] and "fnn.io.register(" in lines[0]
+    modules = json.loads(lines[1].removeprefix("MODULES "))
+    assert "fnn.__main__" not in modules and "fnn.cli" not in modules
+    assert not out_dir.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.py", "evil.npz"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "fnn.cli.main",  # a public module `import fnn` does not import
+        "fnn.no_such_module.Thing",
+        "fnn.layers._im2col.im2col",  # a private module
+        "fnn.losses._check_pred",  # a private function of an imported public module
+        "fnn.tree._children",
+        "os.system",
+        "builtins.eval",
+        "fnn.__main__",
+    ],
+)
+def test_names_outside_the_allow_list_are_refused_without_importing(tmp_path, monkeypatch, name):
+    """A ref to anything but a registered name or a class/function exported in a public
+    fnn module's __all__ that is already imported is refused (ValueError naming it and how
+    to register it), and no module is imported by the attempt."""
+    monkeypatch.delitem(sys.modules, "fnn.cli", raising=False)  # as in a process that never ran it
+    path = _file_naming(tmp_path / "f.npz", {"t": "list", "items": [{"t": "ref", "name": name}]})
+    fnn_modules = lambda: {m for m in sys.modules if m.split(".")[0] in ("fnn", "os", "builtins")}  # noqa: E731
+    before = fnn_modules()
+    with pytest.raises(ValueError, match=rf"unknown function '{re.escape(name)}' at \[0\].*fnn\.io\.register"):
+        fio.load(path)
+    assert fnn_modules() == before
