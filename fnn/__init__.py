@@ -58,7 +58,7 @@ from fnn.network import (
 from fnn.parallel import threads
 from fnn.train import History, batches, evaluate, fit
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ELU",

@@ -113,3 +113,10 @@ def test_history_json_loads():
     assert h.loss == tuple(d["logs"]["loss"])
     assert h["val_accuracy"] == tuple(d["logs"]["val_accuracy"])
     assert h.to_dict() == d
+
+
+def test_optimizer_configuration_is_refused_with_the_migration():
+    """A 0.1.0 optimizer *configuration* (not its state) cannot be rebuilt by 0.2, whose
+    optimizers are chains of gradient transformations: load says so and points to the fix."""
+    with pytest.raises(ValueError, match=r"0\.1\.0 optimizer configuration.*migration"):
+        fnn.load(GOLDEN / "optimizer.npz")

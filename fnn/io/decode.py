@@ -38,6 +38,7 @@ from fnn.io.archive import (
     header_cost,
     open_regular,
 )
+from fnn.io.legacy import RETIRED_IN_0_2
 from fnn.io.registry import Names
 
 __all__ = ["load"]
@@ -52,6 +53,7 @@ class _Decoder:
         self.archive = archive
         self.names = names
         self.used: set[str] = set()
+        self.writer: object = None  # the fnn version that wrote the file, from its header
 
     def fail(self, problem: str) -> BadFile:
         return self.archive.fail(problem)
@@ -168,6 +170,7 @@ class _Decoder:
                 f"written with file-format version {version} (fnn {doc.get('fnn_version')}), "
                 f"but this fnn reads versions up to {spec.FORMAT_VERSION}; upgrade fnn to load it"
             )
+        self.writer = doc.get("fnn_version")
         return doc
 
     def read(self) -> object:
@@ -284,6 +287,9 @@ class _Decoder:
             raise self.fail(f"could not rebuild {what} at {where}: {err}") from err
 
     def lookup(self, name: str, where: str, what: str) -> object:
+        written_by_0_1 = isinstance(self.writer, str) and self.writer.startswith("0.1.")
+        if name in RETIRED_IN_0_2 and written_by_0_1:
+            raise self.fail(f"{what} {name!r} at {where} is {RETIRED_IN_0_2[name]}")
         obj = self.names.resolve(name)
         if obj is None:
             raise self.fail(

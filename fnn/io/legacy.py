@@ -13,6 +13,23 @@ from __future__ import annotations
 
 __all__: list[str] = []
 
+RETIRED_IN_0_2: dict[str, str] = {
+    name: "a 0.1.0 optimizer configuration; fnn 0.2 builds optimizers from gradient "
+    "transformations and cannot rebuild it. Optimizer *states* from 0.1.0 still load (and "
+    "fnn.optim.migrate turns them into 0.2 states): re-create the optimizer in code, e.g. "
+    "fnn.optim.adam(1e-3), and see docs/migration.md"
+    for name in (
+        "fnn.optim.base.Optimizer",
+        "fnn.optim.rules.Adagrad",
+        "fnn.optim.rules.Adam",
+        "fnn.optim.rules.RMSprop",
+        "fnn.optim.rules.Sgd",
+        "fnn.optim.transforms.ClipByGlobalNorm",
+        "fnn.optim.transforms.L2Penalty",
+    )
+}
+"""Names a 0.1.0 file may hold that no longer stand for anything loadable, and why."""
+
 V0_1_0_NAMES: dict[str, str] = {
     "fnn.datasets.Dataset": "fnn.datasets.Dataset",
     "fnn.layers.activations.ELU": "fnn.ELU",
@@ -43,17 +60,10 @@ V0_1_0_NAMES: dict[str, str] = {
     "fnn.metrics.Metric": "fnn.metrics.Metric",
     "fnn.network.Network": "fnn.Network",
     "fnn.optim.base.OptState": "fnn.optim.OptState",
-    "fnn.optim.base.Optimizer": "fnn.optim.Optimizer",
-    "fnn.optim.rules.Adagrad": "fnn.optim.rules.Adagrad",
-    "fnn.optim.rules.Adam": "fnn.optim.rules.Adam",
-    "fnn.optim.rules.RMSprop": "fnn.optim.rules.RMSprop",
-    "fnn.optim.rules.Sgd": "fnn.optim.rules.Sgd",
     "fnn.optim.schedules.Constant": "fnn.optim.schedules.Constant",
     "fnn.optim.schedules.CosineDecay": "fnn.optim.schedules.CosineDecay",
     "fnn.optim.schedules.ExponentialDecay": "fnn.optim.schedules.ExponentialDecay",
     "fnn.optim.schedules.StepDecay": "fnn.optim.schedules.StepDecay",
-    "fnn.optim.transforms.ClipByGlobalNorm": "fnn.optim.transforms.ClipByGlobalNorm",
-    "fnn.optim.transforms.L2Penalty": "fnn.optim.transforms.L2Penalty",
     "fnn.random.Key": "fnn.random.Key",
     "fnn.train.callbacks.EarlyStopping": "fnn.train.EarlyStopping",
     "fnn.train.history.History": "fnn.History",

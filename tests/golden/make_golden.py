@@ -12,6 +12,9 @@ What the files hold:
   GlobalAvgPool2D, Dropout, LayerNorm, BatchNorm), after one training step so
   that batch-norm running statistics are not at their initial values;
 - ``opt_state.npz``: Adam's state after two updates, and a momentum-SGD state;
+- ``optimizer.npz``: an optimizer *configuration* value (``chain(l2_penalty,
+  clip_by_global_norm, adamw)``), which 0.2 refuses with a message pointing to
+  the migration page (0.2 rebuilt optimizers; their states still load);
 - ``history.json``: the History of a two-epoch ``fit`` (with a validation split),
   as ``History.to_dict`` writes it (0.1.0 stores histories as JSON, as ``fnn train`` does);
 - ``expected.npz``: plain ``np.savez`` of the same arrays by path, and the
@@ -80,6 +83,10 @@ def main(out: Path) -> None:
     sgd = fnn.optim.sgd(0.1, momentum=0.9)
     sgd_state = sgd.init(pooled)
     fnn.save(out / "opt_state.npz", {"adam": state, "sgd": sgd_state})
+    config = fnn.optim.chain(
+        fnn.optim.l2_penalty(1e-4), fnn.optim.clip_by_global_norm(1.0), fnn.optim.adamw(1e-3)
+    )
+    fnn.save(out / "optimizer.npz", {"opt": config})
 
     xs, ys = fnn.datasets.two_spirals(0, 100)
     order = np.random.default_rng(1).permutation(len(ys))
