@@ -43,6 +43,7 @@ from collections.abc import Callable
 import attrs
 import numpy as np
 
+from fnn import _arrays
 from fnn.layers.activations import sigmoid
 
 Array = np.ndarray
@@ -74,6 +75,7 @@ class Loss:
 
 
 def _check_pred(who: str, pred: object) -> Array:
+    pred = _arrays.plain(who, "pred", pred)
     if not isinstance(pred, np.ndarray):
         raise TypeError(f"{who}: pred must be a NumPy array, got {type(pred).__name__}")
     if pred.dtype.kind != "f":
@@ -85,6 +87,7 @@ def _check_pred(who: str, pred: object) -> Array:
 
 def _check_target(who: str, pred: Array, y: object) -> Array:
     """A float target of exactly ``pred``'s shape, cast to ``pred``'s dtype."""
+    y = _arrays.plain(who, "y", y)
     if not isinstance(y, np.ndarray):
         raise TypeError(
             f"{who}: y must be a NumPy array, got {type(y).__name__}; use np.asarray(y)"
@@ -178,6 +181,7 @@ def _check_logits(who: str, z: object) -> Array:
 def _softmax_ce(z: Array, y: Array) -> tuple[float, Array]:
     who = "softmax_cross_entropy"
     z = _check_logits(who, z)
+    y = _arrays.plain(who, "y", y)
     if isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype.kind in "iu":
         raise ValueError(
             f"{who}: got integer labels of shape {y.shape}; it expects one-hot or probability "
@@ -197,6 +201,7 @@ softmax_cross_entropy = Loss("softmax_cross_entropy", _softmax_ce)
 
 
 def _check_labels(who: str, z: Array, y: object) -> Array:
+    y = _arrays.plain(who, "y", y)
     if not isinstance(y, np.ndarray):
         raise TypeError(f"{who}: y must be a NumPy array of integer labels, got {type(y).__name__}")
     if y.shape == z.shape:

@@ -27,6 +27,8 @@ from typing import Any
 import attrs
 import numpy as np
 
+from fnn import _arrays
+
 Array = np.ndarray
 
 __all__ = [
@@ -90,6 +92,7 @@ class Metric:
 
 
 def _check_array(who: str, name: str, a: object) -> Array:
+    a = _arrays.plain(who, name, a)
     if not isinstance(a, np.ndarray):
         raise TypeError(
             f"{who}: {name} must be a NumPy array, got {type(a).__name__}; use np.asarray"

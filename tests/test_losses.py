@@ -194,3 +194,60 @@ def test_bad_targets_name_the_problem(fn, pred, y, err, pattern):
     """Mismatched, transposed, out-of-range, non-finite or mistyped targets raise with the fix."""
     with pytest.raises(err, match=pattern):
         fn.value_and_grad(pred, y)
+
+
+# ---------------------------------------------------------------------------
+# The input policy (fnn._arrays): subclasses viewed as ndarrays, masked arrays refused.
+
+ALL_LOSSES = [
+    (losses.mse, np.array([[0.2, -1.0], [3.0, 0.5]]), np.array([[0.0, 1.0], [1.0, 0.0]])),
+    (losses.binary_cross_entropy, np.array([[0.2, 0.7], [0.9, 0.5]]), np.array([[0.0, 1.0], [1.0, 0.0]])),
+    (losses.binary_cross_entropy_with_logits, np.array([[0.2, -1.0], [3.0, 0.5]]),
+     np.array([[0.0, 1.0], [1.0, 0.0]])),
+    (losses.softmax_cross_entropy, np.array([[0.2, -1.0], [3.0, 0.5]]), np.array([[0.0, 1.0], [1.0, 0.0]])),
+    (losses.sparse_softmax_cross_entropy, np.array([[0.2, -1.0], [3.0, 0.5]]), np.array([1, 0])),
+]
+
+
+def _matrix(a):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        return np.asmatrix(a)
+
+
+@pytest.mark.parametrize(("fn", "pred", "y"), ALL_LOSSES, ids=lambda v: getattr(v, "name", ""))
+def test_subclasses_compute_like_plain_arrays(fn, pred, y):
+    """An ndarray subclass (np.matrix, a recarray view) gives exactly the value and gradient
+    of the plain array, and the gradient is a plain ndarray."""
+    value, grad = fn.value_and_grad(pred, y)
+    y_sub = _matrix(y) if y.ndim == 2 else y.view(np.recarray)
+    value2, grad2 = fn.value_and_grad(_matrix(pred), y_sub)
+    assert value2 == value
+    assert type(grad2) is np.ndarray
+    np.testing.assert_array_equal(grad2, grad)
+
+
+@pytest.mark.parametrize(("fn", "pred", "y"), ALL_LOSSES, ids=lambda v: getattr(v, "name", ""))
+@pytest.mark.parametrize("which", ["pred", "y"])
+def test_masked_arrays_are_refused(fn, pred, y, which):
+    """A masked pred or target is a TypeError naming the loss and .filled(), even when the
+    data under the mask would pass every other check."""
+    mask = np.zeros(pred.shape if which == "pred" else y.shape, bool)
+    mask.flat[0] = True
+    args = {"pred": pred, "y": y}
+    args[which] = np.ma.array(args[which], mask=mask)
+    with pytest.raises(TypeError, match=rf"{fn.name}: {which} is a masked array.*\.filled"):
+        fn.value_and_grad(args["pred"], args["y"])
+
+
+def test_masked_label_and_masked_inf_are_never_used():
+    """The cases of issue 16: a masked -1 label (once used as the last class) and a masked
+    inf target (once passed the finite check) are refused, not computed with."""
+    z = np.zeros((2, 3))
+    with pytest.raises(TypeError, match="masked array"):
+        losses.sparse_softmax_cross_entropy(z, np.ma.array([0, -1], mask=[False, True]))
+    t = np.ma.array([[0.0, np.inf], [0.0, 0.0]], mask=[[False, True], [False, False]])
+    with pytest.raises(TypeError, match="masked array"):
+        losses.mse(np.zeros((2, 2)), t)
