@@ -38,6 +38,7 @@ from typing import IO, Any, cast
 import attrs
 import numpy as np
 
+from fnn import _arrays
 from fnn.random import KeyLike, as_key, generator
 from fnn.tree import readonly
 
@@ -164,6 +165,7 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
         ...     Path(d, "x").read_bytes()[:4].hex()
         '00000d01'
     """
+    array = _arrays.plain("fnn.datasets.write_idx", "array", array)
     if not isinstance(array, np.ndarray) or array.dtype.newbyteorder("=") not in _IDX_CODES:
         got = array.dtype if isinstance(array, np.ndarray) else type(array).__name__
         raise TypeError(
@@ -275,8 +277,24 @@ def download(
 # MNIST and Fashion-MNIST.
 
 
-def _readonly_array(value: object) -> np.ndarray:
-    return readonly(np.asarray(value))
+def _readonly_array(name: str, value: object) -> np.ndarray:
+    return readonly(np.asarray(_arrays.plain("fnn.datasets.Dataset", name, value)))
+
+
+def _x_train(value: object) -> np.ndarray:
+    return _readonly_array("x_train", value)
+
+
+def _y_train(value: object) -> np.ndarray:
+    return _readonly_array("y_train", value)
+
+
+def _x_test(value: object) -> np.ndarray:
+    return _readonly_array("x_test", value)
+
+
+def _y_test(value: object) -> np.ndarray:
+    return _readonly_array("y_test", value)
 
 
 def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
@@ -303,10 +321,10 @@ class Dataset:
         ((1, 2, 2), False)
     """
 
-    x_train: np.ndarray = attrs.field(converter=_readonly_array)
-    y_train: np.ndarray = attrs.field(converter=_readonly_array)
-    x_test: np.ndarray = attrs.field(converter=_readonly_array)
-    y_test: np.ndarray = attrs.field(converter=_readonly_array)
+    x_train: np.ndarray = attrs.field(converter=_x_train)
+    y_train: np.ndarray = attrs.field(converter=_y_train)
+    x_test: np.ndarray = attrs.field(converter=_x_test)
+    y_test: np.ndarray = attrs.field(converter=_y_test)
     class_names: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -589,6 +607,7 @@ def images_to_float(x: np.ndarray, *, layout: str = "flat", dtype: Any = np.floa
         (2, 9)
     """
     who = "fnn.datasets.images_to_float"
+    x = _arrays.plain(who, "x", x)
     if not isinstance(x, np.ndarray) or x.dtype != np.uint8:
         got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
         raise TypeError(f"{who}: expected uint8 images, got {got}; scale other data yourself")
@@ -749,6 +768,7 @@ def train_val_split(
         (3, 2, [0, 1, 2, 3, 4])
     """
     who = "fnn.datasets.train_val_split"
+    x, y = _arrays.plain(who, "x", x), _arrays.plain(who, "y", y)
     for name, a in (("x", x), ("y", y)):
         if not isinstance(a, np.ndarray) or a.ndim == 0:
             raise TypeError(f"{who}: {name} must be an array with a batch axis, got {a!r:.60}")
@@ -790,7 +810,7 @@ def one_hot(labels: np.ndarray, num_classes: int, dtype: Any = np.float32) -> np
     """
     who = "fnn.datasets.one_hot"
     num_classes = _positive(who, "num_classes", num_classes)
-    labels = np.asarray(labels)
+    labels = np.asarray(_arrays.plain(who, "labels", labels))
     if not np.issubdtype(labels.dtype, np.integer):
         raise TypeError(
             f"{who}: labels must be integers, got dtype {labels.dtype}; "

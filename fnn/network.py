@@ -26,7 +26,7 @@ from typing import IO, Any, TypeVar
 import attrs
 import numpy as np
 
-from fnn import tree
+from fnn import _arrays, tree
 from fnn.layers._base import Array, Layer, Pullback, Shape
 from fnn.losses import Loss
 from fnn.random import Key, KeyLike, as_key, fold_in
@@ -202,6 +202,7 @@ def prepare_input(who: str, net: Network, x: object) -> Array:
     Integer and floating inputs are cast to ``net.dtype`` (so uint8 images and
     float64 data go straight in); anything else is a ``TypeError``.
     """
+    x = _arrays.plain(who, "x", x)
     if not isinstance(x, np.ndarray):
         raise TypeError(
             f"{who}: x must be a NumPy array of shape (batch, {_dims(net.input_shape)}), "

@@ -117,3 +117,155 @@ def test_ignoring_underflow_ignores_only_underflow():
         with pytest.raises(FloatingPointError, match="underflow"):
             np.exp(np.float32(-200))
     assert f.__name__ == "f"
+
+
+# ---------------------------------------------------------------------------
+# The policy at every public entry point that takes arrays.
+
+import attrs  # noqa: E402
+
+import fnn  # noqa: E402
+from fnn import datasets, losses, metrics, testing, tree  # noqa: E402
+
+
+class Sub(np.ndarray):
+    """A do-nothing ndarray subclass (np.matrix, np.memmap and astropy's Quantity are others)."""
+
+
+def _net(layers, in_shape, dtype=np.float64):
+    return fnn.init(layers, in_shape, key=0, dtype=dtype)
+
+
+MLP = _net([fnn.Dense(4), fnn.Tanh(), fnn.Dense(3)], (2,))
+X = np.random.default_rng(0).normal(size=(5, 2))
+Y_REG = np.random.default_rng(1).normal(size=(5, 3))
+LABELS = np.array([0, 2, 1, 1, 0])
+IMG = np.random.default_rng(2).normal(size=(2, 4, 4, 2))
+
+
+def _layer(layer, x):
+    return layer.init(0, x.shape[1:], np.dtype(x.dtype))[0]
+
+
+LAYERS = [
+    (fnn.Dense(3), X), (fnn.ReLU(), X), (fnn.LeakyReLU(), X), (fnn.ELU(), X), (fnn.Tanh(), X),
+    (fnn.Sigmoid(), X), (fnn.GELU(), X), (fnn.Identity(), X), (fnn.Softmax(), X),
+    (fnn.Flatten(), IMG), (fnn.Reshape((16, 2)), IMG), (fnn.Dropout(0.5), X),
+    (fnn.Conv2D(2, 2), IMG), (fnn.MaxPool2D(2), IMG), (fnn.AvgPool2D(2), IMG),
+    (fnn.GlobalAvgPool2D(), IMG), (fnn.LayerNorm(), X), (fnn.BatchNorm(), IMG),
+]
+
+
+def _layer_rows():
+    rows = []
+    for layer, x in LAYERS:
+        built = _layer(layer, x)
+        name = layer.name
+        rows.append((f"{name}.forward", [x], lambda x, b=built: b.forward(x, key=0, training=True)))
+        rows.append((f"{name}.vjp", [x], lambda x, b=built: b.vjp(x, key=0, training=True)[0]))
+        y = built.forward(x, key=0, training=True)
+        dy = np.random.default_rng(3).normal(size=y.shape)
+        rows.append((f"{name}.pullback", [dy],
+                     lambda dy, b=built, x=x: b.vjp(x, key=0, training=True)[1](dy)))
+    return rows
+
+
+def _with_loss(fn, loss):
+    return lambda pred, y: fn(loss, pred, y)
+
+
+ENTRY_POINTS = [
+    ("fnn.forward", [X], lambda x: fnn.forward(MLP, x)),
+    ("fnn.activations", [X], lambda x: fnn.activations(MLP, x)),
+    ("fnn.loss", [X, Y_REG], lambda x, y: fnn.loss(MLP, x, y, losses.mse)),
+    ("fnn.grad", [X, Y_REG], lambda x, y: fnn.grad(MLP, x, y, losses.mse)),
+    ("fnn.value_and_grad", [X, LABELS],
+     lambda x, y: fnn.value_and_grad(MLP, x, y, losses.sparse_softmax_cross_entropy)),
+    ("fnn.evaluate", [X, LABELS], lambda x, y: fnn.evaluate(
+        MLP, x, y, losses.sparse_softmax_cross_entropy, [metrics.accuracy], batch_size=2)),
+    ("fnn.batches", [X, LABELS], lambda x, y: list(fnn.batches(x, y, 2, key=0))),
+    ("fnn.fit", [X, LABELS, X, LABELS], lambda x, y, xv, yv: fnn.fit(
+        MLP, fnn.optim.adam(1e-2), losses.sparse_softmax_cross_entropy, (x, y), epochs=2, key=0,
+        batch_size=2, validation=(xv, yv), metrics=[metrics.accuracy], progress=False)[:2]),
+    ("fnn.testing.check_layer", [X], lambda x: testing.check_layer(_layer(fnn.Dense(2), X), x).ok),
+    ("fnn.testing.check_loss", [Y_REG, Y_REG[::-1]],
+     lambda p, y: testing.check_loss(losses.mse, p, y).ok),
+    ("fnn.testing.check_network", [X, Y_REG],
+     lambda x, y: testing.check_network(MLP, x, y, losses.mse).ok),
+    ("fnn.testing.check_vjp", [X],
+     lambda x: testing.check_vjp(np.tanh, lambda x: (np.tanh(x), lambda dy: dy / np.cosh(x) ** 2), x).ok),
+    ("fnn.datasets.one_hot", [LABELS], lambda y: datasets.one_hot(y, 3)),
+    ("fnn.datasets.train_val_split", [X, LABELS],
+     lambda x, y: datasets.train_val_split(x, y, val_fraction=0.4, key=0)),
+    ("fnn.datasets.images_to_float", [np.arange(18, dtype=np.uint8).reshape(2, 3, 3)],
+     lambda x: datasets.images_to_float(x)),
+    ("fnn.datasets.Dataset", [np.zeros((2, 2, 2), np.uint8), LABELS[:2]],
+     lambda x, y: tuple(datasets.Dataset(x, y, x, y))),
+    *[(f"fnn.losses.{loss.name}", [p, t], lambda p, t, loss=loss: loss.value_and_grad(p, t))
+      for loss, p, t in [
+          (losses.mse, Y_REG, Y_REG[::-1]),
+          (losses.binary_cross_entropy, 1 / (1 + np.exp(-Y_REG)), np.abs(np.tanh(Y_REG))),
+          (losses.binary_cross_entropy_with_logits, Y_REG, np.abs(np.tanh(Y_REG))),
+          (losses.softmax_cross_entropy, Y_REG, np.eye(3)[LABELS]),
+          (losses.sparse_softmax_cross_entropy, Y_REG, LABELS)]],
+    ("fnn.metrics.accuracy", [Y_REG, LABELS], metrics.accuracy),
+    ("fnn.metrics.top_k_accuracy", [Y_REG, LABELS], lambda p, y: metrics.top_k_accuracy(p, y, 2)),
+    ("fnn.metrics.confusion_matrix", [LABELS, Y_REG], lambda y, p: metrics.confusion_matrix(y, p, 3)),
+    ("fnn.metrics.mse", [Y_REG, Y_REG[::-1]], metrics.mse),
+    ("fnn.metrics.mae", [Y_REG, Y_REG[::-1]], metrics.mae),
+    ("fnn.metrics.r2_score", [Y_REG, Y_REG[::-1]], metrics.r2_score),
+    *_layer_rows(),
+]
+
+CASES = [(name, i) for name, arrays, _ in ENTRY_POINTS for i in range(len(arrays))]
+BY_NAME = {name: (arrays, fn) for name, arrays, fn in ENTRY_POINTS}
+
+
+def _same(a, b):
+    """Equal results, with every array in ``b`` a plain ndarray."""
+    if isinstance(a, np.ndarray):
+        assert type(b) is np.ndarray, type(b)
+        np.testing.assert_array_equal(a, b)
+    elif isinstance(a, tuple | list):
+        assert len(a) == len(b)
+        for u, v in zip(a, b, strict=True):
+            _same(u, v)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _same(a[k], b[k])
+    elif attrs.has(type(a)):
+        _same(tree.leaves(a), tree.leaves(b))
+    else:
+        assert a == b
+
+
+def _call(name, i, wrap):
+    arrays, fn = BY_NAME[name]
+    args = list(arrays)
+    args[i] = wrap(args[i])
+    return fn(*args)
+
+
+@pytest.mark.parametrize(("name", "i"), CASES, ids=[f"{n}-arg{i}" for n, i in CASES])
+def test_masked_arrays_are_refused_at_every_entry_point(name, i):
+    """A masked array (one masked entry) in any array argument is a TypeError saying so;
+    nothing computes with the data under the mask."""
+
+    def masked(a):
+        mask = np.zeros(a.shape, bool)
+        mask.flat[0] = True
+        return np.ma.array(a, mask=mask)
+
+    with pytest.raises(TypeError, match="is a masked array"):
+        _call(name, i, masked)
+
+
+@pytest.mark.parametrize(("name", "i"), CASES, ids=[f"{n}-arg{i}" for n, i in CASES])
+def test_subclasses_give_the_plain_result_at_every_entry_point(name, i):
+    """An ndarray subclass in any array argument gives the result of the plain array, with
+    plain ndarrays in it; a non-native byte order gives the same values too."""
+    plain_result = _call(name, i, lambda a: a)
+    _same(plain_result, _call(name, i, lambda a: a.view(Sub)))
+    swapped = _call(name, i, lambda a: a.astype(a.dtype.newbyteorder("S")))
+    _same(plain_result, swapped)

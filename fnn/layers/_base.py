@@ -27,6 +27,7 @@ import attrs
 import numpy as np
 from typing_extensions import Self
 
+from fnn import _arrays
 from fnn.random import KeyLike
 from fnn.tree import STATE_METADATA_KEY, readonly
 
@@ -186,6 +187,7 @@ def check_input(layer: Layer, x: object, rank: int | None, what: str) -> Array:
 
     ``what`` describes the expected layout, e.g. ``"(batch, d_in)"``.
     """
+    x = _arrays.plain(layer.name, "x", x)
     if not isinstance(x, np.ndarray):
         raise TypeError(
             f"{layer.name}: x must be a NumPy array of shape {what}, got {type(x).__name__}; "
@@ -218,6 +220,7 @@ def check_dtype(layer: Layer, x: Array, param: Array) -> None:
 
 def check_cotangent(layer: Layer, dy: object, y: Array) -> Array:
     """Check a pullback's ``dy``: an array of the output's shape and dtype; return it."""
+    dy = _arrays.plain(layer.name, "dy", dy)
     if not isinstance(dy, np.ndarray) or dy.dtype != y.dtype:
         got = f"dtype {dy.dtype}" if isinstance(dy, np.ndarray) else type(dy).__name__
         raise TypeError(
