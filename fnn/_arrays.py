@@ -17,8 +17,9 @@ Floating-point computation happens in float32 or float64 only (`compute_dtype`,
 `check_compute_float`); `cast_finite` casts network inputs and loss targets
 without letting a value overflow to infinity on the way. `real` turns a
 Python or NumPy real number into a float without ``OverflowError``.
-`ignoring_underflow` runs a function with underflow ignored: a result too small
-to represent becoming zero (or subnormal) is correct arithmetic, never an error.
+`ignoring_underflow` and `underflow_retried` run a function with underflow
+ignored: a result too small to represent becoming zero (or subnormal) is
+correct arithmetic, never an error.
 
 Not public API: modules import it as ``from fnn import _arrays``.
 """
@@ -163,6 +164,35 @@ def cast_finite(who: str, name: str, a: np.ndarray, dtype: np.dtype) -> np.ndarr
     return a.astype(dtype, copy=False)
 
 
+def shift_by_max(x: np.ndarray) -> np.ndarray:
+    """``x − max(x)`` along the last axis (a fresh array), the stable softmax shift.
+
+    ``exp`` of the result never overflows. The subtraction itself overflows
+    only when a row's spread exceeds the dtype's largest value (logits of
+    ``+3e38`` and ``-3e38`` in float32); then the shift is computed with
+    overflow ignored and clamped at ``-finfo.max``, whose ``exp`` is 0 like the
+    true value's, so no finite input raises or warns and no ``0 · -inf`` NaN
+    appears downstream.
+
+    Example:
+        >>> shift_by_max(np.array([[1.0, 3.0]]))
+        array([[-2.,  0.]])
+    """
+    top: np.ndarray = x.max(axis=-1, keepdims=True)
+    out: np.ndarray
+    limit = float(np.finfo(x.dtype).max)
+    if x.size and not float(top.max()) - float(x.min()) <= limit:
+        if not np.isfinite(top).all() or not np.isfinite(x.min()):
+            out = np.subtract(x, top)  # non-finite input: IEEE arithmetic, caller's settings
+            return out
+        with np.errstate(over="ignore"):
+            out = np.subtract(x, top)
+        np.maximum(out, -limit, out=out)
+        return out
+    out = np.subtract(x, top)
+    return out
+
+
 def real(value: int | float | np.integer[Any] | np.floating[Any]) -> float:
     """A real number as a float; an int beyond float range becomes ``±inf``, never OverflowError.
 
@@ -188,13 +218,36 @@ def ignoring_underflow(fn: Callable[P, R]) -> Callable[P, R]:
     Underflow (a result too small for the dtype becoming subnormal or zero) is
     the correct IEEE 754 result: ``exp(-1000)`` is 0. Only underflow is
     changed; overflow, invalid operations and division by zero still follow
-    the caller's settings. Each call gets its own ``np.errstate`` (thread- and
-    re-entrancy-safe).
+    the caller's settings. Each call enters its own ``np.errstate`` (thread-
+    and re-entrancy-safe, about 2 µs): for functions that run long or have
+    side effects, such as ``fit``. Small pure functions use `underflow_retried`.
     """
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         with np.errstate(under="ignore"):
             return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def underflow_retried(fn: Callable[P, R]) -> Callable[P, R]:
+    """Like `ignoring_underflow` for a *pure* function, at no cost on the common path.
+
+    ``fn`` runs under the caller's settings; only if NumPy raised (a
+    ``FloatingPointError``, or a ``RuntimeWarning`` turned into an exception by
+    ``-W error``) does it run again with underflow ignored. An error that was
+    not underflow (overflow, invalid, divide) raises again from the second run,
+    so the caller sees exactly what ``ignoring_underflow`` would give. Under
+    NumPy's default settings (underflow ignored) the second run never happens.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (FloatingPointError, RuntimeWarning):
+            with np.errstate(under="ignore"):
+                return fn(*args, **kwargs)
 
     return wrapper

@@ -112,12 +112,23 @@ def _check_target(who: str, pred: Array, y: object) -> Array:
     return y
 
 
+def _mean(terms: Array, count: int) -> float:
+    """The one reduction every loss ends with: ``Σ terms / count``, accumulated in float64.
+
+    ``count`` is the number of elements (element-wise losses) or examples (the
+    softmax cross-entropies). Accumulating in float64 keeps a float32 batch's
+    sum from overflowing when its mean would not, and is more accurate.
+    """
+    return float(terms.sum(dtype=np.float64) / count)
+
+
+@_arrays.underflow_retried
 def _mse(pred: Array, y: Array) -> tuple[float, Array]:
     pred = _check_pred("mse", pred)
     y = _check_target("mse", pred, y)
     diff = pred - y
     n = pred.dtype.type(diff.size)
-    return float((diff * diff).sum() / n), diff * (2 / n)
+    return _mean(diff * diff, diff.size), diff * (2 / n)
 
 
 mse = Loss("mse", _mse)
@@ -128,6 +139,7 @@ def _check_probability_target(who: str, y: Array) -> None:
         raise ValueError(f"{who}: targets must lie in [0, 1], got values outside it")
 
 
+@_arrays.underflow_retried
 def _bce(pred: Array, y: Array) -> tuple[float, Array]:
     who = "binary_cross_entropy"
     pred = _check_pred(who, pred)
@@ -141,13 +153,14 @@ def _bce(pred: Array, y: Array) -> tuple[float, Array]:
     eps = np.finfo(pred.dtype).eps
     p = np.clip(pred, eps, 1 - eps)
     n = pred.dtype.type(pred.size)
-    value = -(y * np.log(p) + (1 - y) * np.log1p(-p)).sum() / n
-    return float(value), (p - y) / (p * (1 - p)) / n
+    terms = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+    return _mean(terms, pred.size), (p - y) / (p * (1 - p)) / n
 
 
 binary_cross_entropy = Loss("binary_cross_entropy", _bce)
 
 
+@_arrays.underflow_retried
 def _bce_logits(z: Array, y: Array) -> tuple[float, Array]:
     who = "binary_cross_entropy_with_logits"
     z = _check_pred(who, z)
@@ -155,15 +168,15 @@ def _bce_logits(z: Array, y: Array) -> tuple[float, Array]:
     _check_probability_target(who, y)
     n = z.dtype.type(z.size)
     # log(1 + e^z) − y·z, written so that no exponent is positive.
-    value = (np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).sum() / n
-    return float(value), (sigmoid(z) - y) / n
+    terms = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+    return _mean(terms, z.size), (sigmoid(z) - y) / n
 
 
 binary_cross_entropy_with_logits = Loss("binary_cross_entropy_with_logits", _bce_logits)
 
 
 def _log_softmax(z: Array) -> Array:
-    shifted = z - z.max(axis=-1, keepdims=True)
+    shifted = _arrays.shift_by_max(z)
     out: Array = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     return out
 
@@ -178,6 +191,7 @@ def _check_logits(who: str, z: object) -> Array:
     return z
 
 
+@_arrays.underflow_retried
 def _softmax_ce(z: Array, y: Array) -> tuple[float, Array]:
     who = "softmax_cross_entropy"
     z = _check_logits(who, z)
@@ -192,9 +206,8 @@ def _softmax_ce(z: Array, y: Array) -> tuple[float, Array]:
     _check_probability_target(who, y)
     logp = _log_softmax(z)
     b = z.dtype.type(z.shape[0])
-    value = -(y * logp).sum() / b
     grad = (np.exp(logp) * y.sum(axis=-1, keepdims=True) - y) / b
-    return float(value), grad
+    return _mean(-(y * logp), z.shape[0]), grad
 
 
 softmax_cross_entropy = Loss("softmax_cross_entropy", _softmax_ce)
@@ -231,22 +244,23 @@ def _check_labels(who: str, z: Array, y: object) -> Array:
     return y
 
 
+@_arrays.underflow_retried
 def _sparse_softmax_ce(z: Array, y: Array) -> tuple[float, Array]:
     who = "sparse_softmax_cross_entropy"
     z = _check_logits(who, z)
     y = _check_labels(who, z, y)
     # One exp over the logits serves both the value and the gradient:
     # log softmax(z)[y] = s[y] − log Σ e^s with s = z − max z (no overflow).
-    shifted = z - z.max(axis=-1, keepdims=True)
+    shifted = _arrays.shift_by_max(z)
     e = np.exp(shifted)
     total = e.sum(axis=-1)
     rows = np.arange(z.shape[0])
     b = z.dtype.type(z.shape[0])
-    value = (np.log(total) - shifted[rows, y]).sum() / b
+    value = _mean(np.log(total) - shifted[rows, y], z.shape[0])
     grad = e  # e was just allocated by np.exp: turn it into (softmax − onehot)/B in place
     grad /= (total * b)[:, None]
     grad[rows, y] -= 1 / b
-    return float(value), grad
+    return value, grad
 
 
 sparse_softmax_cross_entropy = Loss("sparse_softmax_cross_entropy", _sparse_softmax_ce)

@@ -266,6 +266,7 @@ def _same_shape(who: str, pred: object, y: object) -> tuple[Array, Array]:
     return pred.astype(np.float64, copy=False), y.astype(np.float64, copy=False)
 
 
+@_arrays.underflow_retried
 def mse(pred: Array, y: Array) -> float:
     """Mean squared error ``mean((pred − y)²)`` over every element, in float64.
 
@@ -289,6 +290,7 @@ def mse(pred: Array, y: Array) -> float:
     return float(np.mean((p - t) ** 2))
 
 
+@_arrays.underflow_retried
 def mae(pred: Array, y: Array) -> float:
     """Mean absolute error ``mean(|pred − y|)`` over every element, in float64.
 
@@ -312,6 +314,7 @@ def mae(pred: Array, y: Array) -> float:
     return float(np.mean(np.abs(p - t)))
 
 
+@_arrays.underflow_retried
 def r2_score(pred: Array, y: Array) -> float:
     """Coefficient of determination ``R² = 1 − Σ(pred − y)² / Σ(y − ȳ)²``.
 

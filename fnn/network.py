@@ -283,6 +283,7 @@ def forward(
     return activations(_check_network(who, net), x, key=key, training=training, who=who)[-1]
 
 
+@_arrays.underflow_retried
 def activations(
     net: Network,
     x: Array,
@@ -364,6 +365,7 @@ def _chain(
     return h, pullbacks, _with_layers(net, tuple(new_layers)) if changed else net
 
 
+@_arrays.underflow_retried
 def value_and_grad(
     net: Network,
     x: Array,

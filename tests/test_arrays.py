@@ -269,3 +269,23 @@ def test_subclasses_give_the_plain_result_at_every_entry_point(name, i):
     _same(plain_result, _call(name, i, lambda a: a.view(Sub)))
     swapped = _call(name, i, lambda a: a.astype(a.dtype.newbyteorder("S")))
     _same(plain_result, swapped)
+
+
+def test_underflow_retried_gives_what_ignoring_underflow_gives():
+    """The retrying wrapper returns the underflow-ignoring result, re-raises other errors,
+    and calls the function once when nothing is raised."""
+    calls = []
+
+    @_arrays.underflow_retried
+    def f(a):
+        calls.append(a)
+        return np.exp(a)
+
+    with np.errstate(all="raise"):
+        assert f(np.float64(1.0)) == np.exp(1.0) and len(calls) == 1
+        assert f(np.float32(-200)) == 0 and len(calls) == 3
+        with pytest.raises(FloatingPointError, match="overflow"):
+            f(np.float32(100))
+    with np.errstate(all="warn"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert f(np.float32(-200)) == 0

@@ -239,8 +239,9 @@ def input_only_pullback(
 
     ``dy`` is checked against the output ``y``; ``dlayer`` is the layer itself
     (it has no arrays, so it already has the structure of its gradient); ``dx``
-    is ``None`` when ``need_dx`` is false.
+    is ``None`` when ``need_dx`` is false. ``dx_of`` runs with underflow ignored.
     """
+    dx_of = _arrays.underflow_retried(dx_of)
 
     def pullback(dy: Array) -> tuple[Layer, Array | None]:
         dy = check_cotangent(layer, dy, y)

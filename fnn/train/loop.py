@@ -44,8 +44,8 @@ from typing import Any, Literal, Protocol
 import attrs
 import numpy as np
 
+from fnn import _arrays, optim
 from fnn import metrics as fnn_metrics
-from fnn import optim
 from fnn.losses import Loss
 from fnn.network import Network, value_and_grad
 from fnn.random import Key, KeyLike, as_key, fold_in
@@ -222,6 +222,7 @@ def _train_epoch(
     return net, opt_state, (total / seen if seen else math.nan), skipped
 
 
+@_arrays.ignoring_underflow
 def fit(
     net: Network,
     opt: OptimizerLike,
