@@ -82,6 +82,11 @@ def _check_pred(who: str, pred: object) -> Array:
         raise TypeError(f"{who}: pred must be floating-point, got dtype {pred.dtype}")
     if pred.ndim < 1 or pred.shape[0] == 0:
         raise ValueError(f"{who}: pred must have a non-empty batch axis, got shape {pred.shape}")
+    if pred.size == 0:
+        raise ValueError(
+            f"{who}: pred has shape {pred.shape}, which holds no values per example; "
+            "check the output layer size (units=0?)"
+        )
     return pred
 
 

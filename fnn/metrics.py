@@ -99,6 +99,11 @@ def _check_array(who: str, name: str, a: object) -> Array:
         )
     if a.ndim == 0 or a.shape[0] == 0:
         raise ValueError(f"{who}: {name} must have a non-empty batch axis, got shape {a.shape}")
+    if a.size == 0:
+        raise ValueError(
+            f"{who}: {name} has shape {a.shape}, which holds no values per example; "
+            "check the output layer size"
+        )
     if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)
             or a.dtype == np.bool_):
         raise TypeError(f"{who}: {name} must be numeric, got dtype {a.dtype}")

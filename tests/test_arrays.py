@@ -1,6 +1,7 @@
 """Tests of fnn._arrays, the input policy every entry point applies."""
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -289,3 +290,17 @@ def test_underflow_retried_gives_what_ignoring_underflow_gives():
     with np.errstate(all="warn"), warnings.catch_warnings():
         warnings.simplefilter("error")
         assert f(np.float32(-200)) == 0
+
+
+@pytest.mark.parametrize(("layer", "x"), LAYERS, ids=lambda v: getattr(v, "name", ""))
+@pytest.mark.parametrize("where", ["batch", "last"])
+def test_layers_refuse_empty_inputs(layer, x, where):
+    """An input with no values, a (0, ...) batch or a zero-sized feature axis, is a ValueError
+    naming the layer (like fnn.forward's empty-batch error), never a NumPy reduction error
+    or a 'mean of empty slice' warning."""
+    built = _layer(layer, x)
+    empty = x[:0] if where == "batch" else x[..., :0]
+    for call in (lambda: built.forward(empty, key=0, training=True),
+                 lambda: built.vjp(empty, key=0, training=True)):
+        with pytest.raises(ValueError, match=rf"{re.escape(layer.name)}: x has shape .* no values"):
+            call()

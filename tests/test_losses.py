@@ -251,3 +251,13 @@ def test_masked_label_and_masked_inf_are_never_used():
     t = np.ma.array([[0.0, np.inf], [0.0, 0.0]], mask=[[False, True], [False, False]])
     with pytest.raises(TypeError, match="masked array"):
         losses.mse(np.zeros((2, 2)), t)
+
+
+@pytest.mark.parametrize(("fn", "pred", "y"), ALL_LOSSES, ids=lambda v: getattr(v, "name", ""))
+def test_predictions_without_values_are_refused(fn, pred, y):
+    """(batch, 0) predictions (an output layer of zero units) are a ValueError naming the
+    loss and the shape, not 0/0, a NumPy reduction error or a label range of '0..-1'."""
+    empty = np.zeros((2, 0))
+    target = np.zeros(2, np.int64) if y.ndim == 1 else np.zeros((2, 0))
+    with pytest.raises(ValueError, match=rf"^{fn.name}: pred has shape \(2, 0\).*no values"):
+        fn.value_and_grad(empty, target)

@@ -160,3 +160,21 @@ def test_masked_arrays_are_refused(fn, args, masked_at):
     args[masked_at] = np.ma.array(a, mask=mask)
     with pytest.raises(TypeError, match=r"fnn\.metrics\.\w+: \w+ is a masked array.*\.filled"):
         fn(*args)
+
+
+@pytest.mark.parametrize(
+    ("fn", "args"),
+    [
+        (metrics.accuracy, (np.zeros((2, 0)), np.array([0, 0]))),
+        (metrics.top_k_accuracy, (np.zeros((2, 0)), np.array([0, 0]), 1)),
+        (metrics.confusion_matrix, (np.array([0, 0]), np.zeros((2, 0)), 1)),
+        (metrics.mse, (np.zeros((2, 0)), np.zeros((2, 0)))),
+        (metrics.mae, (np.zeros((2, 0)), np.zeros((2, 0)))),
+        (metrics.r2_score, (np.zeros((2, 0)), np.zeros((2, 0)))),
+    ],
+)
+def test_predictions_without_values_are_refused(fn, args):
+    """(batch, 0) predictions are a ValueError saying they hold no values, not a 'mean of
+    empty slice' warning, a 'k must be in 1..0' or a 'targets are constant'."""
+    with pytest.raises(ValueError, match=r"has shape \(2, 0\).*no values"):
+        fn(*args)

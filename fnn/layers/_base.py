@@ -200,6 +200,11 @@ def check_input(layer: Layer, x: object, rank: int | None, what: str) -> Array:
         )
     if x.ndim == 0:
         raise ValueError(f"{layer.name}: x needs a batch axis; got a 0-d array, pass x[None]")
+    if x.size == 0:
+        raise ValueError(
+            f"{layer.name}: x has shape {x.shape}, which holds no values; pass at least one "
+            "example with at least one value"
+        )
     if rank is not None and x.ndim != rank:
         hint = " add a batch axis with x[None]" if x.ndim == rank - 1 else ""
         raise ValueError(
