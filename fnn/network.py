@@ -438,9 +438,10 @@ def check_lr(who: str, lr: object) -> float:
     """A learning rate must be a finite number > 0."""
     if isinstance(lr, bool) or not isinstance(lr, int | float | np.floating | np.integer):
         raise TypeError(f"{who}: lr must be a number, got {type(lr).__name__}")
-    if not math.isfinite(float(lr)) or float(lr) <= 0:
-        raise ValueError(f"{who}: lr must be a finite number > 0, got {lr}")
-    return float(lr)
+    rate = _arrays.real(lr)  # an int beyond float range is ±inf here, never OverflowError
+    if not math.isfinite(rate) or rate <= 0:
+        raise ValueError(f"{who}: lr must be a finite number > 0, got {_arrays.short(lr)}")
+    return rate
 
 
 def sgd_step(net: Network, grads: Network, lr: float) -> Network:
