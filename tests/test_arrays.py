@@ -4,10 +4,13 @@ import math
 import re
 import warnings
 
+import attrs
 import numpy as np
 import pytest
 
-from fnn import _arrays
+import fnn
+from fnn import _arrays, datasets, losses, metrics, testing, tree
+
 
 def test_plain_views_subclasses_as_ndarray_without_copying():
     """An ndarray subclass comes back as a plain ndarray sharing the caller's memory."""
@@ -22,6 +25,7 @@ def test_plain_views_subclasses_as_ndarray_without_copying():
     rec = _arrays.plain("who", "x", np.zeros(3).view(np.recarray))
     assert type(rec) is np.ndarray
 
+
 def test_plain_refuses_masked_arrays_naming_the_fix():
     """A masked array is a TypeError naming the entry point, the argument and .filled()."""
     masked = np.ma.array([1.0, 2.0], mask=[False, True])
@@ -30,6 +34,7 @@ def test_plain_refuses_masked_arrays_naming_the_fix():
     # Even without any masked entry: the policy is about the type, decided once.
     with pytest.raises(TypeError, match="masked array"):
         _arrays.plain("fnn.thing", "y", np.ma.array([1.0, 2.0]))
+
 
 def test_plain_converts_byte_order_and_keeps_values():
     """A big-endian array comes back in native order with the same values; the caller's
@@ -42,15 +47,18 @@ def test_plain_converts_byte_order_and_keeps_values():
     a = np.arange(3.0)
     assert _arrays.plain("who", "x", a) is a
 
+
 def test_plain_passes_non_arrays_through():
     """Non-arrays come back unchanged, for the caller's own type check."""
     for v in (None, [1, 2], 3.0, "s"):
         assert _arrays.plain("who", "x", v) is v
 
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, "float32", np.dtype("f8")])
 def test_compute_dtype_accepts_float32_and_float64(dtype):
     """float32 and float64 (as types, names or dtypes) are the compute dtypes."""
     assert _arrays.compute_dtype("who", dtype) in (np.float32, np.float64)
+
 
 @pytest.mark.parametrize(
     ("dtype", "why"),
@@ -62,12 +70,15 @@ def test_compute_dtype_accepts_float32_and_float64(dtype):
         (None, "got None"),
     ],
 )
+
+
 def test_compute_dtype_refuses_the_rest(dtype, why):
     """float16, extended precision, integers and non-dtypes are a TypeError saying why."""
     if dtype is np.longdouble and np.dtype(np.longdouble) == np.float64:
         pytest.skip("long double is float64 on this platform")
     with pytest.raises(TypeError, match=rf"^fnn\.init: dtype must be np\.float32 or np\.float64.*{why}"):
         _arrays.compute_dtype("fnn.init", dtype)
+
 
 def test_cast_finite_refuses_values_beyond_the_target_range():
     """float64 beyond float32's range is refused before the cast (no overflow warning,
@@ -82,16 +93,19 @@ def test_cast_finite_refuses_values_beyond_the_target_range():
     big_int = np.array([np.iinfo(np.int64).max])
     assert np.isfinite(_arrays.cast_finite("who", "x", big_int, np.dtype(np.float32))).all()
 
+
 def test_real_never_overflows():
     """Python ints beyond float range become ±inf instead of raising OverflowError."""
     assert _arrays.real(10**400) == math.inf
     assert _arrays.real(-(10**400)) == -math.inf
     assert _arrays.real(np.float32(0.5)) == 0.5
 
+
 def test_short_cuts_long_reprs():
     """A 400-digit int is cut to the limit in messages."""
     text = _arrays.short(10**400)
     assert len(text) == 60 and text.endswith("...")
+
 
 def test_ignoring_underflow_ignores_only_underflow():
     """Inside, underflow is ignored; overflow still raises as the caller set; outside, the
@@ -109,19 +123,18 @@ def test_ignoring_underflow_ignores_only_underflow():
             np.exp(np.float32(-200))
     assert f.__name__ == "f"
 
+
 # ---------------------------------------------------------------------------
 # The policy at every public entry point that takes arrays.
 
-import attrs  # noqa: E402
-
-import fnn  # noqa: E402
-from fnn import datasets, losses, metrics, testing, tree  # noqa: E402
 
 class Sub(np.ndarray):
     """A do-nothing ndarray subclass (np.matrix, np.memmap and astropy's Quantity are others)."""
 
+
 def _net(layers, in_shape, dtype=np.float64):
     return fnn.init(layers, in_shape, key=0, dtype=dtype)
+
 
 MLP = _net([fnn.Dense(4), fnn.Tanh(), fnn.Dense(3)], (2,))
 X = np.random.default_rng(0).normal(size=(5, 2))
@@ -129,8 +142,10 @@ Y_REG = np.random.default_rng(1).normal(size=(5, 3))
 LABELS = np.array([0, 2, 1, 1, 0])
 IMG = np.random.default_rng(2).normal(size=(2, 4, 4, 2))
 
+
 def _layer(layer, x):
     return layer.init(0, x.shape[1:], np.dtype(x.dtype))[0]
+
 
 LAYERS = [
     (fnn.Dense(3), X), (fnn.ReLU(), X), (fnn.LeakyReLU(), X), (fnn.ELU(), X), (fnn.Tanh(), X),
@@ -139,6 +154,7 @@ LAYERS = [
     (fnn.Conv2D(2, 2), IMG), (fnn.MaxPool2D(2), IMG), (fnn.AvgPool2D(2), IMG),
     (fnn.GlobalAvgPool2D(), IMG), (fnn.LayerNorm(), X), (fnn.BatchNorm(), IMG),
 ]
+
 
 def _layer_rows():
     rows = []
@@ -153,8 +169,10 @@ def _layer_rows():
                      lambda dy, b=built, x=x: b.vjp(x, key=0, training=True)[1](dy)))
     return rows
 
+
 def _with_loss(fn, loss):
     return lambda pred, y: fn(loss, pred, y)
+
 
 ENTRY_POINTS = [
     ("fnn.forward", [X], lambda x: fnn.forward(MLP, x)),
@@ -198,9 +216,9 @@ ENTRY_POINTS = [
     ("fnn.metrics.r2_score", [Y_REG, Y_REG[::-1]], metrics.r2_score),
     *_layer_rows(),
 ]
-
 CASES = [(name, i) for name, arrays, _ in ENTRY_POINTS for i in range(len(arrays))]
 BY_NAME = {name: (arrays, fn) for name, arrays, fn in ENTRY_POINTS}
+
 
 def _same(a, b):
     """Equal results, with every array in ``b`` a plain ndarray."""
@@ -220,11 +238,13 @@ def _same(a, b):
     else:
         assert a == b
 
+
 def _call(name, i, wrap):
     arrays, fn = BY_NAME[name]
     args = list(arrays)
     args[i] = wrap(args[i])
     return fn(*args)
+
 
 @pytest.mark.parametrize(("name", "i"), CASES, ids=[f"{n}-arg{i}" for n, i in CASES])
 def test_masked_arrays_are_refused_at_every_entry_point(name, i):
@@ -239,6 +259,7 @@ def test_masked_arrays_are_refused_at_every_entry_point(name, i):
     with pytest.raises(TypeError, match="is a masked array"):
         _call(name, i, masked)
 
+
 @pytest.mark.parametrize(("name", "i"), CASES, ids=[f"{n}-arg{i}" for n, i in CASES])
 def test_subclasses_give_the_plain_result_at_every_entry_point(name, i):
     """An ndarray subclass in any array argument gives the result of the plain array, with
@@ -247,6 +268,7 @@ def test_subclasses_give_the_plain_result_at_every_entry_point(name, i):
     _same(plain_result, _call(name, i, lambda a: a.view(Sub)))
     swapped = _call(name, i, lambda a: a.astype(a.dtype.newbyteorder("S")))
     _same(plain_result, swapped)
+
 
 def test_underflow_retried_gives_what_ignoring_underflow_gives():
     """The retrying wrapper returns the underflow-ignoring result, re-raises other errors,
@@ -267,6 +289,7 @@ def test_underflow_retried_gives_what_ignoring_underflow_gives():
         warnings.simplefilter("error")
         assert f(np.float32(-200)) == 0
 
+
 @pytest.mark.parametrize(("layer", "x"), LAYERS, ids=lambda v: getattr(v, "name", ""))
 @pytest.mark.parametrize("where", ["batch", "last"])
 def test_layers_refuse_empty_inputs(layer, x, where):
@@ -279,6 +302,7 @@ def test_layers_refuse_empty_inputs(layer, x, where):
                  lambda: built.vjp(empty, key=0, training=True)):
         with pytest.raises(ValueError, match=rf"{re.escape(layer.name)}: x has shape .* no values"):
             call()
+
 
 @pytest.mark.parametrize("value", [10**400, -(10**400), 10**309])
 @pytest.mark.parametrize(
@@ -295,6 +319,8 @@ def test_layers_refuse_empty_inputs(layer, x, where):
     ],
     ids=["sgd", "adam", "adam.b1", "rmsprop.decay", "constant", "clip", "l2", "sgd_step"],
 )
+
+
 def test_ints_beyond_float_range_are_value_errors(call, value):
     """The case of issue 16: lr=10**400 raised OverflowError ('int too large to convert to
     float'); a Python int beyond float range is a finite-number check failing: ValueError,
