@@ -111,10 +111,8 @@ def _check_target(who: str, pred: Array, y: object) -> Array:
         )
     if y.dtype.kind not in "fiub":
         raise TypeError(f"{who}: y must be numeric, got dtype {y.dtype}")
-    y = y.astype(pred.dtype, copy=False)
-    if not np.isfinite(y).all():
-        raise ValueError(f"{who}: y contains NaN or inf; clean the targets first")
-    return y
+    # NaN/inf and float64 targets beyond a float32 pred's range are refused before the cast.
+    return _arrays.cast_finite(who, "y", y, pred.dtype)
 
 
 def _mean(terms: Array, count: int) -> float:

@@ -231,11 +231,8 @@ def prepare_input(who: str, net: Network, x: object) -> Array:
         )
     if x.shape[0] == 0:
         raise ValueError(f"{who}: x is an empty batch (shape {x.shape}); pass at least one example")
-    was_float = x.dtype.kind == "f"  # integers cannot hold NaN and fit in any float dtype
-    x = x.astype(net.dtype, copy=False)
-    if was_float and not np.isfinite(x).all():
-        raise ValueError(f"{who}: x contains NaN or inf; clean or impute the input first")
-    return x
+    # NaN/inf and float64 values beyond float32's range are refused before the cast.
+    return _arrays.cast_finite(who, "x", x, net.dtype)
 
 
 def _layer_key(who: str, key: Key | None, i: int, layer: Layer, training: bool) -> Key | None:

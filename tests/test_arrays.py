@@ -216,6 +216,7 @@ ENTRY_POINTS = [
     ("fnn.metrics.r2_score", [Y_REG, Y_REG[::-1]], metrics.r2_score),
     *_layer_rows(),
 ]
+
 CASES = [(name, i) for name, arrays, _ in ENTRY_POINTS for i in range(len(arrays))]
 BY_NAME = {name: (arrays, fn) for name, arrays, fn in ENTRY_POINTS}
 
@@ -328,3 +329,39 @@ def test_ints_beyond_float_range_are_value_errors(call, value):
     with pytest.raises(ValueError, match=r"must be a finite number") as info:
         call(value)
     assert len(str(info.value)) < 400
+
+
+NET32 = _net([fnn.Dense(2)], (2,), np.float32)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: fnn.forward(NET32, x),
+        lambda x: fnn.activations(NET32, x),
+        lambda x: fnn.loss(NET32, x, np.zeros((1, 2), np.float32), losses.mse),
+        lambda x: fnn.value_and_grad(NET32, x, np.zeros((1, 2), np.float32), losses.mse),
+        lambda x: fnn.evaluate(NET32, x, np.zeros((1, 2), np.float32), losses.mse),
+    ],
+    ids=["forward", "activations", "loss", "value_and_grad", "evaluate"],
+)
+@pytest.mark.parametrize("mode", ["raise", "default"])
+def test_float64_beyond_float32_range_is_refused_by_a_float32_network(call, mode):
+    """The case of issue 16: float64 input of 1e39 into a float32 network overflowed to inf
+    on the cast (a RuntimeWarning, or FloatingPointError under errstate raise, then a
+    misleading 'contains NaN or inf'). It is a ValueError saying the values are beyond
+    float32's range, whatever the errstate; within range the cast works."""
+    errs = {"all": "raise"} if mode == "raise" else {"over": "warn", "invalid": "warn"}
+    with np.errstate(**errs), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"up to 1e\+39 in magnitude, beyond the range of float32"):
+            call(np.array([[0.5, -1e39]]))
+        call(np.array([[0.5, -1e15]]))
+
+
+@pytest.mark.parametrize("loss", [losses.mse, losses.binary_cross_entropy_with_logits])
+def test_float64_targets_beyond_float32_range_are_refused(loss):
+    """A float64 target beyond a float32 prediction's range is a ValueError naming the loss,
+    not an overflowing cast."""
+    with np.errstate(all="raise"), pytest.raises(ValueError, match=rf"{loss.name}: y holds values up to"):
+        loss(np.zeros((1, 2), np.float32), np.array([[0.0, 1e300]]))
