@@ -109,7 +109,7 @@ def compute_dtype(who: str, dtype: object) -> np.dtype:
         dt: np.dtype = np.dtype(dtype)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         raise TypeError(
-            f"{who}: dtype must be np.float32 or np.float64, got {short(dtype)}"
+            f"{who}: dtype must be floating-point, np.float32 or np.float64, got {short(dtype)}"
         ) from None
     if dt in COMPUTE_DTYPES:
         return dt
@@ -123,8 +123,8 @@ def compute_dtype(who: str, dtype: object) -> np.dtype:
     else:
         why = f"got {dt}, which is not floating-point"
     raise TypeError(
-        f"{who}: dtype must be np.float32 or np.float64; {why}. Use np.float32 (the default) or "
-        "np.float64 (for gradient checks)"
+        f"{who}: dtype must be floating-point, np.float32 or np.float64; {why}. "
+        "Use np.float32 (the default) or np.float64 (for gradient checks)"
     )
 
 

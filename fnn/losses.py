@@ -78,8 +78,7 @@ def _check_pred(who: str, pred: object) -> Array:
     pred = _arrays.plain(who, "pred", pred)
     if not isinstance(pred, np.ndarray):
         raise TypeError(f"{who}: pred must be a NumPy array, got {type(pred).__name__}")
-    if pred.dtype.kind != "f":
-        raise TypeError(f"{who}: pred must be floating-point, got dtype {pred.dtype}")
+    _arrays.check_compute_float(who, "pred", pred)  # float32 or float64
     if pred.ndim < 1 or pred.shape[0] == 0:
         raise ValueError(f"{who}: pred must have a non-empty batch axis, got shape {pred.shape}")
     if pred.size == 0:

@@ -67,11 +67,7 @@ def _int_tuple(value: Sequence[int]) -> tuple[int, ...]:
 
 
 def _float_dtype(value: object) -> np.dtype:
-    try:
-        dt: np.dtype = np.dtype(value)  # type: ignore[call-overload]
-    except TypeError:
-        raise TypeError(f"Network: dtype must be a NumPy floating dtype, got {value!r}") from None
-    return dt
+    return _arrays.compute_dtype("Network", value)
 
 
 @attrs.frozen(eq=False)
@@ -119,13 +115,7 @@ def _reraise(err: E, prefix: str) -> E:
 
 
 def _check_dtype_arg(dtype: object) -> np.dtype:
-    try:
-        dt: np.dtype = np.dtype(dtype)  # type: ignore[call-overload]
-    except TypeError:
-        raise TypeError(f"fnn.init: dtype must be a NumPy floating dtype, got {dtype!r}") from None
-    if not np.issubdtype(dt, np.floating):
-        raise TypeError(f"fnn.init: dtype must be floating (np.float32 or np.float64), got {dt}")
-    return dt
+    return _arrays.compute_dtype("fnn.init", dtype)  # float32 or float64; float16 refused
 
 
 def _check_shape_arg(input_shape: object) -> Shape:

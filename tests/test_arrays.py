@@ -76,7 +76,7 @@ def test_compute_dtype_refuses_the_rest(dtype, why):
     """float16, extended precision, integers and non-dtypes are a TypeError saying why."""
     if dtype is np.longdouble and np.dtype(np.longdouble) == np.float64:
         pytest.skip("long double is float64 on this platform")
-    with pytest.raises(TypeError, match=rf"^fnn\.init: dtype must be np\.float32 or np\.float64.*{why}"):
+    with pytest.raises(TypeError, match=rf"^fnn\.init: dtype must be floating-point, np\.float32 or np\.float64.*{why}"):
         _arrays.compute_dtype("fnn.init", dtype)
 
 
@@ -365,3 +365,44 @@ def test_float64_targets_beyond_float32_range_are_refused(loss):
     not an overflowing cast."""
     with np.errstate(all="raise"), pytest.raises(ValueError, match=rf"{loss.name}: y holds values up to"):
         loss(np.zeros((1, 2), np.float32), np.array([[0.0, 1e300]]))
+
+
+def test_float16_networks_are_refused_at_init():
+    """The decision of issue 16: float16 networks are refused where they are built (fnn.init
+    and the Network constructor) with a TypeError saying why and to use float32 or float64;
+    no optimizer would keep float16 parameters finite (Adam's eps of 1e-8 is 0 in float16,
+    a squared gradient of 300 is inf)."""
+    layers = [fnn.Dense(2)]
+    with pytest.raises(TypeError, match=r"^fnn\.init: dtype must be floating-point, np\.float32 or np\.float64; float16"):
+        fnn.init(layers, (2,), key=0, dtype=np.float16)
+    with pytest.raises(TypeError, match=r"^fnn\.init: .*np\.float32 \(the default\)"):
+        fnn.init(layers, (2,), key=0, dtype="float16")
+    with pytest.raises(TypeError, match=r"^Network: dtype must be floating-point, np\.float32 or np\.float64; float16"):
+        fnn.Network(MLP.layers, MLP.input_shape, np.float16)
+    with pytest.raises(TypeError, match=r"^Network: dtype must be .* not floating-point"):
+        fnn.Network(MLP.layers, MLP.input_shape, np.int32)
+
+
+@pytest.mark.parametrize(("layer", "x"), LAYERS, ids=lambda v: getattr(v, "name", ""))
+def test_layers_refuse_float16_inputs(layer, x):
+    """A layer computes in float32 or float64 only: a float16 input is a TypeError naming the
+    layer and the cast (parameter-free layers once computed in float16 silently)."""
+    built = _layer(layer, x.astype(np.float32))
+    with pytest.raises(TypeError, match=rf"{re.escape(layer.name)}: x must be a float32 or float64"):
+        built.forward(x.astype(np.float16), key=0, training=True)
+
+
+@pytest.mark.parametrize("loss", [losses.mse, losses.sparse_softmax_cross_entropy])
+def test_losses_refuse_float16_predictions(loss):
+    """float16 predictions are a TypeError naming the loss (its batch size as a float16
+    overflows at 65504 examples, making the mean 0)."""
+    y = np.zeros(2, np.int64) if loss is losses.sparse_softmax_cross_entropy else np.zeros((2, 2))
+    with pytest.raises(TypeError, match=rf"{loss.name}: pred must be a float32 or float64"):
+        loss(np.zeros((2, 2), np.float16), y)
+
+
+def test_float16_input_goes_into_a_float32_network():
+    """A float16 batch is data like uint8 images: fnn.forward casts it (exactly) to the
+    network's dtype."""
+    x = X.astype(np.float16)
+    np.testing.assert_array_equal(fnn.forward(MLP, x), fnn.forward(MLP, x.astype(np.float64)))

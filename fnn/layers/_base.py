@@ -193,11 +193,7 @@ def check_input(layer: Layer, x: object, rank: int | None, what: str) -> Array:
             f"{layer.name}: x must be a NumPy array of shape {what}, got {type(x).__name__}; "
             "convert it with np.asarray(x, dtype=np.float32)"
         )
-    if x.dtype.kind != "f":
-        raise TypeError(
-            f"{layer.name}: x must be a floating-point array, got dtype {x.dtype}; "
-            "convert it with x.astype(np.float32)"
-        )
+    _arrays.check_compute_float(layer.name, "x", x)  # float32 or float64
     if x.ndim == 0:
         raise ValueError(f"{layer.name}: x needs a batch axis; got a 0-d array, pass x[None]")
     if x.size == 0:
