@@ -406,3 +406,28 @@ def test_float16_input_goes_into_a_float32_network():
     network's dtype."""
     x = X.astype(np.float16)
     np.testing.assert_array_equal(fnn.forward(MLP, x), fnn.forward(MLP, x.astype(np.float64)))
+
+
+def _writeable_alias(a, b):
+    return b is not None and np.shares_memory(a, b) and b.flags.writeable
+
+
+@pytest.mark.parametrize("layer", [fnn.Flatten(), fnn.Reshape((-1,)), fnn.Reshape((16, 2))],
+                         ids=lambda v: v.name)
+def test_relayout_never_returns_a_writeable_view_of_the_callers_array(layer):
+    """The case of issue 16: Flatten/Reshape returned x.reshape(...), a writeable view, so
+    writing into fnn.forward's output changed the caller's x. The output (and the pullback's
+    dx, a view of the caller's dy) may share memory but is then read-only."""
+    x = IMG.astype(np.float32)
+    built = _layer(layer, x)
+    net = fnn.Network((built,), x.shape[1:], np.float32)
+    y_fwd = built.forward(x)
+    y_vjp, pullback = built.vjp(x)
+    y_net = fnn.forward(net, x)
+    dy = np.ones_like(y_vjp)
+    dx = pullback(dy)[1]
+    for y in (y_fwd, y_vjp, y_net, *fnn.activations(net, x)[1:]):
+        assert not _writeable_alias(x, y)
+    assert not _writeable_alias(dy, dx)
+    assert x.flags.writeable and dy.flags.writeable  # the caller's flags are untouched
+    np.testing.assert_array_equal(y_net.reshape(x.shape), x)
