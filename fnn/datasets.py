@@ -560,8 +560,16 @@ def _check_split(who: str, x: np.ndarray, y: np.ndarray, part: str, classes: int
             f"{who}: the {part} files hold images {x.dtype} {x.shape} and labels {y.dtype} "
             f"{y.shape}; expected uint8 (n, height, width) and (n,); are the files mixed up?"
         )
-    if y.size and int(y.max()) >= classes:
-        raise ValueError(f"{who}: {part} label {int(y.max())} is not below {classes}")
+    if y.dtype.kind not in "iu":
+        raise ValueError(
+            f"{who}: {part} labels must be integers, the file holds {y.dtype}; is it a label file?"
+        )
+    low, high = (int(y.min()), int(y.max())) if y.size else (0, 0)
+    if low < 0 or high >= classes:
+        raise ValueError(
+            f"{who}: {part} labels must be in 0..{classes - 1}, found {low if low < 0 else high}; "
+            "the label file is corrupted or of another dataset"
+        )
 
 
 def _load(

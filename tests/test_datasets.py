@@ -621,3 +621,20 @@ def test_read_idx_refuses_a_fifo_at_once(tmp_path):
     assert re.search(r"read_idx: .*pipe: not a regular file \(a FIFO\)", str(outcome[0]))
     with pytest.raises(ValueError, match=r"not a regular file \(a directory\)"):
         ds.read_idx(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [
+        (np.array([0, -1, 2], np.int8), r"training labels must be in 0\.\.9, found -1"),
+        (np.array([0, 1, 10], np.int16), r"training labels must be in 0\.\.9, found 10"),
+        (np.array([0.0, 1.5, 2.0], np.float32), r"training labels must be integers, the file holds float32"),
+    ],
+)
+def test_label_files_out_of_range_or_not_integer_are_refused(places, labels, match):
+    """The case of issue 16: an int8 label file with -1 loaded as label -1 (only labels too
+    large were refused); float label files were truncated to integers. Both are refused."""
+    make_fake(places["explicit"])
+    ds.write_idx(places["explicit"] / "train-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(ValueError, match=match):
+        ds.mnist(places["explicit"], download=False)
