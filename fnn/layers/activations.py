@@ -44,7 +44,8 @@ class _Elementwise(Layer):
         training: bool = False,
         need_dx: bool = True,
     ) -> tuple[Array, Pullback]:
-        y = self.forward(x)
+        x = check_input(self, x, None, "(batch, ...)")  # the pullback uses the checked x
+        y = self._f(x)
 
         return y, input_only_pullback(self, y, lambda dy: dy * self._df(x, y), need_dx)
 

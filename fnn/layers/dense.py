@@ -122,6 +122,7 @@ class Dense(Layer):
         training: bool = False,
         need_dx: bool = True,
     ) -> tuple[Array, Pullback]:
+        x = check_input(self, x, 2, "(batch, d_in)")  # the pullback uses the checked x
         y = self.forward(x)
         w = cast(Array, self.w)
 
