@@ -816,7 +816,8 @@ def two_spirals(
     """
     who = "fnn.datasets.two_spirals"
     n = _positive(who, "n_per_class", n_per_class)
-    if not (noise >= 0 and math.isfinite(noise)) or not (turns > 0 and math.isfinite(turns)):
+    finite = math.isfinite(_arrays.real(noise)) and math.isfinite(_arrays.real(turns))
+    if not (finite and noise >= 0 and turns > 0):
         raise ValueError(f"{who}: need noise >= 0 and turns > 0, got noise={noise}, turns={turns}")
     rng = generator(as_key(key, who))
     r = np.sqrt(rng.uniform(0.0, 1.0, size=n))

@@ -33,6 +33,8 @@ from typing import Any, cast
 import attrs
 import numpy as np
 
+from fnn import _arrays
+
 __all__ = [
     "add",
     "allclose",
@@ -502,8 +504,10 @@ def allclose(a: Tree, b: Tree, rtol: float = 1e-7, atol: float = 0.0) -> bool:
     for name, tol in (("rtol", rtol), ("atol", atol)):
         if isinstance(tol, bool) or not isinstance(tol, int | float | np.integer | np.floating):
             raise TypeError(f"fnn.tree.allclose: {name} must be a number, got {tol!r}")
-        if not (math.isfinite(tol) and tol >= 0):
-            raise ValueError(f"fnn.tree.allclose: {name} must be finite and >= 0, got {tol}")
+        if not (math.isfinite(_arrays.real(tol)) and tol >= 0):
+            raise ValueError(
+                f"fnn.tree.allclose: {name} must be finite and >= 0, got {_arrays.short(tol)}"
+            )
     try:
         check_same_structure(a, b)
     except ValueError:

@@ -454,3 +454,24 @@ def _matrix(a):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PendingDeprecationWarning)
         return np.asmatrix(a)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda v: fnn.ELU(alpha=v), r"ELU: alpha must be a finite number"),
+        (lambda v: fnn.LeakyReLU(negative_slope=v), r"LeakyReLU: negative_slope must be a finite"),
+        (lambda v: fnn.Dropout(v), r"Dropout: drop_prob must be in \[0, 1\)"),
+        (lambda v: fnn.BatchNorm(momentum=v), r"BatchNorm: momentum must be in \[0, 1\)"),
+        (lambda v: fnn.LayerNorm(eps=v), r"LayerNorm: eps must be a finite number"),
+        (lambda v: tree.allclose(MLP, MLP, atol=v), r"fnn\.tree\.allclose: atol must be finite"),
+        (lambda v: datasets.two_spirals(0, 3, noise=v), r"two_spirals: need noise >= 0"),
+    ],
+    ids=["ELU", "LeakyReLU", "Dropout", "BatchNorm", "LayerNorm", "allclose", "two_spirals"],
+)
+@pytest.mark.parametrize("value", [10**400, -(10**400)])
+def test_more_ints_beyond_float_range_are_value_errors(call, match, value):
+    """Found by the fuzz test's huge ints: these validators raised OverflowError."""
+    with pytest.raises(ValueError, match=match):
+        call(value)
+

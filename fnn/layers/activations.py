@@ -76,7 +76,7 @@ class ReLU(_Elementwise):
 
 
 def _finite_nonneg(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+    if not (isinstance(value, int | float) and math.isfinite(_arrays.real(value)) and value >= 0):
         raise ValueError(
             f"{type(instance).__name__}: {attribute.name} must be a finite number >= 0, "
             f"got {value!r}"
