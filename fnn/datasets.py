@@ -736,6 +736,7 @@ def xor(dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
     return readonly(x), readonly(y)
 
 
+@_arrays.underflow_retried
 def linear_regression(
     key: KeyLike,
     n: int = 1000,
@@ -780,6 +781,7 @@ def linear_regression(
     return readonly(x.astype(dtype)), readonly(y.astype(dtype))
 
 
+@_arrays.underflow_retried
 def two_spirals(
     key: KeyLike,
     n_per_class: int = 100,

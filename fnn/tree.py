@@ -474,6 +474,7 @@ def zeros_like(tree: Tree) -> Tree:
     return map(np.zeros_like, tree)
 
 
+@_arrays.underflow_retried
 def vdot(a: Tree, b: Tree) -> float:
     """Sum over leaves of ``vdot(a_leaf, b_leaf)``, as a Python float (accumulated in float64)."""
     check_same_structure(a, b)
@@ -485,6 +486,7 @@ def vdot(a: Tree, b: Tree) -> float:
     )
 
 
+@_arrays.underflow_retried
 def norm(tree: Tree) -> float:
     """Global L2 norm ``sqrt(sum of squares of all leaves)``, as a Python float."""
     return math.sqrt(vdot(tree, tree))
@@ -495,6 +497,7 @@ def size(tree: Tree) -> int:
     return builtins.sum(int(x.size) for x in leaves(tree))
 
 
+@_arrays.underflow_retried
 def allclose(a: Tree, b: Tree, rtol: float = 1e-7, atol: float = 0.0) -> bool:
     """True iff the trees have the same structure and every leaf pair is ``np.allclose``.
 

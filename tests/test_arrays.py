@@ -475,3 +475,25 @@ def test_more_ints_beyond_float_range_are_value_errors(call, match, value):
     with pytest.raises(ValueError, match=match):
         call(value)
 
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: fnn.LeakyReLU(negative_slope=5e-324).forward(X),
+        lambda: fnn.LeakyReLU(negative_slope=5e-324).vjp(X)[1](X),
+        lambda: fnn.ELU().vjp(np.full((1, 2), -1e-310))[1](np.full((1, 2), 0.5)),
+        lambda: fnn.Tanh().vjp(np.full((1, 2), 1e-200))[1](np.full((1, 2), 0.5)),
+        lambda: tree.allclose(MLP, MLP, rtol=5e-324),
+        lambda: tree.vdot({"a": np.full(3, 1e-200)}, {"a": np.full(3, 1e-200)}),
+        lambda: tree.norm({"a": np.full(3, 1e-200)}),
+        lambda: datasets.two_spirals(0, 3, noise=5e-324),
+    ],
+    ids=["LeakyReLU", "LeakyReLU.pullback", "ELU.pullback", "Tanh.pullback", "allclose", "vdot",
+         "norm", "two_spirals"],
+)
+def test_more_entry_points_compute_through_underflow(call):
+    """Found by the fuzz test under np.errstate(all='raise'): these raised 'underflow
+    encountered in multiply' on finite arguments."""
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        call()

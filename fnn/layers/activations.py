@@ -93,9 +93,11 @@ class LeakyReLU(_Elementwise):
     def name(self) -> str:
         return f"LeakyReLU(negative_slope={self.negative_slope})"
 
+    @_arrays.underflow_retried
     def _f(self, x: Array) -> Array:
         return np.where(x > 0, x, x * x.dtype.type(self.negative_slope))
 
+    @_arrays.underflow_retried
     def _df(self, x: Array, y: Array) -> Array:
         out: Array = np.where(x > 0, x.dtype.type(1), x.dtype.type(self.negative_slope))
         return out
@@ -111,10 +113,12 @@ class ELU(_Elementwise):
     def name(self) -> str:
         return f"ELU(alpha={self.alpha})"
 
+    @_arrays.underflow_retried
     def _f(self, x: Array) -> Array:
         neg = x.dtype.type(self.alpha) * np.expm1(np.minimum(x, 0))
         return np.where(x > 0, x, neg)
 
+    @_arrays.underflow_retried
     def _df(self, x: Array, y: Array) -> Array:
         out: Array = np.where(x > 0, x.dtype.type(1), y + x.dtype.type(self.alpha))
         return out
@@ -128,6 +132,7 @@ class Tanh(_Elementwise):
         out: Array = np.tanh(x)
         return out
 
+    @_arrays.underflow_retried
     def _df(self, x: Array, y: Array) -> Array:
         out: Array = 1 - y * y
         return out
