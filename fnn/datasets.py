@@ -776,6 +776,8 @@ def linear_regression(
         raise ValueError(f"{who}: need low < high, got low={low}, high={high}")
     if isinstance(bias, bool) or not isinstance(bias, int | float | np.integer | np.floating):
         raise TypeError(f"{who}: bias must be a real number, got {bias!r}")
+    if not math.isfinite(_arrays.real(bias)):
+        raise ValueError(f"{who}: bias must be a finite number, got {_arrays.short(bias)}")
     x = generator(as_key(key, who)).integers(low, high, size=(n, 3)).astype(np.float64)
     y = x @ np.array([[1.0], [2.0], [3.0]]) + bias
     return readonly(x.astype(dtype)), readonly(y.astype(dtype))

@@ -466,7 +466,8 @@ def sub(a: Tree, b: Tree) -> Tree:
 
 def scale(tree: Tree, s: float) -> Tree:
     """Leaf-wise ``s * tree``; the scalar takes each leaf's dtype (no upcasting)."""
-    return map(lambda x: x * x.dtype.type(s), tree)
+    factor = _arrays.real(s) if isinstance(s, int) else s  # 10**400 is inf, not OverflowError
+    return map(lambda x: x * x.dtype.type(factor), tree)
 
 
 def zeros_like(tree: Tree) -> Tree:

@@ -466,14 +466,26 @@ def _matrix(a):
         (lambda v: fnn.LayerNorm(eps=v), r"LayerNorm: eps must be a finite number"),
         (lambda v: tree.allclose(MLP, MLP, atol=v), r"fnn\.tree\.allclose: atol must be finite"),
         (lambda v: datasets.two_spirals(0, 3, noise=v), r"two_spirals: need noise >= 0"),
+        (lambda v: datasets.linear_regression(0, 3, bias=v), r"linear_regression: bias must be"),
+        (lambda v: fnn.random.uniform(0, (2,), high=v), r"fnn\.random\.uniform: high must be"),
     ],
-    ids=["ELU", "LeakyReLU", "Dropout", "BatchNorm", "LayerNorm", "allclose", "two_spirals"],
+    ids=["ELU", "LeakyReLU", "Dropout", "BatchNorm", "LayerNorm", "allclose", "two_spirals",
+         "linear_regression", "uniform"],
 )
 @pytest.mark.parametrize("value", [10**400, -(10**400)])
 def test_more_ints_beyond_float_range_are_value_errors(call, match, value):
     """Found by the fuzz test's huge ints: these validators raised OverflowError."""
     with pytest.raises(ValueError, match=match):
         call(value)
+
+
+@pytest.mark.parametrize("value", [10**400, -(10**400)])
+def test_tree_scale_by_an_int_beyond_float_range_is_arithmetic(value):
+    """tree.scale(t, 10**400) scales by ±inf as IEEE 754 says (like scaling by 1e300 in
+    float32), instead of raising OverflowError (found by the fuzz test)."""
+    with np.errstate(all="ignore"):
+        out = tree.scale({"a": np.array([1.0, -2.0])}, value)
+    assert np.isinf(out["a"]).all() and (np.sign(out["a"]) == [np.sign(value), -np.sign(value)]).all()
 
 
 @pytest.mark.parametrize(
