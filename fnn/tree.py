@@ -464,6 +464,7 @@ def sub(a: Tree, b: Tree) -> Tree:
     return map(np.subtract, a, b)
 
 
+@_arrays.underflow_retried
 def scale(tree: Tree, s: float) -> Tree:
     """Leaf-wise ``s * tree``; the scalar takes each leaf's dtype (no upcasting)."""
     factor = _arrays.real(s) if isinstance(s, int) else s  # 10**400 is inf, not OverflowError
@@ -516,6 +517,7 @@ def allclose(a: Tree, b: Tree, rtol: float = 1e-7, atol: float = 0.0) -> bool:
         check_same_structure(a, b)
     except ValueError:
         return False
+    rtol, atol = _arrays.real(rtol), _arrays.real(atol)  # 2**64 as a float, not a ufunc error
     return all(
         np.allclose(x, y, rtol=rtol, atol=atol, equal_nan=False)
         for x, y in zip(leaves(a), leaves(b), strict=True)

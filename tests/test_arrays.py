@@ -496,12 +496,13 @@ def test_tree_scale_by_an_int_beyond_float_range_is_arithmetic(value):
         lambda: fnn.ELU().vjp(np.full((1, 2), -1e-310))[1](np.full((1, 2), 0.5)),
         lambda: fnn.Tanh().vjp(np.full((1, 2), 1e-200))[1](np.full((1, 2), 0.5)),
         lambda: tree.allclose(MLP, MLP, rtol=5e-324),
+        lambda: tree.scale(MLP, 5e-324),
         lambda: tree.vdot({"a": np.full(3, 1e-200)}, {"a": np.full(3, 1e-200)}),
         lambda: tree.norm({"a": np.full(3, 1e-200)}),
         lambda: datasets.two_spirals(0, 3, noise=5e-324),
     ],
-    ids=["LeakyReLU", "LeakyReLU.pullback", "ELU.pullback", "Tanh.pullback", "allclose", "vdot",
-         "norm", "two_spirals"],
+    ids=["LeakyReLU", "LeakyReLU.pullback", "ELU.pullback", "Tanh.pullback", "allclose", "scale",
+         "vdot", "norm", "two_spirals"],
 )
 def test_more_entry_points_compute_through_underflow(call):
     """Found by the fuzz test under np.errstate(all='raise'): these raised 'underflow
@@ -509,3 +510,9 @@ def test_more_entry_points_compute_through_underflow(call):
     with np.errstate(all="raise"), warnings.catch_warnings():
         warnings.simplefilter("error")
         call()
+
+
+def test_tree_allclose_takes_ints_beyond_int64():
+    """tree.allclose(atol=2**64 + 1) compares with that tolerance instead of failing inside
+    np.allclose with "ufunc 'isfinite' not supported" (found by the fuzz test)."""
+    assert tree.allclose({"a": np.zeros(2)}, {"a": np.ones(2)}, atol=2**64 + 1)
