@@ -229,3 +229,23 @@ def test_metrics_compute_through_underflow(mode):
         assert metrics.mse(p, t) == 0.0
         assert metrics.mae(p, t) > 0
         assert metrics.r2_score(p, t) == 1.0
+
+
+ACTIVATIONS = [fnn.ReLU(), fnn.LeakyReLU(), fnn.LeakyReLU(negative_slope=1e-30), fnn.ELU(),
+               fnn.Tanh(), fnn.Sigmoid(), fnn.GELU(), fnn.Identity(), fnn.Softmax()]
+
+
+@MODES
+@DTYPES
+@pytest.mark.parametrize("layer", ACTIVATIONS, ids=lambda v: v.name)
+def test_every_activation_computes_through_underflow(layer, dtype, mode):
+    """Every activation layer called directly, at tiny, subnormal and huge finite inputs:
+    forward, vjp and pullback raise and warn nothing."""
+    info = np.finfo(dtype)
+    values = [info.smallest_subnormal, info.tiny, 1e-30, 1e-20, 1.0, 30.0, 1000.0, 1e30]
+    x = np.array([values, [-v for v in values]], dtype)
+    with strict(mode):
+        layer.forward(x)
+        y, pullback = layer.vjp(x)
+        pullback(np.full_like(y, 0.5))
+        pullback(np.full_like(y, info.tiny))
