@@ -40,6 +40,7 @@ R = TypeVar("R")
 
 COMPUTE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 """The floating dtypes fnn computes in."""
+_FLOAT_MAX = {dt: float(np.finfo(dt).max) for dt in COMPUTE_DTYPES}
 
 
 @overload
@@ -71,6 +72,8 @@ def plain(who: str, name: str, value: object) -> object:
         >>> type(plain("f", "x", np.arange(3).view(np.recarray))).__name__
         'ndarray'
     """
+    if type(value) is np.ndarray and value.dtype.isnative:  # the common case, first
+        return value
     if not isinstance(value, np.ndarray):
         return value
     if isinstance(value, np.ma.MaskedArray):
@@ -130,7 +133,7 @@ def compute_dtype(who: str, dtype: object) -> np.dtype:
 
 def check_compute_float(who: str, name: str, a: np.ndarray) -> np.ndarray:
     """``a`` itself if its dtype is float32 or float64, else a ``TypeError`` with the fix."""
-    if a.dtype in COMPUTE_DTYPES:
+    if a.dtype in _FLOAT_MAX:
         return a
     what = "floating-point" if a.dtype.kind != "f" else "float32 or float64"
     raise TypeError(
@@ -180,7 +183,7 @@ def shift_by_max(x: np.ndarray) -> np.ndarray:
     """
     top: np.ndarray = x.max(axis=-1, keepdims=True)
     out: np.ndarray
-    limit = float(np.finfo(x.dtype).max)
+    limit = _FLOAT_MAX.get(x.dtype) or float(np.finfo(x.dtype).max)
     if x.size and not float(top.max()) - float(x.min()) <= limit:
         if not np.isfinite(top).all() or not np.isfinite(x.min()):
             out = np.subtract(x, top)  # non-finite input: IEEE arithmetic, caller's settings
@@ -251,3 +254,12 @@ def underflow_retried(fn: Callable[P, R]) -> Callable[P, R]:
                 return fn(*args, **kwargs)
 
     return wrapper
+
+
+def call_underflow_retried(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """``fn(*args, **kwargs)`` as `underflow_retried` would call it (no wrapper to build)."""
+    try:
+        return fn(*args, **kwargs)
+    except (FloatingPointError, RuntimeWarning):
+        with np.errstate(under="ignore"):
+            return fn(*args, **kwargs)

@@ -187,13 +187,15 @@ def check_input(layer: Layer, x: object, rank: int | None, what: str) -> Array:
 
     ``what`` describes the expected layout, e.g. ``"(batch, d_in)"``.
     """
-    x = _arrays.plain(layer.name, "x", x)
+    if type(x) is not np.ndarray or not x.dtype.isnative:  # (layer.name costs: only if needed)
+        x = _arrays.plain(layer.name, "x", x)
     if not isinstance(x, np.ndarray):
         raise TypeError(
             f"{layer.name}: x must be a NumPy array of shape {what}, got {type(x).__name__}; "
             "convert it with np.asarray(x, dtype=np.float32)"
         )
-    _arrays.check_compute_float(layer.name, "x", x)  # float32 or float64
+    if x.dtype not in _arrays.COMPUTE_DTYPES:
+        _arrays.check_compute_float(layer.name, "x", x)  # float32 or float64 only
     if x.ndim == 0:
         raise ValueError(f"{layer.name}: x needs a batch axis; got a 0-d array, pass x[None]")
     if x.size == 0:
@@ -221,7 +223,8 @@ def check_dtype(layer: Layer, x: Array, param: Array) -> None:
 
 def check_cotangent(layer: Layer, dy: object, y: Array) -> Array:
     """Check a pullback's ``dy``: an array of the output's shape and dtype; return it."""
-    dy = _arrays.plain(layer.name, "dy", dy)
+    if type(dy) is not np.ndarray or not dy.dtype.isnative:
+        dy = _arrays.plain(layer.name, "dy", dy)
     if not isinstance(dy, np.ndarray) or dy.dtype != y.dtype:
         got = f"dtype {dy.dtype}" if isinstance(dy, np.ndarray) else type(dy).__name__
         raise TypeError(
@@ -242,11 +245,10 @@ def input_only_pullback(
     (it has no arrays, so it already has the structure of its gradient); ``dx``
     is ``None`` when ``need_dx`` is false. ``dx_of`` runs with underflow ignored.
     """
-    dx_of = _arrays.underflow_retried(dx_of)
 
     def pullback(dy: Array) -> tuple[Layer, Array | None]:
         dy = check_cotangent(layer, dy, y)
-        return layer, (dx_of(dy) if need_dx else None)
+        return layer, (_arrays.call_underflow_retried(dx_of, dy) if need_dx else None)
 
     return pullback
 
