@@ -28,6 +28,7 @@ import gzip
 import hashlib
 import math
 import os
+import stat
 import tempfile
 import urllib.request
 import zlib
@@ -38,6 +39,7 @@ from typing import IO, Any, cast
 import attrs
 import numpy as np
 
+from fnn import _arrays
 from fnn.random import KeyLike, as_key, generator
 from fnn.tree import readonly
 
@@ -71,6 +73,15 @@ _IDX_DTYPES: dict[int, np.dtype[Any]] = {
 _IDX_CODES = {dt.newbyteorder("="): code for code, dt in _IDX_DTYPES.items()}
 _CHUNK = 1 << 22
 _GZIP_MAGIC = b"\x1f\x8b"
+_MAX_RANK = 32  # files in use have rank 1-4; NumPy 1.x arrays stop at 32 axes
+_DEFLATE_MAX_RATIO = 1032  # deflate turns n bytes into at most about 1032·n
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def _read_exactly(f: IO[bytes], n: int) -> bytes:
@@ -85,14 +96,70 @@ def _read_exactly(f: IO[bytes], n: int) -> bytes:
     return b"".join(parts)
 
 
-def _open_maybe_gzip(path: Path) -> IO[bytes]:
-    with open(path, "rb") as probe:
-        compressed = probe.read(2) == _GZIP_MAGIC
-    f = gzip.open(path, "rb") if compressed else open(path, "rb")
-    return cast(IO[bytes], f)
+def _open_regular(path: Path, who: str) -> IO[bytes]:
+    """Open ``path`` for reading if it is a regular file; refuse anything else at once.
+
+    Opened non-blocking, so a FIFO without a writer does not hang ``open``; its
+    kind is then checked on the open descriptor (no race with a swapped path).
+    """
+    nonblock = getattr(os, "O_NONBLOCK", 0)  # 0 on Windows, which has no FIFOs in the path
+    fd = os.open(path, os.O_RDONLY | nonblock)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a file")
+            raise ValueError(
+                f"{who}: not a regular file ({kind}); read_idx reads IDX files from disk"
+            )
+        if nonblock:
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
-def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+@contextlib.contextmanager
+def _open_maybe_gzip(path: Path, who: str) -> Iterator[tuple[IO[bytes], bool, int]]:
+    """``(stream, compressed, file size)``: gzip is detected from the first bytes."""
+    with _open_regular(path, who) as raw:
+        size = os.fstat(raw.fileno()).st_size
+        compressed = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        if not compressed:
+            yield raw, False, size
+            return
+        with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+            yield cast(IO[bytes], unzipped), True, size
+
+
+def _check_declared(
+    who: str, dims: tuple[int, ...], itemsize: int, header: int, compressed: bool, size: int,
+    max_bytes: int,
+) -> int:
+    """The data size the header declares, refused before anything is read if it cannot be."""
+    nbytes = math.prod(dims) * itemsize
+    if nbytes > max_bytes:
+        raise ValueError(
+            f"{who}: shape {dims} declares {nbytes} data bytes, more than max_bytes={max_bytes}; "
+            f"pass max_bytes={nbytes} (or more) if the file really holds that much"
+        )
+    if math.prod(max(d, 1) for d in dims) * itemsize > np.iinfo(np.intp).max:
+        raise ValueError(f"{who}: dimensions {dims} are absurd: no array can have that shape")
+    if not compressed and nbytes > size - header:
+        raise ValueError(
+            f"{who}: truncated: shape {dims} needs {nbytes} data bytes, found {size - header}"
+        )
+    if compressed and nbytes + header > _DEFLATE_MAX_RATIO * size + 1024:
+        raise ValueError(
+            f"{who}: shape {dims} declares {nbytes} data bytes, more than a gzip file of {size} "
+            f"bytes can hold (deflate expands at most {_DEFLATE_MAX_RATIO}-fold): truncated or "
+            "forged"
+        )
+    return nbytes
+
+
+def read_idx(path: str | os.PathLike[str], *, max_bytes: int = 1 << 30) -> np.ndarray:
     """Read an IDX file (plain or gzip-compressed, detected from its first bytes).
 
     Layout: bytes 0-1 are zero, byte 2 the type code (0x08 uint8, 0x09 int8,
@@ -100,16 +167,25 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     then ``r`` big-endian uint32 dimensions; then ``prod(dims)`` big-endian
     values in C order.
 
+    The header is checked before any data is read: a rank above 32, a shape
+    no array can have, more data than ``max_bytes``, than a plain file holds
+    or than a gzip file of its size can expand to is refused, so a forged
+    header never makes ``read_idx`` allocate what it merely declares. Only
+    regular files are read: a FIFO, device or directory is refused at once.
+
     Args:
         path: the file, e.g. ``train-images-idx3-ubyte.gz``.
+        max_bytes: the largest data size accepted (1 GiB by default; the MNIST
+            training images are 47 MB).
 
     Returns:
         A read-only array of shape ``dims`` in native byte order.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: wrong magic number, truncated data, trailing bytes or a
-            corrupted gzip stream; the message names the file.
+        ValueError: not a regular file, wrong magic number, an absurd rank or
+            shape, more data than ``max_bytes``, truncated data, trailing bytes
+            or a corrupted gzip stream; the message names the file.
 
     Example:
         >>> import os, tempfile
@@ -120,8 +196,10 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """
     path = Path(path)
     who = f"fnn.datasets.read_idx: {path}"
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ValueError(f"{who}: max_bytes must be a positive int, got {max_bytes!r}")
     try:
-        with _open_maybe_gzip(path) as f:
+        with _open_maybe_gzip(path, who) as (f, compressed, size):
             magic = f.read(4)
             if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in _IDX_DTYPES:
                 raise ValueError(
@@ -129,11 +207,19 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
                     "00 00, a type code in 08 09 0b 0c 0d 0e, and the rank)"
                 )
             dtype, rank = _IDX_DTYPES[magic[2]], magic[3]
+            if rank > _MAX_RANK:
+                raise ValueError(
+                    f"{who}: rank {rank} is absurd (IDX files hold rank 1-4; at most "
+                    f"{_MAX_RANK} is accepted)"
+                )
             raw_dims = f.read(4 * rank)
             if len(raw_dims) < 4 * rank:
                 raise ValueError(f"{who}: truncated header ({rank} dimensions expected)")
             dims = tuple(int(d) for d in np.frombuffer(raw_dims, dtype=">u4"))
-            nbytes = math.prod(dims) * dtype.itemsize
+            header = 4 + 4 * rank
+            nbytes = _check_declared(
+                who, dims, dtype.itemsize, header, compressed, size, max_bytes
+            )
             data = _read_exactly(f, nbytes)
             if len(data) < nbytes:
                 raise ValueError(
@@ -164,6 +250,7 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
         ...     Path(d, "x").read_bytes()[:4].hex()
         '00000d01'
     """
+    array = _arrays.plain("fnn.datasets.write_idx", "array", array)
     if not isinstance(array, np.ndarray) or array.dtype.newbyteorder("=") not in _IDX_CODES:
         got = array.dtype if isinstance(array, np.ndarray) else type(array).__name__
         raise TypeError(
@@ -187,7 +274,7 @@ def _content_sha256(path: Path, max_bytes: int) -> str:
     """SHA-256 of the file's content (after gunzip if it is gzip), reading at most ``max_bytes``."""
     digest, total = hashlib.sha256(), 0
     try:
-        with _open_maybe_gzip(path) as f:
+        with _open_maybe_gzip(path, path.name) as (f, _, _):
             while chunk := f.read(_CHUNK):
                 total += len(chunk)
                 if total > max_bytes:
@@ -275,8 +362,24 @@ def download(
 # MNIST and Fashion-MNIST.
 
 
-def _readonly_array(value: object) -> np.ndarray:
-    return readonly(np.asarray(value))
+def _readonly_array(name: str, value: object) -> np.ndarray:
+    return readonly(np.asarray(_arrays.plain("fnn.datasets.Dataset", name, value)))
+
+
+def _x_train(value: object) -> np.ndarray:
+    return _readonly_array("x_train", value)
+
+
+def _y_train(value: object) -> np.ndarray:
+    return _readonly_array("y_train", value)
+
+
+def _x_test(value: object) -> np.ndarray:
+    return _readonly_array("x_test", value)
+
+
+def _y_test(value: object) -> np.ndarray:
+    return _readonly_array("y_test", value)
 
 
 def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
@@ -303,10 +406,10 @@ class Dataset:
         ((1, 2, 2), False)
     """
 
-    x_train: np.ndarray = attrs.field(converter=_readonly_array)
-    y_train: np.ndarray = attrs.field(converter=_readonly_array)
-    x_test: np.ndarray = attrs.field(converter=_readonly_array)
-    y_test: np.ndarray = attrs.field(converter=_readonly_array)
+    x_train: np.ndarray = attrs.field(converter=_x_train)
+    y_train: np.ndarray = attrs.field(converter=_y_train)
+    x_test: np.ndarray = attrs.field(converter=_x_test)
+    y_test: np.ndarray = attrs.field(converter=_y_test)
     class_names: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -457,8 +560,16 @@ def _check_split(who: str, x: np.ndarray, y: np.ndarray, part: str, classes: int
             f"{who}: the {part} files hold images {x.dtype} {x.shape} and labels {y.dtype} "
             f"{y.shape}; expected uint8 (n, height, width) and (n,); are the files mixed up?"
         )
-    if y.size and int(y.max()) >= classes:
-        raise ValueError(f"{who}: {part} label {int(y.max())} is not below {classes}")
+    if y.dtype.kind not in "iu":
+        raise ValueError(
+            f"{who}: {part} labels must be integers, the file holds {y.dtype}; is it a label file?"
+        )
+    low, high = (int(y.min()), int(y.max())) if y.size else (0, 0)
+    if low < 0 or high >= classes:
+        raise ValueError(
+            f"{who}: {part} labels must be in 0..{classes - 1}, found {low if low < 0 else high}; "
+            "the label file is corrupted or of another dataset"
+        )
 
 
 def _load(
@@ -589,6 +700,7 @@ def images_to_float(x: np.ndarray, *, layout: str = "flat", dtype: Any = np.floa
         (2, 9)
     """
     who = "fnn.datasets.images_to_float"
+    x = _arrays.plain(who, "x", x)
     if not isinstance(x, np.ndarray) or x.dtype != np.uint8:
         got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
         raise TypeError(f"{who}: expected uint8 images, got {got}; scale other data yourself")
@@ -624,6 +736,7 @@ def xor(dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
     return readonly(x), readonly(y)
 
 
+@_arrays.underflow_retried
 def linear_regression(
     key: KeyLike,
     n: int = 1000,
@@ -663,11 +776,14 @@ def linear_regression(
         raise ValueError(f"{who}: need low < high, got low={low}, high={high}")
     if isinstance(bias, bool) or not isinstance(bias, int | float | np.integer | np.floating):
         raise TypeError(f"{who}: bias must be a real number, got {bias!r}")
+    if not math.isfinite(_arrays.real(bias)):
+        raise ValueError(f"{who}: bias must be a finite number, got {_arrays.short(bias)}")
     x = generator(as_key(key, who)).integers(low, high, size=(n, 3)).astype(np.float64)
     y = x @ np.array([[1.0], [2.0], [3.0]]) + bias
     return readonly(x.astype(dtype)), readonly(y.astype(dtype))
 
 
+@_arrays.underflow_retried
 def two_spirals(
     key: KeyLike,
     n_per_class: int = 100,
@@ -704,7 +820,8 @@ def two_spirals(
     """
     who = "fnn.datasets.two_spirals"
     n = _positive(who, "n_per_class", n_per_class)
-    if not (noise >= 0 and math.isfinite(noise)) or not (turns > 0 and math.isfinite(turns)):
+    finite = math.isfinite(_arrays.real(noise)) and math.isfinite(_arrays.real(turns))
+    if not (finite and noise >= 0 and turns > 0):
         raise ValueError(f"{who}: need noise >= 0 and turns > 0, got noise={noise}, turns={turns}")
     rng = generator(as_key(key, who))
     r = np.sqrt(rng.uniform(0.0, 1.0, size=n))
@@ -749,6 +866,7 @@ def train_val_split(
         (3, 2, [0, 1, 2, 3, 4])
     """
     who = "fnn.datasets.train_val_split"
+    x, y = _arrays.plain(who, "x", x), _arrays.plain(who, "y", y)
     for name, a in (("x", x), ("y", y)):
         if not isinstance(a, np.ndarray) or a.ndim == 0:
             raise TypeError(f"{who}: {name} must be an array with a batch axis, got {a!r:.60}")
@@ -790,7 +908,7 @@ def one_hot(labels: np.ndarray, num_classes: int, dtype: Any = np.float32) -> np
     """
     who = "fnn.datasets.one_hot"
     num_classes = _positive(who, "num_classes", num_classes)
-    labels = np.asarray(labels)
+    labels = np.asarray(_arrays.plain(who, "labels", labels))
     if not np.issubdtype(labels.dtype, np.integer):
         raise TypeError(
             f"{who}: labels must be integers, got dtype {labels.dtype}; "

@@ -19,7 +19,29 @@ Each loss, its targets ``y``, its value and its gradient dL/dpred:
 
 N is the number of elements of the prediction, B the batch size. Probabilities
 given to ``binary_cross_entropy`` are clipped to [eps, 1 − eps] (eps of the
-dtype) so that the log is finite; logits are never clipped.
+dtype) so that the log is finite; logits are never clipped. Per-element (or
+per-example) terms are computed in pred's dtype and summed in float64.
+
+At the edges of the domain (each promise is tested in tests/test_losses.py):
+
+- ``mse``: at p = y the value and gradient are 0.
+- ``binary_cross_entropy`` at probabilities exactly 0 and 1: value and
+  gradient are those at the clipped p_c. A right answer (p = y ∈ {0, 1})
+  costs −log(1 − eps) ≈ eps per element (not 0) with gradient ∓1/((1 − eps)N),
+  the true derivative −1/p or 1/(1 − p), which does not vanish at the
+  boundary; a wrong one (p = 1 − y) costs −log(eps) per element (15.94 in
+  float32, 36.04 in float64) with gradient ∓1/(eps·N) instead of ∓inf.
+- ``binary_cross_entropy_with_logits`` at z = ±1000 (any |z| where σ saturates):
+  a right answer (σ(z) = y) costs exactly 0 with gradient 0; a wrong one costs
+  |z| with gradient ±1/N; a target of ½ costs |z|/2 with gradient ±½/N.
+- ``softmax_cross_entropy`` and ``sparse_softmax_cross_entropy`` at logits
+  ±1000: all mass on the labelled class costs exactly 0 with gradient 0; all
+  mass on another class c costs z_c − z_y (2000) with gradient +1/B at c and
+  −1/B at the label. With one class, softmax is 1: the value is 0 and the
+  gradient 0 for any logits (and, for ``softmax_cross_entropy``, any target).
+- No finite input makes any loss raise or warn because of underflow; logits
+  whose spread in a row exceeds the dtype's largest value are shifted as if
+  the spread were that largest value.
 
 A `Loss` is a small immutable object: ``loss(pred, y)`` gives the value
 as a Python float and ``loss.value_and_grad(pred, y)`` gives the value and
@@ -43,6 +65,7 @@ from collections.abc import Callable
 import attrs
 import numpy as np
 
+from fnn import _arrays
 from fnn.layers.activations import sigmoid
 
 Array = np.ndarray
@@ -74,17 +97,23 @@ class Loss:
 
 
 def _check_pred(who: str, pred: object) -> Array:
+    pred = _arrays.plain(who, "pred", pred)
     if not isinstance(pred, np.ndarray):
         raise TypeError(f"{who}: pred must be a NumPy array, got {type(pred).__name__}")
-    if pred.dtype.kind != "f":
-        raise TypeError(f"{who}: pred must be floating-point, got dtype {pred.dtype}")
+    _arrays.check_compute_float(who, "pred", pred)  # float32 or float64
     if pred.ndim < 1 or pred.shape[0] == 0:
         raise ValueError(f"{who}: pred must have a non-empty batch axis, got shape {pred.shape}")
+    if pred.size == 0:
+        raise ValueError(
+            f"{who}: pred has shape {pred.shape}, which holds no values per example; "
+            "check the output layer size (units=0?)"
+        )
     return pred
 
 
 def _check_target(who: str, pred: Array, y: object) -> Array:
     """A float target of exactly ``pred``'s shape, cast to ``pred``'s dtype."""
+    y = _arrays.plain(who, "y", y)
     if not isinstance(y, np.ndarray):
         raise TypeError(
             f"{who}: y must be a NumPy array, got {type(y).__name__}; use np.asarray(y)"
@@ -103,18 +132,27 @@ def _check_target(who: str, pred: Array, y: object) -> Array:
         )
     if y.dtype.kind not in "fiub":
         raise TypeError(f"{who}: y must be numeric, got dtype {y.dtype}")
-    y = y.astype(pred.dtype, copy=False)
-    if not np.isfinite(y).all():
-        raise ValueError(f"{who}: y contains NaN or inf; clean the targets first")
-    return y
+    # NaN/inf and float64 targets beyond a float32 pred's range are refused before the cast.
+    return _arrays.cast_finite(who, "y", y, pred.dtype)
 
 
+def _mean(terms: Array, count: int) -> float:
+    """The one reduction every loss ends with: ``Σ terms / count``, accumulated in float64.
+
+    ``count`` is the number of elements (element-wise losses) or examples (the
+    softmax cross-entropies). Accumulating in float64 keeps a float32 batch's
+    sum from overflowing when its mean would not, and is more accurate.
+    """
+    return float(terms.sum(dtype=np.float64) / count)
+
+
+@_arrays.underflow_retried
 def _mse(pred: Array, y: Array) -> tuple[float, Array]:
     pred = _check_pred("mse", pred)
     y = _check_target("mse", pred, y)
     diff = pred - y
     n = pred.dtype.type(diff.size)
-    return float((diff * diff).sum() / n), diff * (2 / n)
+    return _mean(diff * diff, diff.size), diff * (2 / n)
 
 
 mse = Loss("mse", _mse)
@@ -125,6 +163,7 @@ def _check_probability_target(who: str, y: Array) -> None:
         raise ValueError(f"{who}: targets must lie in [0, 1], got values outside it")
 
 
+@_arrays.underflow_retried
 def _bce(pred: Array, y: Array) -> tuple[float, Array]:
     who = "binary_cross_entropy"
     pred = _check_pred(who, pred)
@@ -138,13 +177,14 @@ def _bce(pred: Array, y: Array) -> tuple[float, Array]:
     eps = np.finfo(pred.dtype).eps
     p = np.clip(pred, eps, 1 - eps)
     n = pred.dtype.type(pred.size)
-    value = -(y * np.log(p) + (1 - y) * np.log1p(-p)).sum() / n
-    return float(value), (p - y) / (p * (1 - p)) / n
+    terms = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+    return _mean(terms, pred.size), (p - y) / (p * (1 - p)) / n
 
 
 binary_cross_entropy = Loss("binary_cross_entropy", _bce)
 
 
+@_arrays.underflow_retried
 def _bce_logits(z: Array, y: Array) -> tuple[float, Array]:
     who = "binary_cross_entropy_with_logits"
     z = _check_pred(who, z)
@@ -152,15 +192,15 @@ def _bce_logits(z: Array, y: Array) -> tuple[float, Array]:
     _check_probability_target(who, y)
     n = z.dtype.type(z.size)
     # log(1 + e^z) − y·z, written so that no exponent is positive.
-    value = (np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).sum() / n
-    return float(value), (sigmoid(z) - y) / n
+    terms = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+    return _mean(terms, z.size), (sigmoid(z) - y) / n
 
 
 binary_cross_entropy_with_logits = Loss("binary_cross_entropy_with_logits", _bce_logits)
 
 
 def _log_softmax(z: Array) -> Array:
-    shifted = z - z.max(axis=-1, keepdims=True)
+    shifted = _arrays.shift_by_max(z)
     out: Array = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     return out
 
@@ -175,9 +215,11 @@ def _check_logits(who: str, z: object) -> Array:
     return z
 
 
+@_arrays.underflow_retried
 def _softmax_ce(z: Array, y: Array) -> tuple[float, Array]:
     who = "softmax_cross_entropy"
     z = _check_logits(who, z)
+    y = _arrays.plain(who, "y", y)
     if isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype.kind in "iu":
         raise ValueError(
             f"{who}: got integer labels of shape {y.shape}; it expects one-hot or probability "
@@ -188,15 +230,15 @@ def _softmax_ce(z: Array, y: Array) -> tuple[float, Array]:
     _check_probability_target(who, y)
     logp = _log_softmax(z)
     b = z.dtype.type(z.shape[0])
-    value = -(y * logp).sum() / b
     grad = (np.exp(logp) * y.sum(axis=-1, keepdims=True) - y) / b
-    return float(value), grad
+    return _mean(-(y * logp), z.shape[0]), grad
 
 
 softmax_cross_entropy = Loss("softmax_cross_entropy", _softmax_ce)
 
 
 def _check_labels(who: str, z: Array, y: object) -> Array:
+    y = _arrays.plain(who, "y", y)
     if not isinstance(y, np.ndarray):
         raise TypeError(f"{who}: y must be a NumPy array of integer labels, got {type(y).__name__}")
     if y.shape == z.shape:
@@ -226,22 +268,23 @@ def _check_labels(who: str, z: Array, y: object) -> Array:
     return y
 
 
+@_arrays.underflow_retried
 def _sparse_softmax_ce(z: Array, y: Array) -> tuple[float, Array]:
     who = "sparse_softmax_cross_entropy"
     z = _check_logits(who, z)
     y = _check_labels(who, z, y)
     # One exp over the logits serves both the value and the gradient:
     # log softmax(z)[y] = s[y] − log Σ e^s with s = z − max z (no overflow).
-    shifted = z - z.max(axis=-1, keepdims=True)
+    shifted = _arrays.shift_by_max(z)
     e = np.exp(shifted)
     total = e.sum(axis=-1)
     rows = np.arange(z.shape[0])
     b = z.dtype.type(z.shape[0])
-    value = (np.log(total) - shifted[rows, y]).sum() / b
+    value = _mean(np.log(total) - shifted[rows, y], z.shape[0])
     grad = e  # e was just allocated by np.exp: turn it into (softmax − onehot)/B in place
     grad /= (total * b)[:, None]
     grad[rows, y] -= 1 / b
-    return float(value), grad
+    return value, grad
 
 
 sparse_softmax_cross_entropy = Loss("sparse_softmax_cross_entropy", _sparse_softmax_ce)

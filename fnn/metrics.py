@@ -27,6 +27,8 @@ from typing import Any
 import attrs
 import numpy as np
 
+from fnn import _arrays
+
 Array = np.ndarray
 
 __all__ = [
@@ -90,12 +92,18 @@ class Metric:
 
 
 def _check_array(who: str, name: str, a: object) -> Array:
+    a = _arrays.plain(who, name, a)
     if not isinstance(a, np.ndarray):
         raise TypeError(
             f"{who}: {name} must be a NumPy array, got {type(a).__name__}; use np.asarray"
         )
     if a.ndim == 0 or a.shape[0] == 0:
         raise ValueError(f"{who}: {name} must have a non-empty batch axis, got shape {a.shape}")
+    if a.size == 0:
+        raise ValueError(
+            f"{who}: {name} has shape {a.shape}, which holds no values per example; "
+            "check the output layer size"
+        )
     if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)
             or a.dtype == np.bool_):
         raise TypeError(f"{who}: {name} must be numeric, got dtype {a.dtype}")
@@ -263,6 +271,7 @@ def _same_shape(who: str, pred: object, y: object) -> tuple[Array, Array]:
     return pred.astype(np.float64, copy=False), y.astype(np.float64, copy=False)
 
 
+@_arrays.underflow_retried
 def mse(pred: Array, y: Array) -> float:
     """Mean squared error ``mean((pred − y)²)`` over every element, in float64.
 
@@ -286,6 +295,7 @@ def mse(pred: Array, y: Array) -> float:
     return float(np.mean((p - t) ** 2))
 
 
+@_arrays.underflow_retried
 def mae(pred: Array, y: Array) -> float:
     """Mean absolute error ``mean(|pred − y|)`` over every element, in float64.
 
@@ -309,6 +319,7 @@ def mae(pred: Array, y: Array) -> float:
     return float(np.mean(np.abs(p - t)))
 
 
+@_arrays.underflow_retried
 def r2_score(pred: Array, y: Array) -> float:
     """Coefficient of determination ``R² = 1 − Σ(pred − y)² / Σ(y − ȳ)²``.
 

@@ -26,7 +26,7 @@ from typing import IO, Any, TypeVar
 import attrs
 import numpy as np
 
-from fnn import tree
+from fnn import _arrays, tree
 from fnn._diagnose import shape_hint
 from fnn._frozen import readonly_reduce_ex
 from fnn.layers._base import Array, Layer, Pullback, Shape
@@ -69,11 +69,7 @@ def _int_tuple(value: Sequence[int]) -> tuple[int, ...]:
 
 
 def _float_dtype(value: object) -> np.dtype:
-    try:
-        dt: np.dtype = np.dtype(value)  # type: ignore[call-overload]
-    except TypeError:
-        raise TypeError(f"Network: dtype must be a NumPy floating dtype, got {value!r}") from None
-    return dt
+    return _arrays.compute_dtype("Network", value)
 
 
 @attrs.frozen(eq=False)
@@ -122,13 +118,7 @@ def _reraise(err: E, prefix: str) -> E:
 
 
 def _check_dtype_arg(dtype: object) -> np.dtype:
-    try:
-        dt: np.dtype = np.dtype(dtype)  # type: ignore[call-overload]
-    except TypeError:
-        raise TypeError(f"fnn.init: dtype must be a NumPy floating dtype, got {dtype!r}") from None
-    if not np.issubdtype(dt, np.floating):
-        raise TypeError(f"fnn.init: dtype must be floating (np.float32 or np.float64), got {dt}")
-    return dt
+    return _arrays.compute_dtype("fnn.init", dtype)  # float32 or float64; float16 refused
 
 
 def _check_shape_arg(input_shape: object) -> Shape:
@@ -207,6 +197,7 @@ def prepare_input(who: str, net: Network, x: object, check_values: bool = True) 
     ``check_values=False`` the NaN/inf scan is skipped (for callers that
     checked the whole data set once, such as ``fit``).
     """
+    x = _arrays.plain(who, "x", x)
     if not isinstance(x, np.ndarray):
         raise TypeError(
             f"{who}: x must be a NumPy array of shape (batch, {_dims(net.input_shape)}), "
@@ -226,11 +217,8 @@ def prepare_input(who: str, net: Network, x: object, check_values: bool = True) 
         )
     if x.shape[0] == 0:
         raise ValueError(f"{who}: x is an empty batch (shape {x.shape}); pass at least one example")
-    was_float = x.dtype.kind == "f"  # integers cannot hold NaN and fit in any float dtype
-    x = x.astype(net.dtype, copy=False)
-    if check_values and was_float and not np.isfinite(x).all():
-        raise ValueError(f"{who}: x contains NaN or inf; clean or impute the input first")
-    return x
+    # NaN/inf and float64 values beyond float32's range are refused before the cast.
+    return _arrays.cast_finite(who, "x", x, net.dtype, check_values)
 
 
 def _layer_key(who: str, key: Key | None, i: int, layer: Layer, training: bool) -> Key | None:
@@ -278,6 +266,7 @@ def forward(
     return activations(_check_network(who, net), x, key=key, training=training, who=who)[-1]
 
 
+@_arrays.underflow_retried
 def activations(
     net: Network,
     x: Array,
@@ -360,6 +349,7 @@ def _chain(
     return h, pullbacks, _with_layers(net, tuple(new_layers)) if changed else net
 
 
+@_arrays.underflow_retried
 def value_and_grad(
     net: Network,
     x: Array,
@@ -435,9 +425,10 @@ def check_lr(who: str, lr: object) -> float:
     """A learning rate must be a finite number > 0."""
     if isinstance(lr, bool) or not isinstance(lr, int | float | np.floating | np.integer):
         raise TypeError(f"{who}: lr must be a number, got {type(lr).__name__}")
-    if not math.isfinite(float(lr)) or float(lr) <= 0:
-        raise ValueError(f"{who}: lr must be a finite number > 0, got {lr}")
-    return float(lr)
+    rate = _arrays.real(lr)  # an int beyond float range is ±inf here, never OverflowError
+    if not math.isfinite(rate) or rate <= 0:
+        raise ValueError(f"{who}: lr must be a finite number > 0, got {_arrays.short(lr)}")
+    return rate
 
 
 def sgd_step(net: Network, grads: Network, lr: float) -> Network:

@@ -26,6 +26,8 @@ from collections.abc import Iterable
 import attrs
 import numpy as np
 
+from fnn import _arrays
+
 __all__ = ["Key", "KeyLike", "as_key", "fold_in", "generator", "key", "normal", "split", "uniform"]
 
 
@@ -134,9 +136,10 @@ def uniform(
     for name, v in (("low", low), ("high", high)):
         if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
             raise TypeError(f"{who}: {name} must be a real number, got {v!r}")
-        if not abs(float(v)) <= big / 2:
+        if not abs(_arrays.real(v)) <= big / 2:
             raise ValueError(
-                f"{who}: {name} must be finite and within ±{big / 2:.3g} for {dt}, got {v}"
+                f"{who}: {name} must be finite and within ±{big / 2:.3g} for {dt}, "
+                f"got {_arrays.short(v)}"
             )
     if low > high:
         raise ValueError(f"{who}: low must be <= high, got low={low}, high={high}")

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from fnn import tree
+from fnn import _arrays, tree
 from fnn.layers._base import Layer
 from fnn.losses import Loss
 from fnn.network import Network, value_and_grad
@@ -172,6 +172,7 @@ def check_vjp(
     Returns:
         A `GradientReport`.
     """
+    x = _arrays.plain(who, "x", x)
     _require_float64(who, x)
     rng = generator(seed)
     y, pullback = vjp(x)
@@ -226,6 +227,7 @@ def check_layer(
             f"fnn.testing.check_layer: layer must be a built fnn layer, got {type(layer).__name__}"
         )
     who = layer.name
+    x = _arrays.plain(who, "x", x)
     _require_float64(who, x, *tree.leaves(layer))
     rng = generator(seed)
     y, pullback = layer.vjp(x, key=key, training=training)
@@ -278,6 +280,7 @@ def check_loss(
             f"got {type(loss_fn).__name__}"
         )
     who = loss_fn.name
+    pred = _arrays.plain(who, "pred", pred)
     _require_float64(who, pred)
     rng = generator(seed)
     _, dpred = loss_fn.value_and_grad(pred, y)

@@ -42,6 +42,7 @@ from typing import Any, cast
 import attrs
 import numpy as np
 
+from fnn import _arrays
 from fnn._treecode import ATTRS as _ATTRS
 from fnn._treecode import CONST as _CONST
 from fnn._treecode import DICT as _DICT
@@ -698,9 +699,11 @@ def sub(a: Tree, b: Tree) -> Tree:
     return map(np.subtract, a, b)
 
 
+@_arrays.underflow_retried
 def scale(tree: Tree, s: float) -> Tree:
     """Leaf-wise ``s * tree``; the scalar takes each leaf's dtype (no upcasting)."""
-    return map(lambda x: x * x.dtype.type(s), tree)
+    factor = _arrays.real(s) if isinstance(s, int) else s  # 10**400 is inf, not OverflowError
+    return map(lambda x: x * x.dtype.type(factor), tree)
 
 
 def zeros_like(tree: Tree) -> Tree:
@@ -708,6 +711,7 @@ def zeros_like(tree: Tree) -> Tree:
     return map(np.zeros_like, tree)
 
 
+@_arrays.underflow_retried
 def vdot(a: Tree, b: Tree) -> float:
     """Sum over leaves of ``vdot(a_leaf, b_leaf)``, as a Python float (accumulated in float64)."""
     leaves_a, td = flatten(a)
@@ -720,6 +724,7 @@ def vdot(a: Tree, b: Tree) -> float:
     )
 
 
+@_arrays.underflow_retried
 def norm(tree: Tree) -> float:
     """Global L2 norm ``sqrt(sum of squares of all leaves)``, as a Python float."""
     return math.sqrt(vdot(tree, tree))
@@ -730,6 +735,7 @@ def size(tree: Tree) -> int:
     return builtins.sum(int(x.size) for x in leaves(tree))
 
 
+@_arrays.underflow_retried
 def allclose(a: Tree, b: Tree, rtol: float = 1e-7, atol: float = 0.0) -> bool:
     """True iff the trees have the same structure and every leaf pair is ``np.allclose``.
 
@@ -739,13 +745,16 @@ def allclose(a: Tree, b: Tree, rtol: float = 1e-7, atol: float = 0.0) -> bool:
     for name, tol in (("rtol", rtol), ("atol", atol)):
         if isinstance(tol, bool) or not isinstance(tol, int | float | np.integer | np.floating):
             raise TypeError(f"fnn.tree.allclose: {name} must be a number, got {tol!r}")
-        if not (math.isfinite(tol) and tol >= 0):
-            raise ValueError(f"fnn.tree.allclose: {name} must be finite and >= 0, got {tol}")
+        if not (math.isfinite(_arrays.real(tol)) and tol >= 0):
+            raise ValueError(
+                f"fnn.tree.allclose: {name} must be finite and >= 0, got {_arrays.short(tol)}"
+            )
     leaves_a, td = flatten(a)
     try:
         leaves_b = leaves_like(td, leaves_a, a, b)
     except ValueError:
         return False
+    rtol, atol = _arrays.real(rtol), _arrays.real(atol)  # 2**64 as a float, not a ufunc error
     return all(
         np.allclose(x, y, rtol=rtol, atol=atol, equal_nan=False)
         for x, y in zip(leaves_a, leaves_b, strict=True)

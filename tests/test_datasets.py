@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import math
 import os
+import re
 from pathlib import Path
 
 import attrs
@@ -526,3 +527,114 @@ def test_one_hot_errors(labels, k, error, match):
     """Non-integer or out-of-range labels and bad class counts are refused with the fix."""
     with pytest.raises(error, match=r"one_hot: .*" + match):
         ds.one_hot(labels, k)
+
+
+# ---------------------------------------------------------------------------
+# Hostile IDX files (issue 16): absurd headers, FIFOs, negative labels.
+
+
+def _idx_header(code: int, dims: tuple[int, ...]) -> bytes:
+    return bytes([0, 0, code, len(dims)]) + np.asarray(dims, dtype=">u4").tobytes()
+
+
+def _peak_bytes(fn):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize(
+    ("dims", "match"),
+    [
+        ((1,) * 200, r"rank 200 is absurd"),
+        ((1,) * 65, r"rank 65 is absurd"),
+        ((0, 2**32 - 1, 2**32 - 1), r"dimensions \(0, 4294967295, 4294967295\) are absurd"),
+        ((2**32 - 1, 2**32 - 1), r"declares 18446744065119617025 data bytes"),
+        ((2**31,), r"declares 2147483648 data bytes"),
+    ],
+)
+def test_absurd_idx_headers_are_refused_before_reading(tmp_path, dims, match, gz):
+    """A header declaring an absurd rank, an absurd shape or more data than the file (or
+    max_bytes) can hold is a ValueError naming the file, raised before any data is read:
+    peak memory stays far below what the header declares."""
+    data = _idx_header(0x08, dims) + b"\x07" * 64
+    path = tmp_path / "bad.idx"
+    path.write_bytes(gzip.compress(data) if gz else data)
+
+    def read():
+        with pytest.raises(ValueError, match=r"read_idx: .*bad\.idx: .*" + match):
+            ds.read_idx(path)
+
+    assert _peak_bytes(read) < 1 << 20
+
+
+def test_idx_declared_size_is_checked_against_max_bytes(tmp_path):
+    """A truthful gzip bomb (4 MiB of zeros in a few KiB) is refused before decompression
+    when it declares more than max_bytes, with the fix in the message; with a larger
+    max_bytes it reads."""
+    path = tmp_path / "bomb.gz"
+    ds.write_idx(path, np.zeros((4, 1 << 20), np.uint8))
+    assert path.stat().st_size < 1 << 14
+
+    def read():
+        with pytest.raises(ValueError, match=r"declares 4194304 data bytes, more than max_bytes=1048576; pass max_bytes="):
+            ds.read_idx(path, max_bytes=1 << 20)
+
+    assert _peak_bytes(read) < 1 << 20
+    assert ds.read_idx(path, max_bytes=1 << 23).shape == (4, 1 << 20)
+    with pytest.raises(ValueError, match="max_bytes must be a positive int"):
+        ds.read_idx(path, max_bytes=0)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_read_idx_refuses_a_fifo_at_once(tmp_path):
+    """A FIFO (or any file that is not a regular file) is refused at once with a ValueError;
+    read_idx never blocks waiting for a writer."""
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    outcome = []
+
+    def read():
+        try:
+            ds.read_idx(fifo)
+        except Exception as err:  # recorded for the assertion below
+            outcome.append(err)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(5)
+    if thread.is_alive():  # blocked in open(): unblock it before failing
+        with open(fifo, "wb"):
+            pass
+        thread.join(5)
+        pytest.fail("read_idx blocked on a FIFO")
+    assert len(outcome) == 1 and isinstance(outcome[0], ValueError)
+    assert re.search(r"read_idx: .*pipe: not a regular file \(a FIFO\)", str(outcome[0]))
+    with pytest.raises(ValueError, match=r"not a regular file \(a directory\)"):
+        ds.read_idx(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [
+        (np.array([0, -1, 2], np.int8), r"training labels must be in 0\.\.9, found -1"),
+        (np.array([0, 1, 10], np.int16), r"training labels must be in 0\.\.9, found 10"),
+        (np.array([0.0, 1.5, 2.0], np.float32), r"training labels must be integers, the file holds float32"),
+    ],
+)
+def test_label_files_out_of_range_or_not_integer_are_refused(places, labels, match):
+    """The case of issue 16: an int8 label file with -1 loaded as label -1 (only labels too
+    large were refused); float label files were truncated to integers. Both are refused."""
+    make_fake(places["explicit"])
+    ds.write_idx(places["explicit"] / "train-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(ValueError, match=match):
+        ds.mnist(places["explicit"], download=False)

@@ -109,3 +109,72 @@ def test_errors():
         metrics.Metric("top 5", metrics.accuracy)
     with pytest.raises(TypeError, match="fn must be a function"):
         metrics.Metric("x", 3)
+
+
+# ---------------------------------------------------------------------------
+# The input policy (fnn._arrays): subclasses viewed as ndarrays, masked arrays refused.
+
+
+def _matrix(a):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        return np.asmatrix(a)
+
+
+def test_matrix_predictions_score_like_arrays():
+    """np.matrix predictions (and labels) give the same scores as plain arrays: its argmax
+    keeps rows 2-d, which once made accuracy compare a column with a row (0.5 for 1.0)."""
+    pred = np.array([[0.9, 0.1], [0.2, 0.8]])
+    labels = np.array([0, 1])
+    assert metrics.accuracy(_matrix(pred), labels) == 1.0
+    assert metrics.accuracy(_matrix(pred), _matrix(np.eye(2))) == 1.0
+    assert metrics.top_k_accuracy(_matrix(pred), labels, 1) == 1.0
+    assert metrics.confusion_matrix(labels, _matrix(pred), 2).tolist() == [[1, 0], [0, 1]]
+    y = np.array([[1.0, 0.0], [0.0, 2.0]])
+    for fn in (metrics.mse, metrics.mae, metrics.r2_score):
+        assert fn(_matrix(pred), _matrix(y)) == fn(pred, y)
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "masked_at"),
+    [
+        (metrics.accuracy, (np.zeros((2, 2)), np.array([0, 1])), 0),
+        (metrics.accuracy, (np.zeros((2, 2)), np.array([0, 1])), 1),
+        (metrics.top_k_accuracy, (np.zeros((2, 2)), np.array([0, 1]), 1), 1),
+        (metrics.confusion_matrix, (np.array([0, 1]), np.array([0, 1]), 2), 0),
+        (metrics.confusion_matrix, (np.array([0, 1]), np.array([0, 1]), 2), 1),
+        (metrics.mse, (np.zeros((2, 1)), np.zeros((2, 1))), 1),
+        (metrics.mae, (np.zeros((2, 1)), np.zeros((2, 1))), 0),
+        (metrics.r2_score, (np.zeros((2, 1)), np.arange(2.0)[:, None]), 1),
+    ],
+)
+def test_masked_arrays_are_refused(fn, args, masked_at):
+    """A masked argument is a TypeError saying to fill or drop the masked entries; a masked
+    -1 label or inf target is never used as if it were there."""
+    args = list(args)
+    a = args[masked_at]
+    mask = np.zeros(a.shape, bool)
+    mask.flat[-1] = True
+    args[masked_at] = np.ma.array(a, mask=mask)
+    with pytest.raises(TypeError, match=r"fnn\.metrics\.\w+: \w+ is a masked array.*\.filled"):
+        fn(*args)
+
+
+@pytest.mark.parametrize(
+    ("fn", "args"),
+    [
+        (metrics.accuracy, (np.zeros((2, 0)), np.array([0, 0]))),
+        (metrics.top_k_accuracy, (np.zeros((2, 0)), np.array([0, 0]), 1)),
+        (metrics.confusion_matrix, (np.array([0, 0]), np.zeros((2, 0)), 1)),
+        (metrics.mse, (np.zeros((2, 0)), np.zeros((2, 0)))),
+        (metrics.mae, (np.zeros((2, 0)), np.zeros((2, 0)))),
+        (metrics.r2_score, (np.zeros((2, 0)), np.zeros((2, 0)))),
+    ],
+)
+def test_predictions_without_values_are_refused(fn, args):
+    """(batch, 0) predictions are a ValueError saying they hold no values, not a 'mean of
+    empty slice' warning, a 'k must be in 1..0' or a 'targets are constant'."""
+    with pytest.raises(ValueError, match=r"has shape \(2, 0\).*no values"):
+        fn(*args)

@@ -27,6 +27,7 @@ import attrs
 import numpy as np
 from typing_extensions import Self
 
+from fnn import _arrays
 from fnn._frozen import readonly_reduce_ex
 from fnn.random import KeyLike
 from fnn.tree import STATE_METADATA_KEY, readonly
@@ -188,18 +189,22 @@ def check_input(layer: Layer, x: object, rank: int | None, what: str) -> Array:
 
     ``what`` describes the expected layout, e.g. ``"(batch, d_in)"``.
     """
+    if type(x) is not np.ndarray or not x.dtype.isnative:  # (layer.name costs: only if needed)
+        x = _arrays.plain(layer.name, "x", x)
     if not isinstance(x, np.ndarray):
         raise TypeError(
             f"{layer.name}: x must be a NumPy array of shape {what}, got {type(x).__name__}; "
             "convert it with np.asarray(x, dtype=np.float32)"
         )
-    if x.dtype.kind != "f":
-        raise TypeError(
-            f"{layer.name}: x must be a floating-point array, got dtype {x.dtype}; "
-            "convert it with x.astype(np.float32)"
-        )
+    if x.dtype not in _arrays.COMPUTE_DTYPES:
+        _arrays.check_compute_float(layer.name, "x", x)  # float32 or float64 only
     if x.ndim == 0:
         raise ValueError(f"{layer.name}: x needs a batch axis; got a 0-d array, pass x[None]")
+    if x.size == 0:
+        raise ValueError(
+            f"{layer.name}: x has shape {x.shape}, which holds no values; pass at least one "
+            "example with at least one value"
+        )
     if rank is not None and x.ndim != rank:
         hint = " add a batch axis with x[None]" if x.ndim == rank - 1 else ""
         raise ValueError(
@@ -220,6 +225,8 @@ def check_dtype(layer: Layer, x: Array, param: Array) -> None:
 
 def check_cotangent(layer: Layer, dy: object, y: Array) -> Array:
     """Check a pullback's ``dy``: an array of the output's shape and dtype; return it."""
+    if type(dy) is not np.ndarray or not dy.dtype.isnative:
+        dy = _arrays.plain(layer.name, "dy", dy)
     if not isinstance(dy, np.ndarray) or dy.dtype != y.dtype:
         got = f"dtype {dy.dtype}" if isinstance(dy, np.ndarray) else type(dy).__name__
         raise TypeError(
@@ -238,12 +245,12 @@ def input_only_pullback(
 
     ``dy`` is checked against the output ``y``; ``dlayer`` is the layer itself
     (it has no arrays, so it already has the structure of its gradient); ``dx``
-    is ``None`` when ``need_dx`` is false.
+    is ``None`` when ``need_dx`` is false. ``dx_of`` runs with underflow ignored.
     """
 
     def pullback(dy: Array) -> tuple[Layer, Array | None]:
         dy = check_cotangent(layer, dy, y)
-        return layer, (dx_of(dy) if need_dx else None)
+        return layer, (_arrays.call_underflow_retried(dx_of, dy) if need_dx else None)
 
     return pullback
 

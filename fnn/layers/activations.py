@@ -16,6 +16,7 @@ import math
 import attrs
 import numpy as np
 
+from fnn import _arrays
 from fnn.layers._base import Array, Layer, Pullback, check_input, input_only_pullback
 from fnn.random import KeyLike
 
@@ -43,7 +44,8 @@ class _Elementwise(Layer):
         training: bool = False,
         need_dx: bool = True,
     ) -> tuple[Array, Pullback]:
-        y = self.forward(x)
+        x = check_input(self, x, None, "(batch, ...)")  # the pullback uses the checked x
+        y = self._f(x)
 
         return y, input_only_pullback(self, y, lambda dy: dy * self._df(x, y), need_dx)
 
@@ -74,7 +76,7 @@ class ReLU(_Elementwise):
 
 
 def _finite_nonneg(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+    if not (isinstance(value, int | float) and math.isfinite(_arrays.real(value)) and value >= 0):
         raise ValueError(
             f"{type(instance).__name__}: {attribute.name} must be a finite number >= 0, "
             f"got {value!r}"
@@ -91,9 +93,11 @@ class LeakyReLU(_Elementwise):
     def name(self) -> str:
         return f"LeakyReLU(negative_slope={self.negative_slope})"
 
+    @_arrays.underflow_retried
     def _f(self, x: Array) -> Array:
         return np.where(x > 0, x, x * x.dtype.type(self.negative_slope))
 
+    @_arrays.underflow_retried
     def _df(self, x: Array, y: Array) -> Array:
         out: Array = np.where(x > 0, x.dtype.type(1), x.dtype.type(self.negative_slope))
         return out
@@ -109,10 +113,12 @@ class ELU(_Elementwise):
     def name(self) -> str:
         return f"ELU(alpha={self.alpha})"
 
+    @_arrays.underflow_retried
     def _f(self, x: Array) -> Array:
         neg = x.dtype.type(self.alpha) * np.expm1(np.minimum(x, 0))
         return np.where(x > 0, x, neg)
 
+    @_arrays.underflow_retried
     def _df(self, x: Array, y: Array) -> Array:
         out: Array = np.where(x > 0, x.dtype.type(1), y + x.dtype.type(self.alpha))
         return out
@@ -126,13 +132,16 @@ class Tanh(_Elementwise):
         out: Array = np.tanh(x)
         return out
 
+    @_arrays.underflow_retried
     def _df(self, x: Array, y: Array) -> Array:
         out: Array = 1 - y * y
         return out
 
 
+@_arrays.underflow_retried
 def sigmoid(x: Array) -> Array:
-    """Logistic function 1 / (1 + e⁻ˣ), computed without overflow for any x."""
+    """Logistic function 1 / (1 + e⁻ˣ) for any x: no overflow, and underflow (σ(−1000) = 0)
+    is the correct result, never an error whatever ``np.errstate`` says."""
     e = np.exp(-np.abs(x))
     out: Array = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
     return out
@@ -145,6 +154,7 @@ class Sigmoid(_Elementwise):
     def _f(self, x: Array) -> Array:
         return sigmoid(x)
 
+    @_arrays.underflow_retried
     def _df(self, x: Array, y: Array) -> Array:
         out: Array = y * (1 - y)
         return out
@@ -152,6 +162,15 @@ class Sigmoid(_Elementwise):
 
 _GELU_C = math.sqrt(2.0 / math.pi)
 _GELU_K = 0.044715
+# Beyond |x| = 10, tanh(c(x + k x³)) = tanh(±43.6...) is ±1 to the last bit of float64, so
+# evaluating it at the clipped x changes no value and keeps x³ from overflowing.
+_GELU_CLIP = 10.0
+
+
+def _gelu_tanh(x: Array) -> tuple[Array, Array]:
+    """``(x clipped to ±10, tanh(c(x + k x³)))``: the same bits as unclipped, no overflow."""
+    xc = np.clip(x, -_GELU_CLIP, _GELU_CLIP)
+    return xc, np.tanh(_GELU_C * (xc + _GELU_K * (xc * xc * xc)))  # x*x*x: float32 pow is slow
 
 
 @attrs.frozen(eq=False)
@@ -159,17 +178,29 @@ class GELU(_Elementwise):
     """GELU, tanh approximation: ``y = ½x(1 + tanh(u))``, ``u = c(x + k x³)``.
 
     With ``c = √(2/π)``, ``k = 0.044715`` and ``t = tanh(u)``:
-    ``dy/dx = ½(1 + t) + ½x(1 − t²)·c(1 + 3k x²)``.
+    ``dy/dx = ½(1 + t) + ½x(1 − t²)·c(1 + 3k x²)``. For |x| ≥ 10, t is ±1 exactly, so
+    ``y = x`` or ``−0`` and the slope is 1 or 0 (computed without forming x³, which would
+    overflow for large finite x).
     """
 
+    @_arrays.underflow_retried
     def _f(self, x: Array) -> Array:
-        out: Array = 0.5 * x * (1 + np.tanh(_GELU_C * (x + _GELU_K * (x * x * x))))
+        t = _gelu_tanh(x)[1]
+        out: Array = 0.5 * x * (1 + t)
         return out
 
+    @_arrays.underflow_retried
     def _df(self, x: Array, y: Array) -> Array:
-        t = np.tanh(_GELU_C * (x + _GELU_K * (x * x * x)))
-        out: Array = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _GELU_C * (1 + 3 * _GELU_K * x * x)
+        xc, t = _gelu_tanh(x)
+        out: Array = 0.5 * (1 + t) + 0.5 * xc * (1 - t * t) * _GELU_C * (1 + 3 * _GELU_K * xc * xc)
         return out
+
+
+@_arrays.underflow_retried
+def _softmax(x: Array) -> Array:
+    e: Array = np.exp(_arrays.shift_by_max(x))
+    e /= e.sum(axis=-1, keepdims=True)
+    return e
 
 
 @attrs.frozen(eq=False)
@@ -178,9 +209,9 @@ class Softmax(Layer):
 
     Backward (Jacobian ``diag(y) − y yᵀ`` per row): ``dx = y ⊙ (dy − Σ_j dy_j y_j)``.
     Computed with the row maximum subtracted first, so logits of ±1000 do not
-    overflow. For classification prefer a linear output with
-    ``fnn.losses.softmax_cross_entropy``, which is more accurate than
-    ``Softmax`` followed by a log.
+    overflow; probabilities that underflow are 0, never an error. For
+    classification prefer a linear output with ``fnn.losses.softmax_cross_entropy``,
+    which is more accurate than ``Softmax`` followed by a log.
     """
 
     def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
@@ -190,10 +221,7 @@ class Softmax(Layer):
                 f"Softmax: x must have shape (batch, ..., classes), got {x.shape}; "
                 "add a batch axis with x[None] or a class axis with x.reshape(-1, 1)"
             )
-        e = np.exp(x - x.max(axis=-1, keepdims=True))
-        e /= e.sum(axis=-1, keepdims=True)
-        out: Array = e
-        return out
+        return _softmax(x)
 
     def vjp(
         self,

@@ -136,6 +136,7 @@ class Dense(Layer):
         need_dx: bool = True,
     ) -> tuple[Array, Pullback]:
         y = self.forward(x)
+        x = np.asarray(x)  # forward checked x; the pullback needs it as a plain array
         w = cast(Array, self.w)
 
         def pullback(dy: Array) -> tuple[Dense, Array | None]:

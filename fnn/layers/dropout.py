@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import attrs
 import numpy as np
 
+from fnn import _arrays
 from fnn.layers._base import Array, Layer, Pullback, check_input, input_only_pullback
 from fnn.random import KeyLike, as_key, generator
 
@@ -17,7 +18,7 @@ __all__ = ["Dropout"]
 def _check_drop_prob(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
         raise TypeError(f"Dropout: drop_prob must be a number in [0, 1), got {value!r}")
-    if not (math.isfinite(float(value)) and 0.0 <= float(value) < 1.0):
+    if not (math.isfinite(_arrays.real(value)) and 0.0 <= _arrays.real(value) < 1.0):
         raise ValueError(
             f"Dropout: drop_prob must be in [0, 1) (the probability of zeroing a unit), "
             f"got {value!r}; 0 disables dropout, and 1 would drop everything"

@@ -49,7 +49,7 @@ from typing import Any, ClassVar, cast
 import attrs
 import numpy as np
 
-from fnn import parallel
+from fnn import _arrays, parallel
 from fnn.layers import _im2col as ops
 from fnn.layers._base import (
     Array,
@@ -70,7 +70,7 @@ __all__ = ["BatchNorm", "LayerNorm"]
 
 def _positive_float(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     ok = isinstance(value, int | float | np.floating) and not isinstance(value, bool)
-    if not (ok and math.isfinite(float(value)) and float(value) > 0):  # type: ignore[arg-type]
+    if not (ok and math.isfinite(_arrays.real(value)) and float(value) > 0):  # type: ignore[arg-type]
         raise ValueError(
             f"{type(instance).__name__}: {attribute.name} must be a finite number > 0, "
             f"got {value!r}"
@@ -79,7 +79,7 @@ def _positive_float(instance: object, attribute: attrs.Attribute[Any], value: ob
 
 def _unit_interval(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     ok = isinstance(value, int | float | np.floating) and not isinstance(value, bool)
-    if not (ok and 0.0 <= float(value) < 1.0):  # type: ignore[arg-type]
+    if not (ok and 0.0 <= _arrays.real(value) < 1.0):  # type: ignore[arg-type]
         raise ValueError(
             f"{type(instance).__name__}: {attribute.name} must be in [0, 1) (the weight of "
             f"the old running statistics, e.g. 0.9), got {value!r}"

@@ -36,6 +36,7 @@ from typing import Any, ClassVar, cast
 import attrs
 import numpy as np
 
+from fnn import _arrays
 from fnn.layers import initializers
 from fnn.layers._base import (
     Array,
@@ -118,10 +119,6 @@ class Recurrent(Layer):
                 f"{self.name}: x has shape {x.shape} but this layer was built for "
                 f"(batch, time, {w.shape[0]}); check the feature width of the layer before it"
             )
-        if x.shape[1] == 0:
-            raise ValueError(
-                f"{self.name}: x has shape {x.shape}, a sequence of 0 steps; pass at least one step"
-            )
         check_dtype(self, x, w)
         return x
 
@@ -139,6 +136,7 @@ class Recurrent(Layer):
                 f"{self.name}: carry must be a tuple {what} of arrays of shape {shape}, got "
                 f"{got}; pass None for a zero initial state"
             )
+        carry = [_arrays.plain(self.name, "carry", part) for part in carry]
         for part in carry:
             if not isinstance(part, np.ndarray) or part.dtype != x.dtype:
                 got = f"dtype {part.dtype}" if isinstance(part, np.ndarray) else type(part).__name__
@@ -161,6 +159,7 @@ class Recurrent(Layer):
                 f"{self.name}: dcarry must be a tuple like the final carry ({len(carry)} arrays "
                 f"of shape {carry[0].shape}) or None, got {type(dcarry).__name__}"
             )
+        dcarry = [_arrays.plain(self.name, "dcarry", part) for part in dcarry]
         for part, ref in zip(dcarry, carry, strict=True):
             if not isinstance(part, np.ndarray) or part.dtype != ref.dtype:
                 raise TypeError(f"{self.name}: dcarry arrays must be {ref.dtype} NumPy arrays")

@@ -9,13 +9,18 @@ import numpy as np
 
 from fnn.layers._base import Array, Layer, Pullback, Shape, check_input, input_only_pullback
 from fnn.random import KeyLike
+from fnn.tree import readonly
 
 __all__ = ["Flatten", "Reshape"]
 
 
 @attrs.frozen(eq=False)
 class _Relayout(Layer):
-    """``y = x.reshape(batch, *target)``; ``dx = dy.reshape(x.shape)``."""
+    """``y = x.reshape(batch, *target)``; ``dx = dy.reshape(x.shape)``.
+
+    Both are views (no copy) made read-only, so they never alias the caller's
+    ``x`` or ``dy`` writeably: writing into an output cannot change an input.
+    """
 
     def _target(self, in_shape: Shape) -> Shape:
         raise NotImplementedError
@@ -27,7 +32,7 @@ class _Relayout(Layer):
         x = check_input(self, x, None, "(batch, ...)")
         if x.ndim < 1:
             raise ValueError(f"{self.name}: x needs a batch axis; got a 0-d array")
-        return x.reshape((x.shape[0], *self._target(x.shape[1:])))
+        return readonly(x.reshape((x.shape[0], *self._target(x.shape[1:]))))
 
     def vjp(
         self,
@@ -39,7 +44,9 @@ class _Relayout(Layer):
     ) -> tuple[Array, Pullback]:
         y = self.forward(x)
 
-        return y, input_only_pullback(self, y, lambda dy: dy.reshape(x.shape), need_dx)
+        return y, input_only_pullback(
+            self, y, lambda dy: readonly(dy.reshape(x.shape)), need_dx
+        )
 
 
 @attrs.frozen(eq=False)

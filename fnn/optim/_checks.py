@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from fnn import _arrays
+
 
 def number(
     who: str,
@@ -25,7 +27,7 @@ def number(
     """
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise TypeError(f"{who}: {name} must be a number, got {type(value).__name__}")
-    x = float(value)
+    x = _arrays.real(value)  # an int beyond float range is ±inf here, never OverflowError
     bad = not math.isfinite(x)
     if low is not None:
         bad = bad or (x <= low if low_open else x < low)
@@ -36,7 +38,7 @@ def number(
         hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
         interval = f"{lo or '(-inf'}, {hi or 'inf)'}"
         raise ValueError(
-            f"{who}: {name} must be a finite number in {interval}, got {value}"
+            f"{who}: {name} must be a finite number in {interval}, got {_arrays.short(value)}"
             + (f"; {hint}" if hint else "")
         )
     return x

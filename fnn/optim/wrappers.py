@@ -27,6 +27,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from fnn import _arrays
 from fnn.optim import _checks
 from fnn.optim.base import (
     Array,
@@ -276,6 +277,8 @@ def ema_params(state: Any) -> Any:
 def _scalar(v: object) -> Array:
     if isinstance(v, bool) or not isinstance(v, int | float | np.number | np.ndarray):
         raise TypeError(f"fnn.optim.ReduceOnPlateauState: expected a number, got {v!r}")
+    if isinstance(v, int):
+        v = _arrays.real(v)  # 10**400 is inf (like a best value not yet seen), not OverflowError
     a = np.asarray(v, np.float64)
     if a.shape != ():
         raise ValueError(f"fnn.optim.ReduceOnPlateauState: expected a scalar, got shape {a.shape}")

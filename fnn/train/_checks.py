@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from fnn import _arrays
 from fnn import metrics as fnn_metrics
 
 Array = np.ndarray
@@ -13,6 +14,7 @@ MetricFn = Callable[[Array, Array], float]
 
 
 def check_pair(who: str, x: object, y: object, what: str = "data") -> tuple[Array, Array]:
+    x, y = _arrays.plain(who, "x", x), _arrays.plain(who, "y", y)
     if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
         bad = type(x if not isinstance(x, np.ndarray) else y).__name__
         raise TypeError(

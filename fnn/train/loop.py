@@ -44,8 +44,8 @@ from typing import Any, Literal, Protocol
 import attrs
 import numpy as np
 
+from fnn import _arrays, optim, parallel
 from fnn import metrics as fnn_metrics
-from fnn import optim, parallel
 from fnn.losses import Loss
 from fnn.network import Network, value_and_grad
 from fnn.random import Key, KeyLike, as_key, fold_in
@@ -187,20 +187,52 @@ def _initial_state(opt: OptimizerLike, net: Network, opt_state: Any) -> Any:
     return opt_state
 
 
+_FIX = (
+    "Lower the learning rate, clip the gradients, or pass on_nonfinite='skip' to skip such "
+    "batches"
+)
+
+
 def _nonfinite_error(
     who: str, net: Network, xb: Array, yb: Array, loss_fn: Loss, key: Key | None, where: str,
-    value: float,
+    cause: float | FloatingPointError,
 ) -> FloatingPointError:
-    """Recompute the batch with finite checks to name the layer where NaN/inf appears."""
-    detail = f"the loss is {value}"
-    try:
-        value_and_grad(net, xb, yb, loss_fn, key=key, check_finite=True)
-    except FloatingPointError as err:
-        detail = str(err)
-    return FloatingPointError(
-        f"{who}: non-finite loss at {where}: {detail}. Lower the learning rate, clip the "
-        "gradients, or pass on_nonfinite='skip' to skip such batches"
+    """Say what went wrong at ``where``: ``cause`` is the non-finite loss or the error raised.
+
+    An error from fnn's own ``check_finite`` already names the layer. Otherwise the batch is
+    recomputed with IEEE arithmetic (NumPy's errors ignored) and finite checks, to name the
+    layer where NaN/inf first appears; and an error NumPy raised because ``np.errstate`` is
+    set to raise ("overflow encountered in exp") is reported as such, not as a NaN loss.
+    """
+    if isinstance(cause, FloatingPointError) and not _from_numpy(cause):
+        return FloatingPointError(f"{who}: non-finite value at {where}: {cause}. {_FIX}")
+    found, quiet_loss = None, math.nan
+    with np.errstate(all="ignore"):
+        try:
+            quiet_loss = value_and_grad(net, xb, yb, loss_fn, key=key, check_finite=True)[0]
+        except FloatingPointError as err:
+            found = str(err)
+    if not isinstance(cause, FloatingPointError):
+        return FloatingPointError(
+            f"{who}: non-finite loss at {where}: {found or f'the loss is {cause}'}. {_FIX}"
+        )
+    head = (
+        f"{who}: NumPy raised FloatingPointError ({cause}) at {where}: np.errstate or np.seterr "
+        "is set to raise"
     )
+    if found is not None:
+        return FloatingPointError(f"{head}; with IEEE arithmetic: {found}. {_FIX}")
+    return FloatingPointError(
+        f"{head}; with IEEE arithmetic (NumPy's errors ignored) the loss ({quiet_loss:.6g}) and "
+        "every activation and gradient are finite, so no value became NaN or inf: the operation "
+        "recovered. Relax that category around fit (e.g. np.errstate(over='ignore')), or find "
+        "the operation in the traceback"
+    )
+
+
+def _from_numpy(err: FloatingPointError) -> bool:
+    """NumPy's own errors read like 'overflow encountered in exp'; fnn's name their caller."""
+    return " encountered in " in str(err)
 
 
 def _train_epoch(
@@ -235,12 +267,9 @@ def _train_epoch(
             )
         except FloatingPointError as err:
             if on_nonfinite == "raise":
-                # From check_finite, or from NumPy itself under np.seterr(all="raise"):
-                # recompute quietly with the checks on, so the message names the layer.
+                # From check_finite, or from NumPy itself under np.seterr(all="raise").
                 where = f"epoch {epoch}, batch {step}"
-                with np.errstate(all="ignore"):
-                    new_err = _nonfinite_error(who, net, xb, yb, loss_fn, step_key, where, math.nan)
-                raise new_err from err
+                raise _nonfinite_error(who, net, xb, yb, loss_fn, step_key, where, err) from err
             loss = math.nan
         if not math.isfinite(loss):
             if on_nonfinite == "raise":
@@ -255,6 +284,7 @@ def _train_epoch(
     return net, opt_state, (total / seen if seen else math.nan), skipped
 
 
+@_arrays.ignoring_underflow
 def fit(
     net: Network,
     opt: OptimizerLike,

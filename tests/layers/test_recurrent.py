@@ -215,7 +215,7 @@ def test_orthogonal_initializer():
     [
         (np.zeros((2, 4, 3)), ValueError, r"x has shape \(2, 4, 3\) but this layer was built for \(batch, time, 2\)"),
         (np.zeros((4, 2)), ValueError, r"\(batch, time, d_in\) \(3 axes\), got shape \(4, 2\); add a batch axis"),
-        (np.zeros((2, 0, 2)), ValueError, r"a sequence of 0 steps; pass at least one step"),
+        (np.zeros((2, 0, 2)), ValueError, r"\(2, 0, 2\), which holds no values"),
         (np.zeros((2, 4, 2), np.float32), TypeError, r"cast the input with x.astype\(np.float64\)"),
         (np.zeros((2, 4, 2), np.int64), TypeError, r"floating-point"),
     ],

@@ -4,14 +4,21 @@ The table ``ENTRIES`` has one row per public callable (functions, classes'
 constructors, loss objects, and for every layer its constructor, ``init``,
 ``forward``, ``vjp`` and the pullback). Each row draws a valid call; the fuzz
 test then either makes that call or replaces one argument by a broken value
-(wrong shape, rank or dtype, NaN/inf, an empty array, a Python list, ``None``,
-a value of the wrong kind). The promises checked:
+(wrong shape, rank or dtype, NaN/inf, an empty array, a ``(n, 0)`` array, a
+masked array, float16, float64 beyond float32's range, a Python list, ``None``,
+a value of the wrong kind, ints and floats beyond float range, a subnormal).
+Valid arrays come in every layout a caller may hold them in (issue 16):
+read-only, negative strides, non-native byte order, an ndarray subclass,
+``np.matrix``. Each call runs under NumPy's default floating-point settings or
+under ``np.errstate(all="raise")`` (underflow included), both with warnings as
+errors. The promises checked:
 
-- a valid call succeeds;
+- a valid call succeeds, in every layout and under both settings;
 - a broken call either succeeds or raises ``ValueError``/``TypeError`` whose
   message names the function (or the layer or loss it belongs to); any other
   exception (``IndexError``, ``AttributeError``, a NumPy floating-point error,
-  ``RecursionError``, ...) is a bug;
+  ``RecursionError``, ``OverflowError``, a RuntimeWarning, ...) is a bug;
+  ``MemoryError`` is allowed only for a huge int the caller passed;
 - no argument is changed, on the success and the error path alike, including
   the read-only flags of the caller's arrays.
 
@@ -26,9 +33,11 @@ import enum
 import hashlib
 import importlib
 import inspect
+import itertools
 import re
 import tempfile
 import types
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -179,22 +188,54 @@ def entry(
 # Drawing valid values.
 
 
+class Sub(np.ndarray):
+    """A do-nothing ndarray subclass: fnn views subclasses as plain arrays (the policy)."""
+
+
+def _matrix(a: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        return np.asmatrix(a)
+
+
+# Valid layouts of the same values: every entry point must accept each of them and give
+# the plain array's result (issue 16): read-only, negative strides, non-native byte order,
+# an ndarray subclass, np.matrix (2-d only).
+LAYOUTS = ("plain", "readonly", "reversed", "swapped", "subclass", "matrix")
+
+
+def layout(draw: Draw, a: np.ndarray, subclasses: bool = True) -> np.ndarray:
+    """``a`` in a layout drawn from LAYOUTS: the same values, held another way. Without
+    ``subclasses`` (tree leaves: the policy covers entry points' array arguments, not the
+    leaves of trees), ndarray subclasses are not drawn."""
+    kinds = LAYOUTS if a.ndim == 2 else LAYOUTS[:-1]
+    kind = draw(st.sampled_from(kinds if subclasses else kinds[:4]))
+    if kind == "readonly":
+        a.flags.writeable = False
+    elif kind == "reversed" and a.ndim:  # a negative-stride view of reversed data
+        a = np.flip(np.flip(a, axis=0).copy(), axis=0)
+    elif kind == "swapped":
+        a = a.astype(a.dtype.newbyteorder("S"))
+    elif kind == "subclass":
+        a = a.view(Sub)
+    elif kind == "matrix":
+        a = _matrix(a)
+    return a
+
+
 def farr(draw: Draw, shape: tuple[int, ...], dtype: Any = np.float32, low: float = -2.0,
-         high: float = 2.0) -> np.ndarray:
-    """A float array of ``shape``; sometimes read-only, as callers' arrays may be."""
+         high: float = 2.0, subclasses: bool = True) -> np.ndarray:
+    """A float array of ``shape`` in a drawn layout (read-only, reversed, ...), as callers'
+    arrays may be."""
     seed = draw(st.integers(0, 2**32 - 1))
     a = np.random.default_rng(seed).uniform(low, high, shape).astype(dtype)
-    if draw(st.booleans()):
-        a.flags.writeable = False
-    return a
+    return layout(draw, a, subclasses)
 
 
 def labels(draw: Draw, n: int, classes: int) -> np.ndarray:
     seed = draw(st.integers(0, 2**32 - 1))
     a = np.random.default_rng(seed).integers(0, classes, n).astype(np.int64)
-    if draw(st.booleans()):
-        a.flags.writeable = False
-    return a
+    return layout(draw, a)
 
 
 def dim(draw: Draw, lo: int = 1, hi: int = 4) -> int:
@@ -233,9 +274,25 @@ class _Weird:
     """An object of no kind fnn knows."""
 
 
+def _masked(a: np.ndarray) -> np.ndarray:
+    """``a`` as a masked array whose masked entry holds a value no check would accept."""
+    data = np.array(a)  # plain, writeable, native
+    bad = {"f": np.inf, "i": -1}.get(data.dtype.kind)
+    if data.dtype.kind == "u":
+        bad = np.iinfo(data.dtype).max
+    if data.size and bad is not None:
+        data.flat[0] = bad
+    mask = np.zeros(data.shape, bool)
+    mask.flat[:1] = True
+    return np.ma.array(data, mask=mask)
+
+
 def _broken_arrays(a: np.ndarray) -> list[Any]:
+    a = np.array(a)  # the breaking values below are built from a plain copy
     out: list[Any] = [None, a.tolist(), a[None], np.asarray(1.0), a.astype(object),
-                      a.astype(np.complex128), a.astype(bool), a[:0]]
+                      a.astype(np.complex128), a.astype(bool), a[:0], _masked(a)]
+    if a.ndim >= 2:
+        out.append(a[..., :0])  # (n, 0): no values per example
     if a.ndim >= 1:
         out.append(a.reshape(-1) if a.ndim > 1 else a.reshape(1, -1, 1))
         out.append(a.T if a.ndim > 1 else a[:, None])
@@ -244,6 +301,11 @@ def _broken_arrays(a: np.ndarray) -> list[Any]:
     if a.dtype.kind == "f":
         out.append(a.astype(np.int64))
         out.append(a.astype(np.float64 if a.dtype == np.float32 else np.float32))
+        out.append(a.astype(np.float16))
+        if a.size and a.dtype == np.float32:  # float64 beyond float32's range
+            b = a.astype(np.float64)
+            b.flat[a.size // 2] = 1e300
+            out.append(b)
         for bad in (np.nan, np.inf, -np.inf, np.finfo(a.dtype).max):
             if a.size:
                 b = a.copy()
@@ -260,6 +322,10 @@ def _broken_arrays(a: np.ndarray) -> list[Any]:
     return out
 
 
+# Python ints beyond float64 (10**400), beyond int64 (2**63) and a huge negative one.
+HUGE_INTS = (10**400, -(10**400), 2**63, 2**64 + 1)
+
+
 def broken_values(value: Any, env: Any) -> list[Any]:
     """Values that break an argument whose valid value is ``value``."""
     weird = [None, _Weird(), "nonsense"]
@@ -268,9 +334,12 @@ def broken_values(value: Any, env: Any) -> list[Any]:
     if isinstance(value, bool):
         return [None, "yes", 2]
     if isinstance(value, int | np.integer):
-        return [None, -1, 0, 2.5, True, "3", np.int64(-2), float("nan")]
+        # Only a hugely negative int here: a huge positive count (epochs, n_directions) is an
+        # honest request for unbounded work, not something an entry point can refuse.
+        return [None, -1, 0, 2.5, True, "3", np.int64(-2), float("nan"), -(10**400)]
     if isinstance(value, float):
-        return [None, float("nan"), float("inf"), -1.0, 0.0, "0.1", True, 1e300, 1j]
+        return [None, float("nan"), float("inf"), -1.0, 0.0, "0.1", True, 1e300, 1j, -1e308,
+                5e-324, np.float16(0.5), *HUGE_INTS]
     if isinstance(value, Path):
         return [None, 3, env.dir / "missing" / "f.npz", env.dir]
     if isinstance(value, str):
@@ -448,7 +517,7 @@ def _add_layer_entries(spec: LayerSpec) -> None:
             y, dtype = result[1], kwargs["dy"].dtype
         else:  # forward -> y; vjp -> (y, pullback)
             y, dtype = (result[0] if isinstance(result, tuple) else result), kwargs["x"].dtype
-        assert y is None or (isinstance(y, np.ndarray) and y.dtype == dtype
+        assert y is None or (isinstance(y, np.ndarray) and y.dtype == dtype.newbyteorder("=")
                              and dtype.kind == "f"), (
             f"{base}: returned {getattr(y, 'dtype', type(y))} for a {dtype} input"
         )
@@ -590,8 +659,9 @@ def a_tree(draw: Draw) -> Any:
         return small_net(draw, d_in=2, d_out=2)
     shape = (dim(draw), dim(draw))
     if kind == "dict":
-        return {"a": farr(draw, shape, np.float64), "b": [farr(draw, (2,), np.float64), 3]}
-    return (farr(draw, shape, np.float64), None, "label")
+        return {"a": farr(draw, shape, np.float64, subclasses=False),
+                "b": [farr(draw, (2,), np.float64, subclasses=False), 3]}
+    return (farr(draw, shape, np.float64, subclasses=False), None, "label")
 
 
 def like(draw: Draw, t: Any) -> Any:
@@ -769,7 +839,8 @@ def _(draw, env):
 
 
 entry("fnn.optim.OptState", optim.OptState, optim.OptState, r"OptState")(
-    lambda draw, env: Call({"count": np.int64(dim(draw, 0, 5)), "slots": {"mu": [farr(draw, (2,))]}}))
+    lambda draw, env: Call({"count": np.int64(dim(draw, 0, 5)),
+                            "slots": {"mu": [farr(draw, (2,), subclasses=False)]}}))
 
 
 @entry("fnn.optim.learning_rate", optim.learning_rate, optim.learning_rate, r"learning_rate")
@@ -863,13 +934,18 @@ entry("fnn.io.load", io.load, io.load, r"fnn\.io\.load", extra_errors=(OSError,)
                             "max_bytes": draw(st.sampled_from([None, 2**20, 10**12]))}))
 
 
+_FRESH = itertools.count()
+
+
 @entry("fnn.io.register", io.register, io.register, r"fnn\.io\.register")
 def _(draw, env):
     @attrs.frozen
     class Fresh:
         v: int = 0
 
-    return Call({"obj": Fresh, "name": f"fuzz.Fresh{id(Fresh)}"})
+    # A counter, not id(Fresh): a collected class's id is reused, and the name would then
+    # already name another class (a flaky "valid call failed").
+    return Call({"obj": Fresh, "name": f"fuzz.Fresh{next(_FRESH)}"})
 
 
 # ---------------------------------------------------------------------------
@@ -1022,7 +1098,8 @@ def _embedding_call(draw: Draw) -> dict[str, Any]:
 def _embedding_dtype(kwargs: dict[str, Any], result: Any) -> None:
     """Embedding's output is in its parameters' dtype; its dx is None (ids have no gradient)."""
     if "dy" in kwargs:
-        assert result[1] is None and result[0].w.dtype == kwargs["dy"].dtype
+        native = kwargs["dy"].dtype.newbyteorder("=")  # byte-swapped dy is read as native
+        assert result[1] is None and result[0].w.dtype == native
         return
     y = result[0] if isinstance(result, tuple) else result
     assert isinstance(y, np.ndarray) and y.dtype == kwargs["layer"].w.dtype
@@ -1348,12 +1425,27 @@ def _describe(v: Any) -> str:
 FUZZ_SETTINGS = settings(max_examples=12, suppress_health_check=list(HealthCheck), deadline=None)
 
 
+# NumPy's floating-point settings each call runs under (drawn per example), always with
+# warnings as errors: its defaults, and every error raising, underflow included.
+ERRSTATES = {
+    "default": {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"},
+    "raise": {"all": "raise"},
+}
+
+
+@contextlib.contextmanager
+def errstate(mode: str) -> Iterator[None]:
+    with np.errstate(**ERRSTATES[mode]), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
 def _extreme(v: Any) -> bool:
-    """A value holding NaN, inf or a float beyond 1e30."""
-    if isinstance(v, float):
+    """A value holding NaN, inf or a number beyond 1e30."""
+    if isinstance(v, float | int) and not isinstance(v, bool):
         return not abs(v) < 1e30
     if isinstance(v, np.ndarray) and v.dtype.kind == "f":
-        return bool(v.size) and not (np.abs(v) < 1e30).all()
+        return bool(v.size) and not (np.abs(v.astype(np.float64)) < 1e30).all()
     return False
 
 
@@ -1364,13 +1456,18 @@ def run_fuzz(entry: Entry, env: Env, data: st.DataObject) -> None:
     kwargs = dict(call.kwargs)
     if target is not None:
         kwargs[target] = data.draw(st.sampled_from(broken_values(kwargs[target], env)), label="value")
+    mode = data.draw(st.sampled_from(sorted(ERRSTATES)), label="errstate")
     before = snapshot((kwargs, call.watch))
     where = "valid call" if target is None else f"{target}={_describe(kwargs[target])}"
+    where += f", errstate {mode}"
     # NaN, inf and float max may propagate through arithmetic as IEEE 754 says (NumPy's
     # floating-point signals are then not failures); exceptions still are.
     ieee = np.errstate(all="ignore") if target and _extreme(kwargs[target]) else contextlib.nullcontext()
+    # A huge int the caller passed (a size of 2**63) may honestly ask for too much memory.
+    bad_value = kwargs.get(target)
+    honest = (MemoryError,) if isinstance(bad_value, int) and abs(bad_value) > 2**31 else ()
     try:
-        with ieee:
+        with errstate(mode), ieee:
             result = entry.run(**kwargs)
             if isinstance(result, Iterator):
                 list(result)
@@ -1379,9 +1476,11 @@ def run_fuzz(entry: Entry, env: Env, data: st.DataObject) -> None:
         bad = kwargs.get(target)
         if entry.rejects_nonfinite and isinstance(bad, np.ndarray) and bad.dtype.kind == "f":
             assert np.isfinite(bad).all(), f"{entry.name} accepted NaN/inf in {target}"
+    except honest:
+        pass
     except (ValueError, TypeError, *entry.extra_errors) as err:
         if target is None:
-            raise AssertionError(f"{entry.name}: a valid call failed") from err
+            raise AssertionError(f"{entry.name}: a valid call failed ({where})") from err
         assert entry.name in MESSAGE_GAPS or re.search(entry.who, str(err)), (
             f"{entry.name} ({where}): {type(err).__name__} does not name {entry.who!r}: {err}"
         )
@@ -1410,8 +1509,21 @@ def test_fuzz_public_callable_thorough(entry, env, data):
 
 def test_broken_values_cover_every_kind():
     """The breaking table offers the promised kinds for an array: wrong rank, wrong shape,
-    int, bool, object and complex dtypes, NaN and inf, empty, a Python list and None."""
+    int, bool, object and complex dtypes, NaN and inf, empty, (n, 0), masked, float16,
+    float64 beyond float32's range, a Python list and None; and for numbers, ints and
+    floats beyond float range and a subnormal."""
     vals = _broken_arrays(np.ones((2, 3), np.float32))
+    assert any(isinstance(v, np.ma.MaskedArray) for v in vals)
+    assert any(isinstance(v, np.ndarray) and v.shape == (2, 0) for v in vals)
+    assert any(isinstance(v, np.ndarray) and v.dtype == np.float16 for v in vals)
+    assert any(isinstance(v, np.ndarray) and v.dtype == np.float64 and np.abs(v).max() > 1e39
+               for v in vals)
+    def has_int(values, n):
+        return any(type(v) is int and v == n for v in values)
+
+    floats = broken_values(0.1, None)
+    assert has_int(floats, 10**400) and has_int(floats, 2**63) and 5e-324 in floats
+    assert has_int(broken_values(3, None), -(10**400))
     kinds = {v.dtype.kind for v in vals if isinstance(v, np.ndarray)}
     assert {"i", "b", "O", "c", "f"} <= kinds
     assert any(isinstance(v, np.ndarray) and v.ndim == 3 for v in vals)
@@ -1421,3 +1533,21 @@ def test_broken_values_cover_every_kind():
     floats = [v for v in vals if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
     assert any(np.isnan(v).any() for v in floats) and any(np.isinf(v).any() for v in floats)
     assert None in vals and [[1.0] * 3] * 2 in [v for v in vals if isinstance(v, list)]
+
+
+@pytest.mark.parametrize("kind", LAYOUTS)
+def test_layouts_hold_the_same_values(kind):
+    """Each layout the valid values are drawn in holds the values it was given, in the
+    promised way: read-only, negative strides, swapped byte order, a subclass, np.matrix."""
+    values = np.arange(6.0).reshape(2, 3)
+    held = layout(lambda strategy: kind, values.copy())  # layout's only draw is the kind
+    promised = {
+        "plain": lambda v: type(v) is np.ndarray and v.flags.writeable,
+        "readonly": lambda v: not v.flags.writeable,
+        "reversed": lambda v: any(s < 0 for s in v.strides),
+        "swapped": lambda v: not v.dtype.isnative,
+        "subclass": lambda v: type(v) is Sub,
+        "matrix": lambda v: isinstance(v, np.matrix),
+    }
+    assert promised[kind](held)
+    np.testing.assert_array_equal(np.asarray(held), values)

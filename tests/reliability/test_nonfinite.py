@@ -142,3 +142,46 @@ def test_skip_with_every_batch_bad_leaves_the_network_unchanged():
     assert np.isnan(hist.loss[0])
     for a, b in zip(fnn.tree.leaves(net), fnn.tree.leaves(out), strict=True):
         assert a.tobytes() == b.tobytes()
+
+
+def _overflow_that_recovers(pred, y):
+    """An mse whose computation overflows on the way (e^800 = inf, then 1/inf = 0) but
+    whose value and gradient are finite: under np.errstate(over='raise') NumPy raises."""
+    vanishing = 1.0 / np.exp(np.float64(800.0))
+    diff = pred - y
+    return float((diff * diff).mean() + vanishing), diff * (2 / diff.size)
+
+
+def test_numpy_error_on_finite_results_is_not_reported_as_a_nan_loss():
+    """The case of issue 16: when NumPy's errstate raises although every result is finite,
+    fit says NumPy raised, which error, where, and that the loss and gradients are finite,
+    instead of claiming 'the loss is nan'."""
+    x, y = poisoned_data(bad=())
+    loss = fnn.losses.Loss("recovering_mse", _overflow_that_recovers)
+    with np.errstate(all="raise"), pytest.raises(FloatingPointError) as info:
+        fnn.fit(poison_net(), optim.sgd(1e-2), loss, (x, y), epochs=1, key=0, batch_size=4,
+                progress=False)
+    msg = str(info.value)
+    assert msg.startswith("fnn.fit: NumPy raised FloatingPointError (overflow encountered in exp)")
+    assert "at epoch 0, batch 0" in msg and "np.errstate" in msg
+    assert "every activation and gradient are finite" in msg
+    assert "the loss is nan" not in msg
+    with np.errstate(over="ignore"):  # relaxing the category, as the message says, trains
+        fnn.fit(poison_net(), optim.sgd(1e-2), loss, (x, y), epochs=1, key=0, batch_size=4,
+                progress=False)
+
+
+def test_numpy_error_on_a_real_overflow_names_numpy_and_the_layer():
+    """When NumPy's errstate raises on an overflow that does make a value non-finite, fit says
+    NumPy raised and which layer (or the loss) first holds the non-finite value."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(16, 3)).astype(np.float32)
+    y = x.sum(axis=1, keepdims=True)
+    net = fnn.init([fnn.Dense(8), fnn.Tanh(), fnn.Dense(1)], (3,), key=0)
+    with np.errstate(all="raise"), pytest.raises(FloatingPointError) as info:
+        fnn.fit(net, optim.sgd(1e30), fnn.losses.mse, (x, y), epochs=2, key=0, batch_size=4,
+                progress=False)
+    msg = str(info.value)
+    assert msg.startswith("fnn.fit: NumPy raised FloatingPointError (overflow encountered in ")
+    assert "epoch 0, batch 1" in msg and "the loss is nan" not in msg
+    assert "the loss is inf" in msg or "layers[" in msg

@@ -1,0 +1,268 @@
+"""The input policy: what arrays and numbers fnn's entry points accept, decided once.
+
+Every public function that takes arrays passes them through `plain` first:
+
+- a plain ``np.ndarray`` is used as it is (read-only, any strides);
+- a subclass of ``np.ndarray`` (``np.matrix``, ``np.memmap``, ...) is viewed as
+  a plain ndarray with ``np.asarray`` (no copy), so fnn computes with NumPy's
+  array semantics and never a subclass's (``np.matrix`` keeps rows 2-d and
+  makes ``*`` a matrix product, which gave wrong accuracies);
+- a masked array (``np.ma.MaskedArray``) is refused with a ``TypeError``: fnn
+  cannot honour a mask, and computing with the data under it would silently
+  use values somebody marked invalid (a masked ``-1`` label, a masked ``inf``);
+- an array in non-native byte order is converted to native order (a copy with
+  the same values), so dtypes compare equal to the network's.
+
+Floating-point computation happens in float32 or float64 only (`compute_dtype`,
+`check_compute_float`); `cast_finite` casts network inputs and loss targets
+without letting a value overflow to infinity on the way. `real` turns a
+Python or NumPy real number into a float without ``OverflowError``.
+`ignoring_underflow` and `underflow_retried` run a function with underflow
+ignored: a result too small to represent becoming zero (or subnormal) is
+correct arithmetic, never an error.
+
+Not public API: modules import it as ``from fnn import _arrays``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar, overload
+
+import numpy as np
+
+__all__: list[str] = []
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+COMPUTE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+"""The floating dtypes fnn computes in."""
+_FLOAT_MAX = {dt: float(np.finfo(dt).max) for dt in COMPUTE_DTYPES}
+
+
+@overload
+def plain(who: str, name: str, value: np.ndarray) -> np.ndarray: ...
+
+
+@overload
+def plain(who: str, name: str, value: object) -> object: ...
+
+
+def plain(who: str, name: str, value: object) -> object:
+    """Apply the input policy to one argument; non-arrays come back unchanged.
+
+    Args:
+        who: the entry point, e.g. ``"fnn.metrics.accuracy"``, for the message.
+        name: the argument, e.g. ``"pred"``.
+        value: what the caller passed.
+
+    Returns:
+        A plain ``np.ndarray`` in native byte order for any ndarray (subclasses
+        viewed with ``np.asarray``), or ``value`` itself when it is no array (the
+        caller's own type check then speaks).
+
+    Raises:
+        TypeError: ``value`` is a masked array.
+
+    Example:
+        >>> import numpy as np
+        >>> type(plain("f", "x", np.arange(3).view(np.recarray))).__name__
+        'ndarray'
+    """
+    if type(value) is np.ndarray and value.dtype.isnative:  # the common case, first
+        return value
+    if not isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            f"{who}: {name} is a masked array; fnn does not honour masks and will not compute "
+            f"with the values under them. Decide what masked entries mean: {name}.filled(value) "
+            f"replaces them, np.ma.compressed({name}) or indexing with ~np.ma.getmaskarray("
+            f"{name}) drops them (drop the matching targets too)"
+        )
+    if type(value) is not np.ndarray:
+        value = np.asarray(value)
+    if not value.dtype.isnative:
+        value = value.astype(value.dtype.newbyteorder("="))
+    return value
+
+
+def compute_dtype(who: str, dtype: object) -> np.dtype:
+    """``dtype`` as a NumPy dtype if fnn computes in it (float32 or float64).
+
+    float16 is refused: its largest value is 65504 and it carries about three
+    significant digits, so squared gradients overflow and Adam's ``eps`` (1e-8)
+    rounds to zero; training would turn to inf/NaN or stall with no error.
+    Extended precision (``np.longdouble``) is refused too: BLAS does not
+    provide it, so it would be slow and is not what fnn tests.
+
+    Raises:
+        TypeError: not a dtype, not floating, or not float32/float64.
+
+    Example:
+        >>> compute_dtype("fnn.init", "float32")
+        dtype('float32')
+    """
+    try:
+        if dtype is None:  # np.dtype(None) is float64: too easy to pass by accident
+            raise TypeError
+        dt: np.dtype = np.dtype(dtype)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{who}: dtype must be floating-point, np.float32 or np.float64, got {short(dtype)}"
+        ) from None
+    if dt in COMPUTE_DTYPES:
+        return dt
+    if dt == np.float16:
+        why = (
+            "float16 is not supported: its range ends at 65504 and it keeps about 3 digits, so "
+            "losses, squared gradients and optimizer states overflow or round to zero silently"
+        )
+    elif dt.kind == "f":
+        why = f"{dt} (extended precision) is not supported"
+    else:
+        why = f"got {dt}, which is not floating-point"
+    raise TypeError(
+        f"{who}: dtype must be floating-point, np.float32 or np.float64; {why}. "
+        "Use np.float32 (the default) or np.float64 (for gradient checks)"
+    )
+
+
+def check_compute_float(who: str, name: str, a: np.ndarray) -> np.ndarray:
+    """``a`` itself if its dtype is float32 or float64, else a ``TypeError`` with the fix."""
+    if a.dtype in _FLOAT_MAX:
+        return a
+    what = "floating-point" if a.dtype.kind != "f" else "float32 or float64"
+    raise TypeError(
+        f"{who}: {name} must be a {what} array (fnn computes in float32 or float64), got dtype "
+        f"{a.dtype}; convert it with {name}.astype(np.float32)"
+    )
+
+
+def cast_finite(
+    who: str, name: str, a: np.ndarray, dtype: np.dtype, check_values: bool = True
+) -> np.ndarray:
+    """``a`` cast to ``dtype`` after checking it is finite and fits ``dtype``'s range.
+
+    Integers always fit float32 and float64 (their largest value is about
+    1.8e19); floats are checked for NaN/inf and, when ``dtype`` is narrower,
+    for values that the cast would turn into infinity. ``check_values=False``
+    skips both scans (for a caller that already checked these very values).
+
+    Raises:
+        ValueError: NaN or inf in ``a``, or a value beyond ``dtype``'s range.
+    """
+    if check_values and a.dtype.kind == "f":
+        if not np.isfinite(a).all():
+            raise ValueError(f"{who}: {name} contains NaN or inf; clean or impute it first")
+        if a.dtype.itemsize > dtype.itemsize and a.size:
+            biggest = max(abs(float(a.max())), abs(float(a.min())))
+            limit = float(np.finfo(dtype).max)
+            if biggest > limit:
+                raise ValueError(
+                    f"{who}: {name} holds values up to {biggest:.3g} in magnitude, beyond the "
+                    f"range of {dtype} (largest {limit:.3g}): casting would turn them into inf. "
+                    f"Rescale {name}, or compute in float64 (fnn.init(..., dtype=np.float64))"
+                )
+    return a.astype(dtype, copy=False)
+
+
+def shift_by_max(x: np.ndarray) -> np.ndarray:
+    """``x − max(x)`` along the last axis (a fresh array), the stable softmax shift.
+
+    ``exp`` of the result never overflows. The subtraction itself overflows
+    only when a row's spread exceeds the dtype's largest value (logits of
+    ``+3e38`` and ``-3e38`` in float32); then the shift is computed with
+    overflow ignored and clamped at ``-finfo.max``, whose ``exp`` is 0 like the
+    true value's, so no finite input raises or warns and no ``0 · -inf`` NaN
+    appears downstream.
+
+    Example:
+        >>> shift_by_max(np.array([[1.0, 3.0]]))
+        array([[-2.,  0.]])
+    """
+    top: np.ndarray = x.max(axis=-1, keepdims=True)
+    out: np.ndarray
+    limit = _FLOAT_MAX.get(x.dtype) or float(np.finfo(x.dtype).max)
+    if x.size and not float(top.max()) - float(x.min()) <= limit:
+        if not np.isfinite(top).all() or not np.isfinite(x.min()):
+            out = np.subtract(x, top)  # non-finite input: IEEE arithmetic, caller's settings
+            return out
+        with np.errstate(over="ignore"):
+            out = np.subtract(x, top)
+        np.maximum(out, -limit, out=out)
+        return out
+    out = np.subtract(x, top)
+    return out
+
+
+def real(value: int | float | np.integer[Any] | np.floating[Any]) -> float:
+    """A real number as a float; an int beyond float range becomes ``±inf``, never OverflowError.
+
+    Example:
+        >>> real(10**400), real(-(10**400)), real(3)
+        (inf, -inf, 3.0)
+    """
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def short(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a 400-digit int stays readable)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def ignoring_underflow(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run ``fn`` with NumPy's underflow ignored, whatever the caller's ``np.errstate``.
+
+    Underflow (a result too small for the dtype becoming subnormal or zero) is
+    the correct IEEE 754 result: ``exp(-1000)`` is 0. Only underflow is
+    changed; overflow, invalid operations and division by zero still follow
+    the caller's settings. Each call enters its own ``np.errstate`` (thread-
+    and re-entrancy-safe, about 2 µs): for functions that run long or have
+    side effects, such as ``fit``. Small pure functions use `underflow_retried`.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with np.errstate(under="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def underflow_retried(fn: Callable[P, R]) -> Callable[P, R]:
+    """Like `ignoring_underflow` for a *pure* function, at no cost on the common path.
+
+    ``fn`` runs under the caller's settings; only if NumPy raised (a
+    ``FloatingPointError``, or a ``RuntimeWarning`` turned into an exception by
+    ``-W error``) does it run again with underflow ignored. An error that was
+    not underflow (overflow, invalid, divide) raises again from the second run,
+    so the caller sees exactly what ``ignoring_underflow`` would give. Under
+    NumPy's default settings (underflow ignored) the second run never happens.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (FloatingPointError, RuntimeWarning):
+            with np.errstate(under="ignore"):
+                return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def call_underflow_retried(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """``fn(*args, **kwargs)`` as `underflow_retried` would call it (no wrapper to build)."""
+    try:
+        return fn(*args, **kwargs)
+    except (FloatingPointError, RuntimeWarning):
+        with np.errstate(under="ignore"):
+            return fn(*args, **kwargs)
