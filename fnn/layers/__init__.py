@@ -1,7 +1,8 @@
 """fnn's layers: one family per module, all following the protocol in ``_base``."""
 
-from fnn.layers._base import Layer, param_field, state_field
+from fnn.layers._base import Layer, check_pullback, param_field, state_field
 from fnn.layers.activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from fnn.layers.containers import Container, Parallel, Residual, Sequential
 from fnn.layers.conv import Conv2D
 from fnn.layers.dense import Dense
 from fnn.layers.dropout import Dropout
@@ -14,6 +15,7 @@ __all__ = [
     "GELU",
     "AvgPool2D",
     "BatchNorm",
+    "Container",
     "Conv2D",
     "Dense",
     "Dropout",
@@ -24,11 +26,15 @@ __all__ = [
     "LayerNorm",
     "LeakyReLU",
     "MaxPool2D",
+    "Parallel",
     "ReLU",
     "Reshape",
+    "Residual",
+    "Sequential",
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "check_pullback",
     "param_field",
     "state_field",
 ]

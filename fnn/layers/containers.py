@@ -1,0 +1,582 @@
+"""Containers: layers that hold layers (Sequential, Residual, Parallel).
+
+A container is a frozen attrs layer like any other, so containers nest to any
+depth and everything that works on a network (``fnn.init``, ``forward``,
+``value_and_grad``, optimizers, ``fit``, ``save``/``load``) works on nested
+networks unchanged. Every location has a path, the tree path of its
+parameters: ``layers[3].body.layers[1].w`` is the weight of the second layer
+of the body of the residual block at position 3.
+
+What passes through a container, as through a network:
+
+- **shapes**: ``init`` threads the input shape through the children;
+- **keys**: child ``i`` gets ``fold_in(key, i)`` at ``init`` and, if it is
+  random and in training mode, in ``forward``/``vjp`` (a ``Residual``'s body is
+  child 0 and its shortcut child 1), so a ``Dropout`` deep inside behaves as
+  it does at the top level;
+- **training** and the **stochastic** / **stateful** flags (a container is
+  random if a child is, and stateful if a child is): a ``BatchNorm`` inside a
+  ``Residual`` updates its running statistics through
+  ``fnn.value_and_grad(..., with_state=True)`` and ``fit``;
+- **errors** name the full path of the child that raised them.
+
+The gradient of a container is a container of the same class holding the
+children's gradients. Each container checks what its children's pullbacks
+return (`fnn.layers.check_pullback`), so a wrong gradient is named by its path.
+
+Example:
+    >>> import numpy as np, fnn
+    >>> block = fnn.Residual([fnn.Dense(4), fnn.Tanh(), fnn.Dense(4)])
+    >>> net = fnn.init([fnn.Dense(4), block, fnn.Dense(1)], (3,), key=0)
+    >>> net.layers[1].body.layers[2].w.shape
+    (4, 4)
+    >>> fnn.forward(net, np.ones((2, 3))).shape
+    (2, 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, cast
+
+import attrs
+import numpy as np
+from typing_extensions import Self
+
+from fnn.layers._base import (
+    Array,
+    Layer,
+    Pullback,
+    Shape,
+    check_cotangent,
+    check_input,
+    check_pullback,
+    join_path,
+    located,
+)
+from fnn.random import Key, KeyLike, as_key, fold_in
+
+__all__ = ["Container", "Parallel", "Residual", "Sequential"]
+
+ChildFn = Callable[[int, Layer, Shape], tuple[Layer, Shape]]
+"""``(index, child, in_shape) -> (child, out_shape)``: what `Container._thread` does per child."""
+
+Trace = list[tuple[str, Layer, Array]]
+"""``(path, layer, output)`` of every layer inside a container, in the order they ran."""
+
+
+def _dims(shape: Shape) -> str:
+    return str((None, *shape))
+
+
+def _child_key(key: KeyLike | None, i: int, child: Layer, training: bool) -> Key | None:
+    """Child ``i``'s key: ``fold_in(key, i)`` for a random child in training mode, else None."""
+    if key is None or not training or not child.stochastic:
+        return None
+    return fold_in(as_key(key, child.name), i)
+
+
+def _as_layer(owner: str, what: str, value: object) -> Layer:
+    """A layer, or a list/tuple of layers made into a `Sequential`; else TypeError."""
+    if isinstance(value, Layer):
+        return value
+    if isinstance(value, list | tuple):
+        try:
+            return Sequential(value)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{owner}: {what}: {err}") from None
+    raise TypeError(
+        f"{owner}: {what} is {type(value).__name__}, not an fnn layer; pass a layer such as "
+        "fnn.Dense(10) or a list of layers (which becomes an fnn.Sequential)"
+    )
+
+
+@attrs.frozen(eq=False)
+class Container(Layer):
+    """Base class of layers that hold layers; see the module docstring.
+
+    A subclass says which layers it holds (`sublayers`), how to rebuild itself
+    around new ones (`with_sublayers`), how shapes flow through them
+    (`_thread`) and how values flow (``vjp_with_state`` and `trace`); the
+    rest (flags, ``init``, ``output_shape``, ``forward``, ``vjp``) is here.
+    """
+
+    @property
+    def stochastic(self) -> bool:  # type: ignore[override]
+        """True if any layer inside is random (it then needs a key in training mode)."""
+        return any(child.stochastic for _, child in self.sublayers())
+
+    @property
+    def stateful(self) -> bool:  # type: ignore[override]
+        """True if any layer inside has non-trainable state (batch-norm statistics)."""
+        return any(child.stateful for _, child in self.sublayers())
+
+    @property
+    def built(self) -> bool:
+        return all(child.built for _, child in self.sublayers())
+
+    def sublayers(self) -> tuple[tuple[str, Layer], ...]:
+        raise NotImplementedError
+
+    def with_sublayers(self, children: Sequence[Layer]) -> Self:
+        """This container holding ``children`` (in `sublayers` order) instead of its own."""
+        raise NotImplementedError
+
+    def _thread(self, in_shape: Shape, fn: ChildFn) -> tuple[Self, Shape]:
+        """Apply ``fn`` to each child with its input shape; return the rebuilt container
+        and its output shape (checking that the children's outputs fit together)."""
+        raise NotImplementedError
+
+    def _run(self, i: int, fn: Callable[[], Any]) -> Any:
+        """``fn()`` with any ValueError/TypeError located at child ``i``'s path."""
+        path, child = self.sublayers()[i]
+        try:
+            return fn()
+        except (ValueError, TypeError) as err:
+            raise located(err, path, child) from err
+
+    def init(self, key: KeyLike, in_shape: Shape, dtype: np.dtype) -> tuple[Self, Shape]:
+        k = as_key(key, self.name)
+
+        def build(i: int, child: Layer, shape: Shape) -> tuple[Layer, Shape]:
+            return cast(tuple[Layer, Shape], child.init(fold_in(k, i), shape, dtype))
+
+        return self._thread(tuple(in_shape), build)
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        return self._thread(tuple(in_shape), lambda i, c, s: (c, c.output_shape(s)))[1]
+
+    def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
+        return self.trace(x, key=key, training=training)[0]
+
+    def vjp(
+        self,
+        x: Array,
+        *,
+        key: KeyLike | None = None,
+        training: bool = False,
+        need_dx: bool = True,
+    ) -> tuple[Array, Pullback]:
+        y, pullback, _ = self.vjp_with_state(x, key=key, training=training, need_dx=need_dx)
+        return y, pullback
+
+    def trace(
+        self, x: Array, *, key: KeyLike | None = None, training: bool = False
+    ) -> tuple[Array, Trace]:
+        """The output for ``x`` and ``(path, layer, output)`` of every layer inside.
+
+        Paths are relative to this container (``body.layers[1]``); a container's
+        own entry follows its children's. ``fnn.activations`` and the
+        non-finite guard use this to see inside.
+        """
+        raise NotImplementedError
+
+    def _child_trace(
+        self, i: int, x: Array, key: KeyLike | None, training: bool, out: Trace
+    ) -> Array:
+        """Run child ``i`` on ``x``, appending its (and its children's) outputs to ``out``."""
+        path, child = self.sublayers()[i]
+        ck = _child_key(key, i, child, training)
+        if isinstance(child, Container):
+            y, inner = self._run(i, lambda: child.trace(x, key=ck, training=training))
+            out.extend((join_path(path, p), layer, a) for p, layer, a in inner)
+        else:
+            y = self._run(i, lambda: child.forward(x, key=ck, training=training))
+        out.append((path, child, y))
+        return cast(Array, y)
+
+    def _child_vjp(
+        self, i: int, x: Array, key: KeyLike | None, training: bool, need_dx: bool
+    ) -> tuple[Array, Pullback, Layer]:
+        """Child ``i``'s ``(y, checked pullback, updated child)``."""
+        path, child = self.sublayers()[i]
+        ck = _child_key(key, i, child, training)
+
+        def run() -> tuple[Array, Pullback, Layer]:
+            if child.stateful:
+                return child.vjp_with_state(x, key=ck, training=training, need_dx=need_dx)
+            y, pb = child.vjp(x, key=ck, training=training, need_dx=need_dx)
+            return y, pb, child
+
+        y, pb, new = self._run(i, run)
+
+        def pullback(dy: Array) -> tuple[Layer, Array | None]:
+            def back() -> tuple[Layer, Array | None]:
+                dchild, dx = pb(dy)
+                check_pullback(child, dchild, dx, x, need_dx)
+                return dchild, dx
+
+            return cast(tuple[Layer, Array | None], self._run(i, back))
+
+        return y, pullback, new
+
+    def _rebuilt(self, old: Sequence[Layer], new: Sequence[Layer]) -> Self:
+        """``self`` if no child changed, else this container around ``new``."""
+        if all(a is b for a, b in zip(old, new, strict=True)):
+            return self
+        return self.with_sublayers(new)
+
+
+def _layers_tuple(value: object) -> tuple[Layer, ...]:
+    if not isinstance(value, list | tuple):
+        raise TypeError(
+            f"Sequential: layers must be a list or tuple of layers, got {type(value).__name__}"
+        )
+    if not value:
+        raise ValueError(
+            "Sequential: needs at least one layer; an empty body computes nothing "
+            "(use [fnn.Identity()] for a pass-through)"
+        )
+    for i, layer in enumerate(value):
+        if not isinstance(layer, Layer):
+            raise TypeError(
+                f"Sequential: layers[{i}] is {type(layer).__name__}, not an fnn layer; "
+                "layers subclass fnn.Layer (e.g. fnn.Dense(10), fnn.ReLU())"
+            )
+    return tuple(value)
+
+
+def _new(cls: type, **fields: object) -> Any:
+    """An instance of the attrs class ``cls`` built without re-running validators."""
+    new = object.__new__(cls)
+    for name, value in fields.items():
+        object.__setattr__(new, name, value)
+    return new
+
+
+@attrs.frozen(eq=False)
+class Sequential(Container):
+    """Layers applied one after the other: ``y = f_n(… f_1(f_0(x)))``.
+
+    Backward (the chain rule): with δ = dL/dy, ``(df_i, δ) = pullback_i(δ)``
+    for ``i = n-1, …, 0``; dL/dx is the last δ.
+
+    Args:
+        layers: a non-empty list or tuple of layers (containers allowed).
+
+    Raises:
+        TypeError: ``layers`` is not a list/tuple of layers (names the index).
+        ValueError: ``layers`` is empty.
+
+    Example:
+        >>> import numpy as np
+        >>> block, out = Sequential([fnn.Dense(3), fnn.ReLU()]).init(0, (2,), np.float64)
+        >>> out, block.layers[0].w.shape, block.name
+        ((3,), (2, 3), 'Sequential(2 layers)')
+    """
+
+    layers: tuple[Layer, ...] = attrs.field(converter=_layers_tuple)
+
+    @property
+    def name(self) -> str:
+        n = len(self.layers)
+        return f"Sequential({n} layer{'s' if n != 1 else ''})"
+
+    def sublayers(self) -> tuple[tuple[str, Layer], ...]:
+        return tuple((f"layers[{i}]", layer) for i, layer in enumerate(self.layers))
+
+    def with_sublayers(self, children: Sequence[Layer]) -> Self:
+        return cast(Self, _new(type(self), layers=tuple(children)))
+
+    def _thread(self, in_shape: Shape, fn: ChildFn) -> tuple[Self, Shape]:
+        shape, new = in_shape, []
+        for i, layer in enumerate(self.layers):
+            child, shape = self._run(i, lambda i=i, layer=layer, s=shape: fn(i, layer, s))
+            new.append(child)
+        return self._rebuilt(self.layers, new), shape
+
+    def trace(
+        self, x: Array, *, key: KeyLike | None = None, training: bool = False
+    ) -> tuple[Array, Trace]:
+        h = check_input(self, x, None, "(batch, ...)")
+        out: Trace = []
+        for i in range(len(self.layers)):
+            h = self._child_trace(i, h, key, training, out)
+        return h, out
+
+    def vjp_with_state(
+        self,
+        x: Array,
+        *,
+        key: KeyLike | None = None,
+        training: bool = False,
+        need_dx: bool = True,
+    ) -> tuple[Array, Pullback, Sequential]:
+        h = check_input(self, x, None, "(batch, ...)")
+        pullbacks, new = [], []
+        for i in range(len(self.layers)):
+            h, pb, child = self._child_vjp(i, h, key, training, need_dx or i > 0)
+            pullbacks.append(pb)
+            new.append(child)
+        y = h
+
+        def pullback(dy: Array) -> tuple[Layer, Array | None]:
+            delta: Array | None = check_cotangent(self, dy, y)
+            grads: list[Layer] = list(self.layers)
+            for i in range(len(pullbacks) - 1, -1, -1):
+                grads[i], delta = pullbacks[i](cast(Array, delta))
+            return self.with_sublayers(grads), delta
+
+        return y, pullback, self._rebuilt(self.layers, new)
+
+
+def _optional_layer(value: object) -> Layer | None:
+    return None if value is None else _as_layer("Residual", "shortcut", value)
+
+
+@attrs.frozen(eq=False)
+class Residual(Container):
+    """A residual block: ``y = body(x) + shortcut(x)``, the identity shortcut by default.
+
+    Backward: the sum passes δ = dL/dy unchanged to both terms, so
+    dL/dx = dL/dx through the body + dL/dx through the shortcut
+    (``+ δ`` itself for the identity shortcut); the body's and shortcut's
+    parameter gradients are their own pullbacks of δ. See the math pages.
+
+    Args:
+        body: a layer, or a list of layers (made into a `Sequential`).
+        shortcut: ``None`` for the identity, or a projection layer (or list)
+            whose output has the body's shape, e.g. a 1x1 ``Conv2D`` with the
+            body's stride and output channels.
+
+    Raises:
+        TypeError: ``body`` or ``shortcut`` is not a layer or a list of layers.
+        ValueError: an empty body; at ``init``, outputs that cannot be added
+            (names both shapes and suggests a projection shortcut).
+
+    Example:
+        >>> import numpy as np
+        >>> block, out = Residual([fnn.Dense(3)]).init(0, (3,), np.float64)
+        >>> x = np.ones((2, 3))
+        >>> bool(np.allclose(block.forward(x), block.body.forward(x) + x))
+        True
+    """
+
+    body: Layer = attrs.field(converter=lambda v: _as_layer("Residual", "body", v))
+    shortcut: Layer | None = attrs.field(default=None, converter=_optional_layer)
+
+    @property
+    def name(self) -> str:
+        return "Residual" if self.shortcut is None else f"Residual(shortcut={self.shortcut.name})"
+
+    def sublayers(self) -> tuple[tuple[str, Layer], ...]:
+        if self.shortcut is None:
+            return (("body", self.body),)
+        return (("body", self.body), ("shortcut", self.shortcut))
+
+    def with_sublayers(self, children: Sequence[Layer]) -> Self:
+        shortcut = children[1] if len(children) > 1 else None
+        return cast(Self, _new(type(self), body=children[0], shortcut=shortcut))
+
+    def _thread(self, in_shape: Shape, fn: ChildFn) -> tuple[Self, Shape]:
+        body, out = self._run(0, lambda: fn(0, self.body, in_shape))
+        new = [body]
+        short_out = in_shape
+        if self.shortcut is not None:
+            shortcut = self.shortcut
+            short, short_out = self._run(1, lambda: fn(1, shortcut, in_shape))
+            new.append(short)
+        if out != short_out:
+            which = "identity shortcut" if self.shortcut is None else "shortcut"
+            raise ValueError(
+                f"{self.name}: the body's output {_dims(out)} and the {which}'s "
+                f"{_dims(short_out)} cannot be added; give the block a projection shortcut "
+                "that maps the input to the body's output shape, e.g. "
+                "shortcut=fnn.Conv2D(channels, 1, strides=stride) for images or "
+                "shortcut=fnn.Dense(units) for vectors"
+            )
+        return self._rebuilt([c for _, c in self.sublayers()], new), out
+
+    def _add(self, yb: Array, ys: Array) -> Array:
+        if yb.shape != ys.shape:
+            raise ValueError(
+                f"{self.name}: the body gave shape {yb.shape} and the shortcut {ys.shape}; "
+                "they cannot be added (was the block built for another input shape?)"
+            )
+        out: Array = yb + ys
+        return out
+
+    def trace(
+        self, x: Array, *, key: KeyLike | None = None, training: bool = False
+    ) -> tuple[Array, Trace]:
+        x = check_input(self, x, None, "(batch, ...)")
+        out: Trace = []
+        yb = self._child_trace(0, x, key, training, out)
+        ys = x if self.shortcut is None else self._child_trace(1, x, key, training, out)
+        return self._add(yb, ys), out
+
+    def vjp_with_state(
+        self,
+        x: Array,
+        *,
+        key: KeyLike | None = None,
+        training: bool = False,
+        need_dx: bool = True,
+    ) -> tuple[Array, Pullback, Residual]:
+        x = check_input(self, x, None, "(batch, ...)")
+        yb, pb_body, body = self._child_vjp(0, x, key, training, need_dx)
+        if self.shortcut is None:
+            y = self._add(yb, x)
+            pb_short, new = None, [body]
+        else:
+            ys, pb_short, short = self._child_vjp(1, x, key, training, need_dx)
+            y = self._add(yb, ys)
+            new = [body, short]
+
+        def pullback(dy: Array) -> tuple[Layer, Array | None]:
+            dy = check_cotangent(self, dy, y)
+            dbody, dx_body = pb_body(dy)
+            if pb_short is None:
+                grads = [dbody]
+                dx_short: Array | None = dy
+            else:
+                dshort, dx_short = pb_short(dy)
+                grads = [dbody, dshort]
+            if not need_dx:
+                return self.with_sublayers(grads), None
+            dx: Array = cast(Array, dx_body) + cast(Array, dx_short)
+            return self.with_sublayers(grads), dx
+
+        return y, pullback, self._rebuilt([c for _, c in self.sublayers()], new)
+
+
+def _branches_tuple(value: object) -> tuple[Layer, ...]:
+    if not isinstance(value, list | tuple):
+        raise TypeError(
+            f"Parallel: branches must be a list or tuple of layers, got {type(value).__name__}"
+        )
+    if not value:
+        raise ValueError("Parallel: needs at least one branch, got an empty list")
+    return tuple(_as_layer("Parallel", f"branches[{i}]", b) for i, b in enumerate(value))
+
+
+def _check_merge(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value not in ("concat", "sum"):
+        raise ValueError(
+            f"Parallel: merge must be 'concat' (join the outputs along the last axis) or "
+            f"'sum' (add them), got {value!r}"
+        )
+
+
+@attrs.frozen(eq=False)
+class Parallel(Container):
+    """Branches applied to the same input, merged: ``y = merge(b_0(x), …, b_n(x))``.
+
+    ``merge="concat"`` joins the outputs along the last (feature or channel)
+    axis, so they must agree on every other axis; ``merge="sum"`` adds them,
+    so they must have one shape.
+
+    Backward: dL/dx = Σ_i dL/dx through branch i. With ``"sum"`` every branch
+    gets δ = dL/dy itself; with ``"concat"`` branch i gets its own slice of δ
+    along the last axis. See the math pages.
+
+    Args:
+        branches: a non-empty list of layers (a list inside becomes a `Sequential`).
+        merge: ``"concat"`` (default) or ``"sum"``.
+
+    Raises:
+        TypeError: a branch is not a layer or a list of layers.
+        ValueError: no branches, an unknown ``merge``; at ``init``, branch
+            outputs that cannot be concatenated or added (names the shapes).
+
+    Example:
+        >>> import numpy as np
+        >>> par = Parallel([fnn.Dense(2), [fnn.Dense(3), fnn.Tanh()]])
+        >>> built, out = par.init(0, (4,), np.float64)
+        >>> out, built.forward(np.ones((5, 4))).shape
+        ((5,), (5, 5))
+    """
+
+    branches: tuple[Layer, ...] = attrs.field(converter=_branches_tuple)
+    merge: Literal["concat", "sum"] = attrs.field(
+        default="concat", kw_only=True, validator=_check_merge
+    )
+
+    @property
+    def name(self) -> str:
+        n = len(self.branches)
+        return f"Parallel({n} branch{'es' if n != 1 else ''}, merge={self.merge!r})"
+
+    def sublayers(self) -> tuple[tuple[str, Layer], ...]:
+        return tuple((f"branches[{i}]", b) for i, b in enumerate(self.branches))
+
+    def with_sublayers(self, children: Sequence[Layer]) -> Self:
+        return cast(Self, _new(type(self), branches=tuple(children), merge=self.merge))
+
+    def _merged_shape(self, shapes: Sequence[Shape]) -> Shape:
+        listed = ", ".join(f"branches[{i}] {_dims(s)}" for i, s in enumerate(shapes))
+        if self.merge == "sum":
+            if any(s != shapes[0] for s in shapes):
+                raise ValueError(
+                    f"{self.name}: branch outputs {listed} cannot be added; give every branch "
+                    "the same output shape (or use merge='concat')"
+                )
+            return shapes[0]
+        if any(len(s) == 0 or s[:-1] != shapes[0][:-1] for s in shapes):
+            raise ValueError(
+                f"{self.name}: branch outputs {listed} cannot be concatenated along the last "
+                "axis; they must agree on every other axis (same height and width for images)"
+            )
+        return (*shapes[0][:-1], sum(s[-1] for s in shapes))
+
+    def _thread(self, in_shape: Shape, fn: ChildFn) -> tuple[Self, Shape]:
+        new, shapes = [], []
+        for i, branch in enumerate(self.branches):
+            child, shape = self._run(i, lambda i=i, branch=branch: fn(i, branch, in_shape))
+            new.append(child)
+            shapes.append(shape)
+        return self._rebuilt(self.branches, new), self._merged_shape(shapes)
+
+    def _merge(self, ys: list[Array]) -> Array:
+        self._merged_shape([y.shape[1:] for y in ys])  # the init-time check, at run time too
+        if self.merge == "sum":
+            if len(ys) == 1:
+                return ys[0]
+            out: Array = ys[0] + ys[1]
+            for y in ys[2:]:
+                out += y  # out was just allocated by the sum above
+            return out
+        merged: Array = np.concatenate(ys, axis=-1)
+        return merged
+
+    def trace(
+        self, x: Array, *, key: KeyLike | None = None, training: bool = False
+    ) -> tuple[Array, Trace]:
+        x = check_input(self, x, None, "(batch, ...)")
+        out: Trace = []
+        ys = [self._child_trace(i, x, key, training, out) for i in range(len(self.branches))]
+        return self._merge(ys), out
+
+    def vjp_with_state(
+        self,
+        x: Array,
+        *,
+        key: KeyLike | None = None,
+        training: bool = False,
+        need_dx: bool = True,
+    ) -> tuple[Array, Pullback, Parallel]:
+        x = check_input(self, x, None, "(batch, ...)")
+        runs = [self._child_vjp(i, x, key, training, need_dx) for i in range(len(self.branches))]
+        y = self._merge([r[0] for r in runs])
+        bounds = np.cumsum([0] + [r[0].shape[-1] for r in runs]).tolist()
+
+        def pullback(dy: Array) -> tuple[Layer, Array | None]:
+            dy = check_cotangent(self, dy, y)
+            grads: list[Layer] = []
+            dx: Array | None = None
+            owned = False  # whether dx is an array allocated here (safe to add into)
+            for i, (_, pb, _) in enumerate(runs):
+                part = dy if self.merge == "sum" else dy[..., bounds[i] : bounds[i + 1]]
+                dbranch, dxi = pb(part)
+                grads.append(dbranch)
+                if not need_dx:
+                    continue
+                if dx is None:
+                    dx = dxi
+                elif owned:
+                    dx += cast(Array, dxi)
+                else:
+                    dx, owned = dx + cast(Array, dxi), True
+            return self.with_sublayers(grads), dx
+
+        return y, pullback, self._rebuilt(self.branches, [r[2] for r in runs])
