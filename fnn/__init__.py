@@ -54,6 +54,7 @@ from fnn.network import (
     value_and_grad,
 )
 from fnn.parallel import threads
+from fnn.surgery import insert, remove, replace
 from fnn.train import History, batches, evaluate, fit
 
 __version__ = "0.1.0"
@@ -93,6 +94,7 @@ __all__ = [
     "grad",
     "init",
     "initializers",
+    "insert",
     "io",
     "load",
     "loss",
@@ -103,6 +105,8 @@ __all__ = [
     "plot",
     "random",
     "register",
+    "remove",
+    "replace",
     "save",
     "sgd_step",
     "summary",

@@ -8,7 +8,7 @@ containers along the path and shares everything else.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -74,7 +74,7 @@ def step_into(who: str, node: object, step: Step, steps: tuple[Step, ...], depth
             f"{who}: {render(steps[: depth + 1])}: {here} is {_describe(node)}, which has no "
             f"field {step!r}"
         )
-    names = [f.name for f in attrs.fields(type(node))]
+    names = [f.name for f in attrs.fields(cast(Any, type(node)))]
     if step not in names:
         raise ValueError(
             f"{who}: {render(steps[: depth + 1])}: {here} ({_describe(node)}) has no field "
@@ -98,7 +98,7 @@ def _with(node: object, step: Step, value: object) -> object:
         items[step] = value
         return tuple(items)
     new = object.__new__(type(node))
-    for f in attrs.fields(type(node)):
+    for f in attrs.fields(cast(Any, type(node))):
         object.__setattr__(new, f.name, value if f.name == step else getattr(node, f.name))
     return new
 

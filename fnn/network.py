@@ -27,7 +27,15 @@ import attrs
 import numpy as np
 
 from fnn import _paths, tree
-from fnn.layers._base import Array, Layer, Pullback, Shape, check_pullback, located
+from fnn.layers._base import (
+    Array,
+    Layer,
+    Pullback,
+    Shape,
+    check_pullback,
+    join_path,
+    located,
+)
 from fnn.layers.containers import Container
 from fnn.losses import Loss
 from fnn.random import Key, KeyLike, as_key, fold_in
@@ -348,7 +356,7 @@ def _first_nonfinite(
             _, trace = layer.trace(x, key=key, training=training)
         for inner, child, out in trace:
             if not np.isfinite(out).all():
-                return f"{path}.{inner}" if not inner.startswith("[") else path + inner, child
+                return join_path(path, inner), child
     return path, layer
 
 
@@ -464,7 +472,7 @@ def activations(
             if isinstance(layer, Container):
                 y, trace = layer.trace(outs[-1], key=lk, training=training)
                 for inner, _, out in trace:
-                    by_path[f"layers[{i}]" + (inner if inner.startswith("[") else "." + inner)] = out
+                    by_path[join_path(f"layers[{i}]", inner)] = out
             else:
                 y = layer.forward(outs[-1], key=lk, training=training)
         except (ValueError, TypeError) as err:
@@ -661,28 +669,68 @@ def _param_counts(layer: Layer) -> tuple[int, int, int]:
     return trainable, n_state, nbytes
 
 
+def _summary_rows(layer: Layer, path: str, shape: Shape, depth: int) -> tuple[list[Any], Shape]:
+    """Rows ``(path, name, output shape, params)`` of ``layer`` and everything inside it."""
+    out = layer.output_shape(shape)
+    t, s, _ = _param_counts(layer)
+    rows: list[Any] = [("  " * depth + path, layer.name, str((None, *out)), f"{t + s:,}")]
+    if isinstance(layer, Container):
+
+        def child(i: int, c: Layer, in_shape: Shape) -> tuple[Layer, Shape]:
+            sub = layer.sublayers()[i][0]
+            child_rows, child_out = _summary_rows(c, f"{path}.{sub}", in_shape, depth + 1)
+            rows.extend(child_rows)
+            return c, child_out
+
+        layer.thread_shapes(shape, child)
+    return rows, out
+
+
 def summary(net: Network, *, file: IO[str] | None = None, quiet: bool = False) -> str:
     """A Keras-style table of layers, output shapes and parameter counts.
 
     Prints the table to ``file`` (standard output by default; nothing with
-    ``quiet=True``) and returns it.
+    ``quiet=True``) and returns it. Each row starts with the layer's path
+    (``layers[3].body.layers[1]``, what `fnn.replace` and
+    ``fnn.optim.freeze`` take); the layers inside a container follow it,
+    indented, and a container's row counts every parameter inside it.
     Shows trainable and non-trainable (state) counts, the dtype and the bytes
     the parameters take; an array shared by two layers is counted once.
+
+    Example:
+        >>> import fnn
+        >>> net = fnn.init([fnn.Dense(4), fnn.Residual([fnn.Dense(4)])], (3,), key=0)
+        >>> print(fnn.summary(net, quiet=True))
+        ----------------------------  -------------------  ------------  ------
+        path                          layer                output shape  params
+        ----------------------------  -------------------  ------------  ------
+        layers[0]                     Dense(units=4)       (None, 4)         16
+        layers[1]                     Residual             (None, 4)         20
+          layers[1].body              Sequential(1 layer)  (None, 4)         20
+            layers[1].body.layers[0]  Dense(units=4)       (None, 4)         20
+        ----------------------------  -------------------  ------------  ------
+        input (None, 3)  dtype float32
+        parameters: 36 (36 trainable, 0 non-trainable), 144 bytes
     """
     net = _check_network("fnn.summary", net)
-    rows = [("#", "layer", "output shape", "params")]
+    rows: list[Any] = [("path", "layer", "output shape", "params")]
     shape: Shape = net.input_shape
+    for i, layer in enumerate(net.layers):
+        layer_rows, shape = _summary_rows(layer, f"layers[{i}]", shape, 0)
+        rows.extend(layer_rows)
     seen: set[tuple[int, int]] = set()
     total = n_state = nbytes = 0
-    for i, layer in enumerate(net.layers):
-        shape = layer.output_shape(shape)
-        t, s, b = _param_counts(layer)
-        ids = {(leaf.__array_interface__["data"][0], leaf.nbytes) for leaf in tree.leaves(layer)}
-        if ids and ids <= seen:
-            t = s = b = 0
-        seen |= ids
-        total, n_state, nbytes = total + t, n_state + s, nbytes + b
-        rows.append((str(i), layer.name, str((None, *shape)), f"{t + s:,}"))
+    state = tree.state_paths(net)
+    for path, leaf in tree.leaves_with_path(net):
+        ident = (leaf.__array_interface__["data"][0], leaf.nbytes)
+        if ident in seen:  # an array shared by two layers counts once
+            continue
+        seen.add(ident)
+        nbytes += leaf.nbytes
+        if path in state:
+            n_state += leaf.size
+        else:
+            total += leaf.size
     widths = [max(len(r[c]) for r in rows) for c in range(4)]
     line = "  ".join("-" * w for w in widths)
     text = [line] + [

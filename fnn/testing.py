@@ -22,14 +22,15 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import numpy as np
 
 from fnn import tree
-from fnn.layers._base import Layer
+from fnn.layers._base import Layer, check_pullback
 from fnn.losses import Loss
 from fnn.network import Network, value_and_grad
 from fnn.network import loss as network_loss
@@ -49,6 +50,7 @@ __all__ = [
     "check_vjp",
     "dense_layers",
     "elementwise_activations",
+    "nested_layers",
     "networks",
     "shapes",
 ]
@@ -103,8 +105,9 @@ class GradientReport:
             f"error {self.max_rel_error:.3g} at {self.worst.where} "
             f"(rtol={self.rtol:g}, atol={self.atol:g})"
         )
+        width = max([28, *(len(e.where) for e in self.entries)])
         rows = [
-            f"  {'ok  ' if e.ok else 'FAIL'} {e.where:<28} analytic {e.analytic: .10e}  "
+            f"  {'ok  ' if e.ok else 'FAIL'} {e.where:<{width}} analytic {e.analytic: .10e}  "
             f"numeric {e.numeric: .10e}  rel.err {e.rel_error:.2e}"
             for e in self.entries
         ]
@@ -231,9 +234,9 @@ def check_layer(
     y, pullback = layer.vjp(x, key=key, training=training)
     dy = rng.standard_normal(y.shape)
     dlayer, dx = pullback(dy)
-    if dx is None:
-        raise TypeError(f"{who}: pullback returned dx=None although need_dx=True")
+    check_pullback(layer, dlayer, dx, x, True)  # the gradient's shapes, with the likely cause
     tree.check_same_structure(layer, dlayer)
+    dx = cast(Array, dx)
 
     def s_of(lay: Layer, xx: Array) -> float:
         return float(np.vdot(lay.forward(xx, key=key, training=training), dy))
@@ -439,5 +442,124 @@ def networks(
                 layers.append(draw(smooth))
         d_in = draw(st.integers(1, max_input))
         return init(layers, (d_in,), key=draw(st.integers(0, 2**31 - 1)), dtype=np.float64)
+
+    return build()
+
+
+def nested_layers(
+    max_depth: int = 3, max_children: int = 3, max_side: int = 4
+) -> SearchStrategy[tuple[Layer, tuple[int, ...]]]:
+    """Unbuilt layers nested in containers, with the input shape (no batch) they take.
+
+    Each draw is ``(layer, in_shape)``: a `fnn.Sequential`, `fnn.Residual`,
+    `fnn.Parallel` (both merges) or plain layer, with containers nested up to
+    ``max_depth`` deep. Vector inputs ``(d,)`` meet Dense, LayerNorm,
+    BatchNorm and smooth activations; image inputs ``(height, width,
+    channels)`` meet Conv2D (``"same"`` padding), LayerNorm, BatchNorm, smooth
+    activations and Flatten (after which vector layers follow). A Residual
+    whose body changes the shape gets a projection shortcut (sometimes one is
+    drawn anyway); Parallel branches get a projection or a Flatten where
+    their outputs would not merge. Activations are smooth (tanh, sigmoid,
+    GELU) so central differences are accurate everywhere. BatchNorm in
+    training mode needs a batch of at least 2.
+
+    Example:
+        >>> import numpy as np, fnn
+        >>> from hypothesis import given, settings
+        >>> @settings(max_examples=5, database=None)
+        ... @given(nested_layers(max_depth=2))
+        ... def test(case):
+        ...     layer, in_shape = case
+        ...     built, out = layer.init(0, in_shape, np.float64)
+        ...     assert built.forward(np.ones((2, *in_shape))).shape == (2, *out)
+        >>> test()
+    """
+    from hypothesis import strategies as st
+
+    from fnn.layers import (
+        GELU,
+        BatchNorm,
+        Conv2D,
+        Dense,
+        Flatten,
+        LayerNorm,
+        Parallel,
+        Residual,
+        Sequential,
+        Sigmoid,
+        Tanh,
+    )
+
+    Shape = tuple[int, ...]
+    units = st.integers(1, max_side)
+
+    def leaf(draw: Any, shape: Shape) -> Layer:
+        options = ["norm", "batchnorm", "act", "dense" if len(shape) == 1 else "conv"]
+        if len(shape) == 3:
+            options.append("flatten")
+        kind = draw(st.sampled_from(options))
+        if kind == "dense":
+            return Dense(draw(units), use_bias=draw(st.booleans()))
+        if kind == "conv":
+            return Conv2D(draw(units), draw(st.integers(1, 3)), padding="same")
+        if kind == "norm":
+            return LayerNorm()
+        if kind == "batchnorm":
+            return BatchNorm(momentum=draw(st.sampled_from([0.0, 0.5, 0.9])))
+        if kind == "flatten":
+            return Flatten()
+        return draw(st.sampled_from([Tanh(), Sigmoid(), GELU()]))  # type: ignore[no-any-return]
+
+    def projection(draw: Any, shape: Shape, target: Shape) -> Layer:
+        """A layer mapping ``shape`` to ``target`` (same height and width for images)."""
+        if len(target) == 3:
+            return Conv2D(target[-1], 1)
+        if len(shape) == 3:
+            return Sequential([Flatten(), Dense(target[0])])
+        return Dense(target[0], use_bias=draw(st.booleans()))
+
+    def node(draw: Any, shape: Shape, depth: int) -> tuple[Layer, Shape]:
+        kinds = ["leaf"] + (["sequential", "residual", "parallel"] if depth > 0 else [])
+        kind = draw(st.sampled_from(kinds))
+        if kind == "leaf":
+            layer = leaf(draw, shape)
+            return layer, layer.output_shape(shape)
+        if kind == "sequential":
+            layers, out = [], shape
+            for _ in range(draw(st.integers(1, max_children))):
+                child, out = node(draw, out, depth - 1)
+                layers.append(child)
+            return Sequential(layers), out
+        if kind == "residual":
+            body, out = node(draw, shape, depth - 1)
+            if out == shape and draw(st.booleans()):
+                return Residual(body), out
+            return Residual(body, shortcut=projection(draw, shape, out)), out
+        merge = draw(st.sampled_from(["concat", "sum"]))
+        branches = [node(draw, shape, depth - 1) for _ in range(draw(st.integers(1, max_children)))]
+        if any(len(out) == 1 for _, out in branches):  # make every branch give vectors
+            branches = [
+                (b, out) if len(out) == 1 else (Sequential([b, Flatten()]), (math.prod(out),))
+                for b, out in branches
+            ]
+        target = branches[0][1]
+        if merge == "sum":
+            branches = [
+                (b, out)
+                if out == target
+                else (Sequential([b, projection(draw, out, target)]), target)
+                for b, out in branches
+            ]
+        layer = Parallel([b for b, _ in branches], merge=merge)
+        return layer, layer.output_shape(shape)
+
+    @st.composite
+    def build(draw: Any) -> tuple[Layer, Shape]:
+        side = st.integers(1, max_side)
+        if draw(st.booleans()):
+            shape: Shape = (draw(side), draw(side), draw(st.integers(1, 3)))
+        else:
+            shape = (draw(side),)
+        return node(draw, shape, max_depth)[0], shape
 
     return build()

@@ -37,7 +37,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 import attrs
 import numpy as np
@@ -58,8 +58,10 @@ from fnn.random import Key, KeyLike, as_key, fold_in
 
 __all__ = ["Container", "Parallel", "Residual", "Sequential"]
 
+T = TypeVar("T")
+
 ChildFn = Callable[[int, Layer, Shape], tuple[Layer, Shape]]
-"""``(index, child, in_shape) -> (child, out_shape)``: what `Container._thread` does per child."""
+"""``(index, child, in_shape) -> (child, out_shape)``, applied by `Container.thread_shapes`."""
 
 Trace = list[tuple[str, Layer, Array]]
 """``(path, layer, output)`` of every layer inside a container, in the order they ran."""
@@ -97,7 +99,7 @@ class Container(Layer):
 
     A subclass says which layers it holds (`sublayers`), how to rebuild itself
     around new ones (`with_sublayers`), how shapes flow through them
-    (`_thread`) and how values flow (``vjp_with_state`` and `trace`); the
+    (`thread_shapes`) and how values flow (``vjp_with_state`` and `trace`); the
     rest (flags, ``init``, ``output_shape``, ``forward``, ``vjp``) is here.
     """
 
@@ -122,16 +124,16 @@ class Container(Layer):
         """This container holding ``children`` (in `sublayers` order) instead of its own."""
         raise NotImplementedError
 
-    def _thread(self, in_shape: Shape, fn: ChildFn) -> tuple[Self, Shape]:
+    def thread_shapes(self, in_shape: Shape, fn: ChildFn) -> tuple[Self, Shape]:
         """Apply ``fn`` to each child with its input shape; return the rebuilt container
         and its output shape (checking that the children's outputs fit together)."""
         raise NotImplementedError
 
-    def _run(self, i: int, fn: Callable[[], Any]) -> Any:
-        """``fn()`` with any ValueError/TypeError located at child ``i``'s path."""
+    def _run(self, i: int, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` with any ValueError/TypeError located at child ``i``'s path."""
         path, child = self.sublayers()[i]
         try:
-            return fn()
+            return fn(*args, **kwargs)
         except (ValueError, TypeError) as err:
             raise located(err, path, child) from err
 
@@ -139,12 +141,12 @@ class Container(Layer):
         k = as_key(key, self.name)
 
         def build(i: int, child: Layer, shape: Shape) -> tuple[Layer, Shape]:
-            return cast(tuple[Layer, Shape], child.init(fold_in(k, i), shape, dtype))
+            return child.init(fold_in(k, i), shape, dtype)
 
-        return self._thread(tuple(in_shape), build)
+        return self.thread_shapes(tuple(in_shape), build)
 
     def output_shape(self, in_shape: Shape) -> Shape:
-        return self._thread(tuple(in_shape), lambda i, c, s: (c, c.output_shape(s)))[1]
+        return self.thread_shapes(tuple(in_shape), lambda i, c, s: (c, c.output_shape(s)))[1]
 
     def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
         return self.trace(x, key=key, training=training)[0]
@@ -178,18 +180,18 @@ class Container(Layer):
         path, child = self.sublayers()[i]
         ck = _child_key(key, i, child, training)
         if isinstance(child, Container):
-            y, inner = self._run(i, lambda: child.trace(x, key=ck, training=training))
+            y, inner = self._run(i, child.trace, x, key=ck, training=training)
             out.extend((join_path(path, p), layer, a) for p, layer, a in inner)
         else:
-            y = self._run(i, lambda: child.forward(x, key=ck, training=training))
+            y = self._run(i, child.forward, x, key=ck, training=training)
         out.append((path, child, y))
-        return cast(Array, y)
+        return y
 
     def _child_vjp(
         self, i: int, x: Array, key: KeyLike | None, training: bool, need_dx: bool
     ) -> tuple[Array, Pullback, Layer]:
         """Child ``i``'s ``(y, checked pullback, updated child)``."""
-        path, child = self.sublayers()[i]
+        child = self.sublayers()[i][1]
         ck = _child_key(key, i, child, training)
 
         def run() -> tuple[Array, Pullback, Layer]:
@@ -206,7 +208,7 @@ class Container(Layer):
                 check_pullback(child, dchild, dx, x, need_dx)
                 return dchild, dx
 
-            return cast(tuple[Layer, Array | None], self._run(i, back))
+            return self._run(i, back)
 
         return y, pullback, new
 
@@ -238,7 +240,7 @@ def _layers_tuple(value: object) -> tuple[Layer, ...]:
 
 def _new(cls: type, **fields: object) -> Any:
     """An instance of the attrs class ``cls`` built without re-running validators."""
-    new = object.__new__(cls)
+    new: Any = object.__new__(cls)
     for name, value in fields.items():
         object.__setattr__(new, name, value)
     return new
@@ -259,7 +261,7 @@ class Sequential(Container):
         ValueError: ``layers`` is empty.
 
     Example:
-        >>> import numpy as np
+        >>> import numpy as np, fnn
         >>> block, out = Sequential([fnn.Dense(3), fnn.ReLU()]).init(0, (2,), np.float64)
         >>> out, block.layers[0].w.shape, block.name
         ((3,), (2, 3), 'Sequential(2 layers)')
@@ -278,10 +280,10 @@ class Sequential(Container):
     def with_sublayers(self, children: Sequence[Layer]) -> Self:
         return cast(Self, _new(type(self), layers=tuple(children)))
 
-    def _thread(self, in_shape: Shape, fn: ChildFn) -> tuple[Self, Shape]:
-        shape, new = in_shape, []
+    def thread_shapes(self, in_shape: Shape, fn: ChildFn) -> tuple[Self, Shape]:
+        shape, new = in_shape, list[Layer]()
         for i, layer in enumerate(self.layers):
-            child, shape = self._run(i, lambda i=i, layer=layer, s=shape: fn(i, layer, s))
+            child, shape = self._run(i, fn, i, layer, shape)
             new.append(child)
         return self._rebuilt(self.layers, new), shape
 
@@ -320,6 +322,10 @@ class Sequential(Container):
         return y, pullback, self._rebuilt(self.layers, new)
 
 
+def _body_layer(value: object) -> Layer:
+    return _as_layer("Residual", "body", value)
+
+
 def _optional_layer(value: object) -> Layer | None:
     return None if value is None else _as_layer("Residual", "shortcut", value)
 
@@ -345,14 +351,14 @@ class Residual(Container):
             (names both shapes and suggests a projection shortcut).
 
     Example:
-        >>> import numpy as np
+        >>> import numpy as np, fnn
         >>> block, out = Residual([fnn.Dense(3)]).init(0, (3,), np.float64)
         >>> x = np.ones((2, 3))
         >>> bool(np.allclose(block.forward(x), block.body.forward(x) + x))
         True
     """
 
-    body: Layer = attrs.field(converter=lambda v: _as_layer("Residual", "body", v))
+    body: Layer = attrs.field(converter=_body_layer)
     shortcut: Layer | None = attrs.field(default=None, converter=_optional_layer)
 
     @property
@@ -368,13 +374,13 @@ class Residual(Container):
         shortcut = children[1] if len(children) > 1 else None
         return cast(Self, _new(type(self), body=children[0], shortcut=shortcut))
 
-    def _thread(self, in_shape: Shape, fn: ChildFn) -> tuple[Self, Shape]:
-        body, out = self._run(0, lambda: fn(0, self.body, in_shape))
+    def thread_shapes(self, in_shape: Shape, fn: ChildFn) -> tuple[Self, Shape]:
+        body, out = self._run(0, fn, 0, self.body, in_shape)
         new = [body]
         short_out = in_shape
         if self.shortcut is not None:
             shortcut = self.shortcut
-            short, short_out = self._run(1, lambda: fn(1, shortcut, in_shape))
+            short, short_out = self._run(1, fn, 1, shortcut, in_shape)
             new.append(short)
         if out != short_out:
             which = "identity shortcut" if self.shortcut is None else "shortcut"
@@ -480,7 +486,7 @@ class Parallel(Container):
             outputs that cannot be concatenated or added (names the shapes).
 
     Example:
-        >>> import numpy as np
+        >>> import numpy as np, fnn
         >>> par = Parallel([fnn.Dense(2), [fnn.Dense(3), fnn.Tanh()]])
         >>> built, out = par.init(0, (4,), np.float64)
         >>> out, built.forward(np.ones((5, 4))).shape
@@ -519,10 +525,11 @@ class Parallel(Container):
             )
         return (*shapes[0][:-1], sum(s[-1] for s in shapes))
 
-    def _thread(self, in_shape: Shape, fn: ChildFn) -> tuple[Self, Shape]:
-        new, shapes = [], []
+    def thread_shapes(self, in_shape: Shape, fn: ChildFn) -> tuple[Self, Shape]:
+        new: list[Layer] = []
+        shapes: list[Shape] = []
         for i, branch in enumerate(self.branches):
-            child, shape = self._run(i, lambda i=i, branch=branch: fn(i, branch, in_shape))
+            child, shape = self._run(i, fn, i, branch, in_shape)
             new.append(child)
             shapes.append(shape)
         return self._rebuilt(self.branches, new), self._merged_shape(shapes)
