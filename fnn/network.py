@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from collections.abc import Iterator, Sequence
@@ -36,7 +37,7 @@ from fnn.layers._base import (
     join_path,
     located,
 )
-from fnn.layers.containers import Container
+from fnn.layers.containers import Container, NonFiniteInside, finite_checks
 from fnn.losses import Loss
 from fnn.random import Key, KeyLike, as_key, fold_in
 
@@ -340,33 +341,10 @@ def _layer_key(who: str, key: Key | None, i: int, layer: Layer, training: bool) 
     return fold_in(key, i)
 
 
-def _first_nonfinite(
-    i: int, layer: Layer, x: Array, key: Key | None, training: bool
-) -> tuple[str, Layer]:
-    """The path and layer where a non-finite value first appears inside ``layers[i]``.
-
-    Only called once the output of ``layers[i]`` is known to be non-finite: a
-    container is run again, child by child, and the innermost layer whose
-    output is the first non-finite one is named (the container itself when
-    its children's outputs are finite and only the merge overflowed).
-    """
-    path = f"layers[{i}]"
-    if isinstance(layer, Container):
-        with np.errstate(all="ignore"):
-            _, trace = layer.trace(x, key=key, training=training)
-        for inner, child, out in trace:
-            if not np.isfinite(out).all():
-                return join_path(path, inner), child
-    return path, layer
-
-
-def _check_finite(
-    who: str, a: Array, i: int, layer: Layer, x: Array, key: Key | None, training: bool
-) -> None:
+def _check_finite(who: str, a: Array, i: int, layer: Layer) -> None:
     if not np.isfinite(a).all():
-        path, culprit = _first_nonfinite(i, layer, x, key, training)
         raise FloatingPointError(
-            f"{who}: non-finite value in the forward pass at {path} ({culprit.name}); "
+            f"{who}: non-finite value in the forward pass at {_where(i, layer)}; "
             "lower the learning rate, check the input scale, or clip gradients"
         )
 
@@ -525,15 +503,24 @@ def _chain(
         lk = _layer_key(who, k, i, layer, training)
         inputs.append(h)
         try:
-            if layer.stateful:
-                h, pb, new_layer = layer.vjp_with_state(h, key=lk, training=training, need_dx=i > 0)
-            else:
-                h, pb = layer.vjp(h, key=lk, training=training, need_dx=i > 0)
-                new_layer = layer
+            with finite_checks() if check_finite else contextlib.nullcontext():
+                if layer.stateful:
+                    h, pb, new_layer = layer.vjp_with_state(
+                        h, key=lk, training=training, need_dx=i > 0
+                    )
+                else:
+                    h, pb = layer.vjp(h, key=lk, training=training, need_dx=i > 0)
+                    new_layer = layer
         except (ValueError, TypeError) as err:
             raise _at(who, err, i, layer) from err
+        except NonFiniteInside as err:
+            raise FloatingPointError(
+                f"{who}: non-finite value in the forward pass at "
+                f"{join_path(f'layers[{i}]', err.path)} ({err.layer}); lower the learning rate, "
+                "check the input scale, or clip gradients"
+            ) from None
         if check_finite:
-            _check_finite(who, h, i, layer, inputs[-1], lk, training)
+            _check_finite(who, h, i, layer)
         pullbacks.append(pb)
         new_layers.append(new_layer)
     changed = any(new is not old for new, old in zip(new_layers, net.layers, strict=True))

@@ -460,8 +460,14 @@ def nested_layers(
     whose body changes the shape gets a projection shortcut (sometimes one is
     drawn anyway); Parallel branches get a projection or a Flatten where
     their outputs would not merge. Activations are smooth (tanh, sigmoid,
-    GELU) so central differences are accurate everywhere. BatchNorm in
-    training mode needs a batch of at least 2.
+    GELU) so central differences are accurate everywhere. Every feature,
+    channel and unit count is at least 2, and LayerNorm only normalises 3 or
+    more features: normalising fewer values (or the outputs of a width-1
+    layer) makes the map almost invariant to its input, a point where the
+    gradient is of the order of ``eps`` and central differences cannot check
+    it. BatchNorm in training mode needs a batch of at least 2 (take 3 or
+    more: over 2 examples it gives exactly ±1, and a LayerNorm after it may
+    see a constant row).
 
     Example:
         >>> import numpy as np, fnn
@@ -491,17 +497,27 @@ def nested_layers(
     )
 
     Shape = tuple[int, ...]
-    units = st.integers(1, max_side)
+    units = st.integers(2, max(2, max_side))
 
-    def leaf(draw: Any, shape: Shape) -> Layer:
-        options = ["norm", "batchnorm", "act", "dense" if len(shape) == 1 else "conv"]
+    def leaf(draw: Any, shape: Shape, shifted: bool) -> Layer:
+        # No BatchNorm where its input is shifted (or scaled) per channel by a parameter
+        # (a bias, a norm's beta or gamma) with nothing but a Flatten or a sum in between:
+        # the norm would be invariant to that parameter, whose gradient is then 0 up to
+        # rounding, and rounding in the central difference could exceed the tolerance.
+        options = ["act", "dense" if len(shape) == 1 else "conv"]
+        if not shifted:
+            options.append("batchnorm")
+        if shape[-1] >= 3:
+            options.append("norm")
         if len(shape) == 3:
             options.append("flatten")
         kind = draw(st.sampled_from(options))
         if kind == "dense":
             return Dense(draw(units), use_bias=draw(st.booleans()))
         if kind == "conv":
-            return Conv2D(draw(units), draw(st.integers(1, 3)), padding="same")
+            return Conv2D(
+                draw(units), draw(st.integers(1, 3)), padding="same", use_bias=draw(st.booleans())
+            )
         if kind == "norm":
             return LayerNorm()
         if kind == "batchnorm":
@@ -510,56 +526,67 @@ def nested_layers(
             return Flatten()
         return draw(st.sampled_from([Tanh(), Sigmoid(), GELU()]))  # type: ignore[no-any-return]
 
+    def shifts(layer: Layer, shifted: bool) -> bool:
+        """Whether ``layer``'s output is shifted per channel by a parameter (see `leaf`)."""
+        if isinstance(layer, LayerNorm | BatchNorm):
+            return True
+        if isinstance(layer, Dense | Conv2D):
+            return layer.use_bias
+        return shifted and isinstance(layer, Flatten)
+
     def projection(draw: Any, shape: Shape, target: Shape) -> Layer:
         """A layer mapping ``shape`` to ``target`` (same height and width for images)."""
         if len(target) == 3:
-            return Conv2D(target[-1], 1)
+            return Conv2D(target[-1], 1, use_bias=False)
         if len(shape) == 3:
-            return Sequential([Flatten(), Dense(target[0])])
-        return Dense(target[0], use_bias=draw(st.booleans()))
+            return Sequential([Flatten(), Dense(target[0], use_bias=False)])
+        return Dense(target[0], use_bias=False)
 
-    def node(draw: Any, shape: Shape, depth: int) -> tuple[Layer, Shape]:
+    Node = tuple[Layer, Shape, bool]  # the layer, its output shape, "output shifted" (`leaf`)
+
+    def node(draw: Any, shape: Shape, depth: int, shifted: bool) -> Node:
         kinds = ["leaf"] + (["sequential", "residual", "parallel"] if depth > 0 else [])
         kind = draw(st.sampled_from(kinds))
         if kind == "leaf":
-            layer = leaf(draw, shape)
-            return layer, layer.output_shape(shape)
+            layer = leaf(draw, shape, shifted)
+            return layer, layer.output_shape(shape), shifts(layer, shifted)
         if kind == "sequential":
-            layers, out = [], shape
+            layers, out, flag = [], shape, shifted
             for _ in range(draw(st.integers(1, max_children))):
-                child, out = node(draw, out, depth - 1)
+                child, out, flag = node(draw, out, depth - 1, flag)
                 layers.append(child)
-            return Sequential(layers), out
+            return Sequential(layers), out, flag
         if kind == "residual":
-            body, out = node(draw, shape, depth - 1)
+            body, out, flag = node(draw, shape, depth - 1, shifted)
             if out == shape and draw(st.booleans()):
-                return Residual(body), out
-            return Residual(body, shortcut=projection(draw, shape, out)), out
+                return Residual(body), out, flag or shifted
+            return Residual(body, shortcut=projection(draw, shape, out)), out, flag
         merge = draw(st.sampled_from(["concat", "sum"]))
-        branches = [node(draw, shape, depth - 1) for _ in range(draw(st.integers(1, max_children)))]
-        if any(len(out) == 1 for _, out in branches):  # make every branch give vectors
+        n = draw(st.integers(1, max_children))
+        branches = [node(draw, shape, depth - 1, shifted) for _ in range(n)]
+        if any(len(out) == 1 for _, out, _ in branches):  # make every branch give vectors
             branches = [
-                (b, out) if len(out) == 1 else (Sequential([b, Flatten()]), (math.prod(out),))
-                for b, out in branches
+                (b, out, f) if len(out) == 1 else (Sequential([b, Flatten()]), (math.prod(out),), f)
+                for b, out, f in branches
             ]
         target = branches[0][1]
         if merge == "sum":
             branches = [
-                (b, out)
+                (b, out, f)
                 if out == target
-                else (Sequential([b, projection(draw, out, target)]), target)
-                for b, out in branches
+                else (Sequential([b, projection(draw, out, target)]), target, False)
+                for b, out, f in branches
             ]
-        layer = Parallel([b for b, _ in branches], merge=merge)
-        return layer, layer.output_shape(shape)
+        layer = Parallel([b for b, _, _ in branches], merge=merge)
+        return layer, layer.output_shape(shape), any(f for _, _, f in branches)
 
     @st.composite
     def build(draw: Any) -> tuple[Layer, Shape]:
         side = st.integers(1, max_side)
         if draw(st.booleans()):
-            shape: Shape = (draw(side), draw(side), draw(st.integers(1, 3)))
+            shape: Shape = (draw(side), draw(side), draw(st.integers(2, 3)))
         else:
-            shape = (draw(side),)
-        return node(draw, shape, max_depth)[0], shape
+            shape = (draw(units),)
+        return node(draw, shape, max_depth, False)[0], shape
 
     return build()

@@ -36,7 +36,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any, Literal, TypeVar, cast
 
 import attrs
@@ -65,6 +67,28 @@ ChildFn = Callable[[int, Layer, Shape], tuple[Layer, Shape]]
 
 Trace = list[tuple[str, Layer, Array]]
 """``(path, layer, output)`` of every layer inside a container, in the order they ran."""
+
+
+_CHECK_FINITE: ContextVar[bool] = ContextVar("fnn_check_finite", default=False)
+
+
+@contextlib.contextmanager
+def finite_checks() -> Iterator[None]:
+    """Within the block, containers check every child's output in ``vjp``/``vjp_with_state``
+    and raise `NonFiniteInside` at the first NaN/inf (``value_and_grad(check_finite=True)``)."""
+    token = _CHECK_FINITE.set(True)
+    try:
+        yield
+    finally:
+        _CHECK_FINITE.reset(token)
+
+
+class NonFiniteInside(FloatingPointError):
+    """A NaN/inf output of the layer at ``path`` (relative to the outermost container)."""
+
+    def __init__(self, path: str, layer: str) -> None:
+        super().__init__(f"non-finite value in the forward pass at {path} ({layer})")
+        self.path, self.layer = path, layer
 
 
 def _dims(shape: Shape) -> str:
@@ -191,7 +215,7 @@ class Container(Layer):
         self, i: int, x: Array, key: KeyLike | None, training: bool, need_dx: bool
     ) -> tuple[Array, Pullback, Layer]:
         """Child ``i``'s ``(y, checked pullback, updated child)``."""
-        child = self.sublayers()[i][1]
+        path, child = self.sublayers()[i]
         ck = _child_key(key, i, child, training)
 
         def run() -> tuple[Array, Pullback, Layer]:
@@ -200,7 +224,12 @@ class Container(Layer):
             y, pb = child.vjp(x, key=ck, training=training, need_dx=need_dx)
             return y, pb, child
 
-        y, pb, new = self._run(i, run)
+        try:
+            y, pb, new = self._run(i, run)
+        except NonFiniteInside as err:
+            raise NonFiniteInside(join_path(path, err.path), err.layer) from None
+        if _CHECK_FINITE.get() and not np.isfinite(y).all():
+            raise NonFiniteInside(path, child.name)
 
         def pullback(dy: Array) -> tuple[Layer, Array | None]:
             def back() -> tuple[Layer, Array | None]:
