@@ -16,7 +16,7 @@ layer is (re)initialised only when it must be:
   raises.
 
 Initialising needs ``key``: the ``n``-th layer met in depth-first order of
-the new network gets ``fold_in(key, n)``. The result is checked as
+the new network (containers not counted, from 0) gets ``fold_in(key, n)``. The result is checked as
 ``fnn.init`` checks a network: a layer that cannot take what the layer
 before it gives, or a container whose parts no longer fit together, raises
 ``ValueError`` naming its path and the shapes.

@@ -456,10 +456,12 @@ def nested_layers(
     ``max_depth`` deep. Vector inputs ``(d,)`` meet Dense, LayerNorm,
     BatchNorm and smooth activations; image inputs ``(height, width,
     channels)`` meet Conv2D (``"same"`` padding), LayerNorm, BatchNorm, smooth
-    activations and Flatten (after which vector layers follow). A Residual
-    whose body changes the shape gets a projection shortcut (sometimes one is
-    drawn anyway); Parallel branches get a projection or a Flatten where
-    their outputs would not merge. Activations are smooth (tanh, sigmoid,
+    activations and Flatten (after which vector layers follow; not inside a
+    Parallel, whose branches keep the input's rank, height and width). A
+    Residual whose body changes the shape gets a projection shortcut
+    (sometimes one is drawn anyway); a branch of a ``merge="sum"`` Parallel
+    gets a projection where its output would not add. The nesting never
+    exceeds ``max_depth`` container levels. Activations are smooth (tanh, sigmoid,
     GELU) so central differences are accurate everywhere. Every feature,
     channel and unit count is at least 2, and LayerNorm only normalises 3 or
     more features: normalising fewer values (or the outputs of a width-1
@@ -499,7 +501,7 @@ def nested_layers(
     Shape = tuple[int, ...]
     units = st.integers(2, max(2, max_side))
 
-    def leaf(draw: Any, shape: Shape, shifted: bool) -> Layer:
+    def leaf(draw: Any, shape: Shape, shifted: bool, allow_flatten: bool) -> Layer:
         # No BatchNorm where its input is shifted (or scaled) per channel by a parameter
         # (a bias, a norm's beta or gamma) with nothing but a Flatten or a sum in between:
         # the norm would be invariant to that parameter, whose gradient is then 0 up to
@@ -509,7 +511,7 @@ def nested_layers(
             options.append("batchnorm")
         if shape[-1] >= 3:
             options.append("norm")
-        if len(shape) == 3:
+        if len(shape) == 3 and allow_flatten:
             options.append("flatten")
         kind = draw(st.sampled_from(options))
         if kind == "dense":
@@ -539,44 +541,58 @@ def nested_layers(
         if len(target) == 3:
             return Conv2D(target[-1], 1, use_bias=False)
         if len(shape) == 3:
+            if target[0] == math.prod(shape):
+                return Flatten()
             return Sequential([Flatten(), Dense(target[0], use_bias=False)])
         return Dense(target[0], use_bias=False)
 
     Node = tuple[Layer, Shape, bool]  # the layer, its output shape, "output shifted" (`leaf`)
 
-    def node(draw: Any, shape: Shape, depth: int, shifted: bool) -> Node:
+    def levels(layer: Layer) -> int:
+        """How many container levels ``layer`` holds (0 for a plain layer)."""
+        kids = [c for _, c in layer.sublayers()]
+        return 1 + max(levels(c) for c in kids) if kids else 0
+
+    def node(draw: Any, shape: Shape, depth: int, shifted: bool, flatten: bool) -> Node:
+        # ``depth``: how many container levels may still nest here (``max_depth`` in all).
+        # ``flatten``: whether a Flatten may be drawn; not below a Parallel, whose branches
+        # then all keep the input's rank (and, with "same" padding, its height and width).
         kinds = ["leaf"] + (["sequential", "residual", "parallel"] if depth > 0 else [])
         kind = draw(st.sampled_from(kinds))
         if kind == "leaf":
-            layer = leaf(draw, shape, shifted)
+            layer = leaf(draw, shape, shifted, flatten)
             return layer, layer.output_shape(shape), shifts(layer, shifted)
         if kind == "sequential":
             layers, out, flag = [], shape, shifted
             for _ in range(draw(st.integers(1, max_children))):
-                child, out, flag = node(draw, out, depth - 1, flag)
+                child, out, flag = node(draw, out, depth - 1, flag, flatten)
                 layers.append(child)
             return Sequential(layers), out, flag
         if kind == "residual":
-            body, out, flag = node(draw, shape, depth - 1, shifted)
+            body, out, flag = node(draw, shape, depth - 1, shifted, flatten)
             if out == shape and draw(st.booleans()):
                 return Residual(body), out, flag or shifted
+            # A Sequential projection (Flatten, Dense) is needed only when the body flattens,
+            # which at depth 1 (a plain body) means the body is a Flatten: then so is this.
             return Residual(body, shortcut=projection(draw, shape, out)), out, flag
         merge = draw(st.sampled_from(["concat", "sum"]))
         n = draw(st.integers(1, max_children))
-        branches = [node(draw, shape, depth - 1, shifted) for _ in range(n)]
-        if any(len(out) == 1 for _, out, _ in branches):  # make every branch give vectors
-            branches = [
-                (b, out, f) if len(out) == 1 else (Sequential([b, Flatten()]), (math.prod(out),), f)
-                for b, out, f in branches
-            ]
+        branches = [node(draw, shape, depth - 1, shifted, False) for _ in range(n)]
         target = branches[0][1]
+
+        def fit(b: Layer, out: Shape, f: bool) -> Node:
+            """Branch ``b`` made to give ``target`` (for merge="sum") within the depth."""
+            if out == target:
+                return b, out, f
+            proj = projection(draw, out, target)
+            if isinstance(b, Sequential):
+                return Sequential([*b.layers, proj]), target, False
+            if levels(b) + 1 <= depth - 1:
+                return Sequential([b, proj]), target, False
+            return projection(draw, shape, target), target, False  # one layer: no new level
+
         if merge == "sum":
-            branches = [
-                (b, out, f)
-                if out == target
-                else (Sequential([b, projection(draw, out, target)]), target, False)
-                for b, out, f in branches
-            ]
+            branches = [fit(*branch) for branch in branches]
         layer = Parallel([b for b, _, _ in branches], merge=merge)
         return layer, layer.output_shape(shape), any(f for _, _, f in branches)
 
@@ -587,6 +603,6 @@ def nested_layers(
             shape: Shape = (draw(side), draw(side), draw(st.integers(2, 3)))
         else:
             shape = (draw(units),)
-        return node(draw, shape, max_depth, False)[0], shape
+        return node(draw, shape, max_depth, False, True)[0], shape
 
     return build()

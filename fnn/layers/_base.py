@@ -485,6 +485,14 @@ def check_pullback(
             array or has another dtype, or ``dx`` is missing.
         ValueError: a gradient or ``dx`` has the wrong shape.
     """
+    if not isinstance(layer, Layer):
+        raise TypeError(
+            f"fnn.layers.check_pullback: layer must be an fnn layer, got {type(layer).__name__}"
+        )
+    if need_dx and not isinstance(x, np.ndarray):
+        raise TypeError(
+            f"fnn.layers.check_pullback: x must be the layer's input array, got {type(x).__name__}"
+        )
     cls = type(layer)
     if type(dlayer) is not cls:
         raise TypeError(

@@ -95,11 +95,11 @@ def _dims(shape: Shape) -> str:
     return str((None, *shape))
 
 
-def _child_key(key: KeyLike | None, i: int, child: Layer, training: bool) -> Key | None:
+def _child_key(key: Key | None, i: int, child: Layer, training: bool) -> Key | None:
     """Child ``i``'s key: ``fold_in(key, i)`` for a random child in training mode, else None."""
     if key is None or not training or not child.stochastic:
         return None
-    return fold_in(as_key(key, child.name), i)
+    return fold_in(key, i)
 
 
 def _as_layer(owner: str, what: str, value: object) -> Layer:
@@ -159,15 +159,34 @@ class Container(Layer):
         try:
             return fn(*args, **kwargs)
         except (ValueError, TypeError) as err:
-            raise located(err, path, child) from err
+            raise located(err, path, child, self.name) from err
+
+    def _enter(self, x: object, key: KeyLike | None) -> tuple[Array, Key | None]:
+        """The checked input and key of a forward or vjp call."""
+        return check_input(self, x, None, "(batch, ...)"), (
+            None if key is None else as_key(key, self.name)
+        )
 
     def init(self, key: KeyLike, in_shape: Shape, dtype: np.dtype) -> tuple[Self, Shape]:
         k = as_key(key, self.name)
+        if not isinstance(in_shape, tuple | list) or not all(
+            isinstance(d, int | np.integer) and not isinstance(d, bool) and d > 0 for d in in_shape
+        ):
+            raise ValueError(
+                f"{self.name}: in_shape must be a tuple of positive ints (one example's shape, "
+                f"without the batch axis), got {in_shape!r}"
+            )
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            dt = np.dtype(object)
+        if dt.kind != "f":
+            raise TypeError(f"{self.name}: dtype must be a floating dtype, got {dtype!r}")
 
         def build(i: int, child: Layer, shape: Shape) -> tuple[Layer, Shape]:
-            return child.init(fold_in(k, i), shape, dtype)
+            return child.init(fold_in(k, i), shape, dt)
 
-        return self.thread_shapes(tuple(in_shape), build)
+        return self.thread_shapes(tuple(int(d) for d in in_shape), build)
 
     def output_shape(self, in_shape: Shape) -> Shape:
         return self.thread_shapes(tuple(in_shape), lambda i, c, s: (c, c.output_shape(s)))[1]
@@ -197,9 +216,7 @@ class Container(Layer):
         """
         raise NotImplementedError
 
-    def _child_trace(
-        self, i: int, x: Array, key: KeyLike | None, training: bool, out: Trace
-    ) -> Array:
+    def _child_trace(self, i: int, x: Array, key: Key | None, training: bool, out: Trace) -> Array:
         """Run child ``i`` on ``x``, appending its (and its children's) outputs to ``out``."""
         path, child = self.sublayers()[i]
         ck = _child_key(key, i, child, training)
@@ -212,7 +229,7 @@ class Container(Layer):
         return y
 
     def _child_vjp(
-        self, i: int, x: Array, key: KeyLike | None, training: bool, need_dx: bool
+        self, i: int, x: Array, key: Key | None, training: bool, need_dx: bool
     ) -> tuple[Array, Pullback, Layer]:
         """Child ``i``'s ``(y, checked pullback, updated child)``."""
         path, child = self.sublayers()[i]
@@ -319,7 +336,7 @@ class Sequential(Container):
     def trace(
         self, x: Array, *, key: KeyLike | None = None, training: bool = False
     ) -> tuple[Array, Trace]:
-        h = check_input(self, x, None, "(batch, ...)")
+        h, key = self._enter(x, key)
         out: Trace = []
         for i in range(len(self.layers)):
             h = self._child_trace(i, h, key, training, out)
@@ -333,7 +350,7 @@ class Sequential(Container):
         training: bool = False,
         need_dx: bool = True,
     ) -> tuple[Array, Pullback, Sequential]:
-        h = check_input(self, x, None, "(batch, ...)")
+        h, key = self._enter(x, key)
         pullbacks, new = [], []
         for i in range(len(self.layers)):
             h, pb, child = self._child_vjp(i, h, key, training, need_dx or i > 0)
@@ -434,7 +451,7 @@ class Residual(Container):
     def trace(
         self, x: Array, *, key: KeyLike | None = None, training: bool = False
     ) -> tuple[Array, Trace]:
-        x = check_input(self, x, None, "(batch, ...)")
+        x, key = self._enter(x, key)
         out: Trace = []
         yb = self._child_trace(0, x, key, training, out)
         ys = x if self.shortcut is None else self._child_trace(1, x, key, training, out)
@@ -448,7 +465,7 @@ class Residual(Container):
         training: bool = False,
         need_dx: bool = True,
     ) -> tuple[Array, Pullback, Residual]:
-        x = check_input(self, x, None, "(batch, ...)")
+        x, key = self._enter(x, key)
         yb, pb_body, body = self._child_vjp(0, x, key, training, need_dx)
         if self.shortcut is None:
             y = self._add(yb, x)
@@ -578,7 +595,7 @@ class Parallel(Container):
     def trace(
         self, x: Array, *, key: KeyLike | None = None, training: bool = False
     ) -> tuple[Array, Trace]:
-        x = check_input(self, x, None, "(batch, ...)")
+        x, key = self._enter(x, key)
         out: Trace = []
         ys = [self._child_trace(i, x, key, training, out) for i in range(len(self.branches))]
         return self._merge(ys), out
@@ -591,7 +608,7 @@ class Parallel(Container):
         training: bool = False,
         need_dx: bool = True,
     ) -> tuple[Array, Pullback, Parallel]:
-        x = check_input(self, x, None, "(batch, ...)")
+        x, key = self._enter(x, key)
         runs = [self._child_vjp(i, x, key, training, need_dx) for i in range(len(self.branches))]
         y = self._merge([r[0] for r in runs])
         bounds = np.cumsum([0] + [r[0].shape[-1] for r in runs]).tolist()

@@ -363,8 +363,8 @@ def test_errors_inside_containers_name_the_full_path_once():
     assert msg.count("Conv2D(filters=2") == 1
     net = fnn.init([Residual([Dense(3), Tanh()])], (3,), key=0)
     block = net.layers[0]
-    with pytest.raises(TypeError, match=r"^body\.layers\[0\] \(Dense\(units=3\)\): x has dtype "
-                                        r"float64 but the layer's parameters are float32"):
+    with pytest.raises(TypeError, match=r"^Residual: body\.layers\[0\] \(Dense\(units=3\)\): x "
+                                        r"has dtype float64 but the layer's parameters are float32"):
         block.forward(np.zeros((2, 3)))
 
 
