@@ -2,13 +2,15 @@
 
 from fnn.layers._base import Layer, check_pullback, param_field, state_field
 from fnn.layers.activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from fnn.layers.containers import Container, Parallel, Residual, Sequential
+from fnn.layers.containers import Container, Sequential
 from fnn.layers.conv import Conv2D
 from fnn.layers.dense import Dense
 from fnn.layers.dropout import Dropout
 from fnn.layers.norm import BatchNorm, LayerNorm
+from fnn.layers.parallel import Parallel
 from fnn.layers.pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from fnn.layers.reshape import Flatten, Reshape
+from fnn.layers.residual import Residual
 
 __all__ = [
     "ELU",

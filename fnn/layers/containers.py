@@ -1,4 +1,5 @@
-"""Containers: layers that hold layers (Sequential, Residual, Parallel).
+"""Containers: layers that hold layers. The base class and `Sequential` live here;
+`fnn.layers.residual.Residual` and `fnn.layers.parallel.Parallel` next door.
 
 A container is a frozen attrs layer like any other, so containers nest to any
 depth and everything that works on a network (``fnn.init``, ``forward``,
@@ -39,7 +40,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import attrs
 import numpy as np
@@ -58,7 +59,7 @@ from fnn.layers._base import (
 )
 from fnn.random import Key, KeyLike, as_key, fold_in
 
-__all__ = ["Container", "Parallel", "Residual", "Sequential"]
+__all__ = ["Container", "Sequential"]
 
 T = TypeVar("T")
 
@@ -91,7 +92,8 @@ class NonFiniteInside(FloatingPointError):
         self.path, self.layer = path, layer
 
 
-def _dims(shape: Shape) -> str:
+def dims(shape: Shape) -> str:
+    """``(None, 3, 4)``: a shape as summaries print it, batch axis first."""
     return str((None, *shape))
 
 
@@ -102,7 +104,7 @@ def _child_key(key: Key | None, i: int, child: Layer, training: bool) -> Key | N
     return fold_in(key, i)
 
 
-def _as_layer(owner: str, what: str, value: object) -> Layer:
+def as_layer(owner: str, what: str, value: object) -> Layer:
     """A layer, or a list/tuple of layers made into a `Sequential`; else TypeError."""
     if isinstance(value, Layer):
         return value
@@ -284,7 +286,7 @@ def _layers_tuple(value: object) -> tuple[Layer, ...]:
     return tuple(value)
 
 
-def _new(cls: type, **fields: object) -> Any:
+def unchecked(cls: type, **fields: object) -> Any:
     """An instance of the attrs class ``cls`` built without re-running validators."""
     new: Any = object.__new__(cls)
     for name, value in fields.items():
@@ -324,7 +326,7 @@ class Sequential(Container):
         return tuple((f"layers[{i}]", layer) for i, layer in enumerate(self.layers))
 
     def with_sublayers(self, children: Sequence[Layer]) -> Self:
-        return cast(Self, _new(type(self), layers=tuple(children)))
+        return cast(Self, unchecked(type(self), layers=tuple(children)))
 
     def thread_shapes(self, in_shape: Shape, fn: ChildFn) -> tuple[Self, Shape]:
         shape, new = in_shape, list[Layer]()
@@ -366,270 +368,3 @@ class Sequential(Container):
             return self.with_sublayers(grads), delta
 
         return y, pullback, self._rebuilt(self.layers, new)
-
-
-def _body_layer(value: object) -> Layer:
-    return _as_layer("Residual", "body", value)
-
-
-def _optional_layer(value: object) -> Layer | None:
-    return None if value is None else _as_layer("Residual", "shortcut", value)
-
-
-@attrs.frozen(eq=False)
-class Residual(Container):
-    """A residual block: ``y = body(x) + shortcut(x)``, the identity shortcut by default.
-
-    Backward: the sum passes δ = dL/dy unchanged to both terms, so
-    dL/dx = dL/dx through the body + dL/dx through the shortcut
-    (``+ δ`` itself for the identity shortcut); the body's and shortcut's
-    parameter gradients are their own pullbacks of δ. See the math pages.
-
-    Args:
-        body: a layer, or a list of layers (made into a `Sequential`).
-        shortcut: ``None`` for the identity, or a projection layer (or list)
-            whose output has the body's shape, e.g. a 1x1 ``Conv2D`` with the
-            body's stride and output channels.
-
-    Raises:
-        TypeError: ``body`` or ``shortcut`` is not a layer or a list of layers.
-        ValueError: an empty body; at ``init``, outputs that cannot be added
-            (names both shapes and suggests a projection shortcut).
-
-    Example:
-        >>> import numpy as np, fnn
-        >>> block, out = Residual([fnn.Dense(3)]).init(0, (3,), np.float64)
-        >>> x = np.ones((2, 3))
-        >>> bool(np.allclose(block.forward(x), block.body.forward(x) + x))
-        True
-    """
-
-    body: Layer = attrs.field(converter=_body_layer)
-    shortcut: Layer | None = attrs.field(default=None, converter=_optional_layer)
-
-    @property
-    def name(self) -> str:
-        return "Residual" if self.shortcut is None else f"Residual(shortcut={self.shortcut.name})"
-
-    def sublayers(self) -> tuple[tuple[str, Layer], ...]:
-        if self.shortcut is None:
-            return (("body", self.body),)
-        return (("body", self.body), ("shortcut", self.shortcut))
-
-    def with_sublayers(self, children: Sequence[Layer]) -> Self:
-        shortcut = children[1] if len(children) > 1 else None
-        return cast(Self, _new(type(self), body=children[0], shortcut=shortcut))
-
-    def thread_shapes(self, in_shape: Shape, fn: ChildFn) -> tuple[Self, Shape]:
-        body, out = self._run(0, fn, 0, self.body, in_shape)
-        new = [body]
-        short_out = in_shape
-        if self.shortcut is not None:
-            shortcut = self.shortcut
-            short, short_out = self._run(1, fn, 1, shortcut, in_shape)
-            new.append(short)
-        if out != short_out:
-            which = "identity shortcut" if self.shortcut is None else "shortcut"
-            raise ValueError(
-                f"{self.name}: the body's output {_dims(out)} and the {which}'s "
-                f"{_dims(short_out)} cannot be added; give the block a projection shortcut "
-                "that maps the input to the body's output shape, e.g. "
-                "shortcut=fnn.Conv2D(channels, 1, strides=stride) for images or "
-                "shortcut=fnn.Dense(units) for vectors"
-            )
-        return self._rebuilt([c for _, c in self.sublayers()], new), out
-
-    def _add(self, yb: Array, ys: Array) -> Array:
-        if yb.shape != ys.shape:
-            raise ValueError(
-                f"{self.name}: the body gave shape {yb.shape} and the shortcut {ys.shape}; "
-                "they cannot be added (was the block built for another input shape?)"
-            )
-        out: Array = yb + ys
-        return out
-
-    def trace(
-        self, x: Array, *, key: KeyLike | None = None, training: bool = False
-    ) -> tuple[Array, Trace]:
-        x, key = self._enter(x, key)
-        out: Trace = []
-        yb = self._child_trace(0, x, key, training, out)
-        ys = x if self.shortcut is None else self._child_trace(1, x, key, training, out)
-        return self._add(yb, ys), out
-
-    def vjp_with_state(
-        self,
-        x: Array,
-        *,
-        key: KeyLike | None = None,
-        training: bool = False,
-        need_dx: bool = True,
-    ) -> tuple[Array, Pullback, Residual]:
-        x, key = self._enter(x, key)
-        yb, pb_body, body = self._child_vjp(0, x, key, training, need_dx)
-        if self.shortcut is None:
-            y = self._add(yb, x)
-            pb_short, new = None, [body]
-        else:
-            ys, pb_short, short = self._child_vjp(1, x, key, training, need_dx)
-            y = self._add(yb, ys)
-            new = [body, short]
-
-        def pullback(dy: Array) -> tuple[Layer, Array | None]:
-            dy = check_cotangent(self, dy, y)
-            dbody, dx_body = pb_body(dy)
-            if pb_short is None:
-                grads = [dbody]
-                dx_short: Array | None = dy
-            else:
-                dshort, dx_short = pb_short(dy)
-                grads = [dbody, dshort]
-            if not need_dx:
-                return self.with_sublayers(grads), None
-            dx: Array = cast(Array, dx_body) + cast(Array, dx_short)
-            return self.with_sublayers(grads), dx
-
-        return y, pullback, self._rebuilt([c for _, c in self.sublayers()], new)
-
-
-def _branches_tuple(value: object) -> tuple[Layer, ...]:
-    if not isinstance(value, list | tuple):
-        raise TypeError(
-            f"Parallel: branches must be a list or tuple of layers, got {type(value).__name__}"
-        )
-    if not value:
-        raise ValueError("Parallel: needs at least one branch, got an empty list")
-    return tuple(_as_layer("Parallel", f"branches[{i}]", b) for i, b in enumerate(value))
-
-
-def _check_merge(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value not in ("concat", "sum"):
-        raise ValueError(
-            f"Parallel: merge must be 'concat' (join the outputs along the last axis) or "
-            f"'sum' (add them), got {value!r}"
-        )
-
-
-@attrs.frozen(eq=False)
-class Parallel(Container):
-    """Branches applied to the same input, merged: ``y = merge(b_0(x), …, b_n(x))``.
-
-    ``merge="concat"`` joins the outputs along the last (feature or channel)
-    axis, so they must agree on every other axis; ``merge="sum"`` adds them,
-    so they must have one shape.
-
-    Backward: dL/dx = Σ_i dL/dx through branch i. With ``"sum"`` every branch
-    gets δ = dL/dy itself; with ``"concat"`` branch i gets its own slice of δ
-    along the last axis. See the math pages.
-
-    Args:
-        branches: a non-empty list of layers (a list inside becomes a `Sequential`).
-        merge: ``"concat"`` (default) or ``"sum"``.
-
-    Raises:
-        TypeError: a branch is not a layer or a list of layers.
-        ValueError: no branches, an unknown ``merge``; at ``init``, branch
-            outputs that cannot be concatenated or added (names the shapes).
-
-    Example:
-        >>> import numpy as np, fnn
-        >>> par = Parallel([fnn.Dense(2), [fnn.Dense(3), fnn.Tanh()]])
-        >>> built, out = par.init(0, (4,), np.float64)
-        >>> out, built.forward(np.ones((5, 4))).shape
-        ((5,), (5, 5))
-    """
-
-    branches: tuple[Layer, ...] = attrs.field(converter=_branches_tuple)
-    merge: Literal["concat", "sum"] = attrs.field(
-        default="concat", kw_only=True, validator=_check_merge
-    )
-
-    @property
-    def name(self) -> str:
-        n = len(self.branches)
-        return f"Parallel({n} branch{'es' if n != 1 else ''}, merge={self.merge!r})"
-
-    def sublayers(self) -> tuple[tuple[str, Layer], ...]:
-        return tuple((f"branches[{i}]", b) for i, b in enumerate(self.branches))
-
-    def with_sublayers(self, children: Sequence[Layer]) -> Self:
-        return cast(Self, _new(type(self), branches=tuple(children), merge=self.merge))
-
-    def _merged_shape(self, shapes: Sequence[Shape]) -> Shape:
-        listed = ", ".join(f"branches[{i}] {_dims(s)}" for i, s in enumerate(shapes))
-        if self.merge == "sum":
-            if any(s != shapes[0] for s in shapes):
-                raise ValueError(
-                    f"{self.name}: branch outputs {listed} cannot be added; give every branch "
-                    "the same output shape (or use merge='concat')"
-                )
-            return shapes[0]
-        if any(len(s) == 0 or s[:-1] != shapes[0][:-1] for s in shapes):
-            raise ValueError(
-                f"{self.name}: branch outputs {listed} cannot be concatenated along the last "
-                "axis; they must agree on every other axis (same height and width for images)"
-            )
-        return (*shapes[0][:-1], sum(s[-1] for s in shapes))
-
-    def thread_shapes(self, in_shape: Shape, fn: ChildFn) -> tuple[Self, Shape]:
-        new: list[Layer] = []
-        shapes: list[Shape] = []
-        for i, branch in enumerate(self.branches):
-            child, shape = self._run(i, fn, i, branch, in_shape)
-            new.append(child)
-            shapes.append(shape)
-        return self._rebuilt(self.branches, new), self._merged_shape(shapes)
-
-    def _merge(self, ys: list[Array]) -> Array:
-        self._merged_shape([y.shape[1:] for y in ys])  # the init-time check, at run time too
-        if self.merge == "sum":
-            if len(ys) == 1:
-                return ys[0]
-            out: Array = ys[0] + ys[1]
-            for y in ys[2:]:
-                out += y  # out was just allocated by the sum above
-            return out
-        merged: Array = np.concatenate(ys, axis=-1)
-        return merged
-
-    def trace(
-        self, x: Array, *, key: KeyLike | None = None, training: bool = False
-    ) -> tuple[Array, Trace]:
-        x, key = self._enter(x, key)
-        out: Trace = []
-        ys = [self._child_trace(i, x, key, training, out) for i in range(len(self.branches))]
-        return self._merge(ys), out
-
-    def vjp_with_state(
-        self,
-        x: Array,
-        *,
-        key: KeyLike | None = None,
-        training: bool = False,
-        need_dx: bool = True,
-    ) -> tuple[Array, Pullback, Parallel]:
-        x, key = self._enter(x, key)
-        runs = [self._child_vjp(i, x, key, training, need_dx) for i in range(len(self.branches))]
-        y = self._merge([r[0] for r in runs])
-        bounds = np.cumsum([0] + [r[0].shape[-1] for r in runs]).tolist()
-
-        def pullback(dy: Array) -> tuple[Layer, Array | None]:
-            dy = check_cotangent(self, dy, y)
-            grads: list[Layer] = []
-            dx: Array | None = None
-            owned = False  # whether dx is an array allocated here (safe to add into)
-            for i, (_, pb, _) in enumerate(runs):
-                part = dy if self.merge == "sum" else dy[..., bounds[i] : bounds[i + 1]]
-                dbranch, dxi = pb(part)
-                grads.append(dbranch)
-                if not need_dx:
-                    continue
-                if dx is None:
-                    dx = dxi
-                elif owned:
-                    dx += cast(Array, dxi)
-                else:
-                    dx, owned = dx + cast(Array, dxi), True
-            return self.with_sublayers(grads), dx
-
-        return y, pullback, self._rebuilt(self.branches, [r[2] for r in runs])
