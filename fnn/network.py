@@ -499,11 +499,12 @@ def _chain(
     pullbacks: list[Pullback] = []
     inputs: list[Array] = []
     new_layers: list[Layer] = []
-    for i, layer in enumerate(net.layers):
-        lk = _layer_key(who, k, i, layer, training)
-        inputs.append(h)
-        try:
-            with finite_checks() if check_finite else contextlib.nullcontext():
+    checks = finite_checks() if check_finite else contextlib.nullcontext()
+    with checks:  # containers check their children's outputs too
+        for i, layer in enumerate(net.layers):
+            lk = _layer_key(who, k, i, layer, training)
+            inputs.append(h)
+            try:
                 if layer.stateful:
                     h, pb, new_layer = layer.vjp_with_state(
                         h, key=lk, training=training, need_dx=i > 0
@@ -511,18 +512,18 @@ def _chain(
                 else:
                     h, pb = layer.vjp(h, key=lk, training=training, need_dx=i > 0)
                     new_layer = layer
-        except (ValueError, TypeError) as err:
-            raise _at(who, err, i, layer) from err
-        except NonFiniteInside as err:
-            raise FloatingPointError(
-                f"{who}: non-finite value in the forward pass at "
-                f"{join_path(f'layers[{i}]', err.path)} ({err.layer}); lower the learning rate, "
-                "check the input scale, or clip gradients"
-            ) from None
-        if check_finite:
-            _check_finite(who, h, i, layer)
-        pullbacks.append(pb)
-        new_layers.append(new_layer)
+            except (ValueError, TypeError) as err:
+                raise _at(who, err, i, layer) from err
+            except NonFiniteInside as err:
+                raise FloatingPointError(
+                    f"{who}: non-finite value in the forward pass at "
+                    f"{join_path(f'layers[{i}]', err.path)} ({err.layer}); lower the learning "
+                    "rate, check the input scale, or clip gradients"
+                ) from None
+            if check_finite:
+                _check_finite(who, h, i, layer)
+            pullbacks.append(pb)
+            new_layers.append(new_layer)
     changed = any(new is not old for new, old in zip(new_layers, net.layers, strict=True))
     return h, pullbacks, inputs, _with_layers(net, tuple(new_layers)) if changed else net
 

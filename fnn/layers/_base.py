@@ -184,7 +184,7 @@ class Layer:
         plan = _plan(type(self))
         if not plan.short:
             return self.vjp(x, key=key, training=training, need_dx=False)[0]
-        x = self._check_short_input(x)
+        x = self._check_short_input(plan, x)
         return self._apply_checked(plan, x, key, training)
 
     def vjp(
@@ -203,23 +203,31 @@ class Layer:
                 f"{type(self).__name__} does not implement vjp; define {missing} "
                 "(or the full vjp(x, *, key, training, need_dx))"
             )
-        x = self._check_short_input(x)
+        x = self._check_short_input(plan, x)
         y = self._apply_checked(plan, x, key, training)
-        options = {"key": key, "training": training, "need_dx": need_dx}
-        kwargs = {k: options[k] for k in plan.backward_kw}
+        if plan.backward_kw:
+            options = {"key": key, "training": training, "need_dx": need_dx}
+            kwargs = {k: options[k] for k in plan.backward_kw}
+        else:
+            kwargs = {}
 
         def pullback(dy: Array) -> tuple[Layer, Array | None]:
             dy = check_cotangent(self, dy, y)
             out = self.backward(x, y, dy, **kwargs)
-            if not (isinstance(out, tuple) and len(out) == 2):
+            if type(out) is not tuple or len(out) != 2:
                 raise TypeError(
                     f"{self.name}: backward must return (grads, dx), a dict of parameter "
                     f"gradients and dL/dx, got {type(out).__name__}; return {{}}, dx for a "
                     "layer without parameters"
                 )
-            dlayer = self._grads_layer(out[0])
-            check_pullback(self, dlayer, out[1], x, need_dx, "backward")
-            return dlayer, (out[1] if need_dx else None)
+            grads, dx = out
+            dlayer = self if (not plan.arrays and type(grads) is dict and not grads) else None
+            if dlayer is None:
+                dlayer = self._grads_layer(grads)
+                check_pullback(self, dlayer, dx, x, need_dx, "backward")
+            elif need_dx:
+                _check_dx(self, dx, x, "backward")
+            return dlayer, (dx if need_dx else None)
 
         return y, pullback
 
@@ -265,34 +273,43 @@ class Layer:
 
     # -- the short form's plumbing ------------------------------------------------------
 
-    def _check_short_input(self, x: object) -> Array:
+    def _check_short_input(self, plan: _Plan, x: object) -> Array:
         x = check_input(self, x, self.input_rank, self.input_layout)
-        params = [getattr(self, n) for n in _array_fields(type(self))]
-        first = next((p for p in params if p is not None), None)
-        if first is None:
-            if params:
-                check_built(self)
+        if not plan.arrays:
             return x
+        first = next((p for p in (getattr(self, n) for n in plan.arrays) if p is not None), None)
         check_built(self)
-        check_dtype(self, x, first)
+        if first is not None:
+            check_dtype(self, x, first)
         return x
 
     def _apply_checked(self, plan: _Plan, x: Array, key: KeyLike | None, training: bool) -> Array:
-        options = {"key": key, "training": training}
-        y = self.apply(x, **{k: options[k] for k in plan.apply_kw})
-        if not isinstance(y, np.ndarray) or y.dtype != x.dtype:
-            got = f"dtype {y.dtype}" if isinstance(y, np.ndarray) else type(y).__name__
-            raise TypeError(
-                f"{self.name}: apply returned {got} for a {x.dtype} input; return a NumPy "
-                "array of the input's dtype (fnn layers never change the dtype)"
-            )
-        expected = (x.shape[0], *self.output_shape(x.shape[1:]))
-        if y.shape != expected:
-            raise ValueError(
-                f"{self.name}: apply returned shape {y.shape} for x of shape {x.shape}, but "
-                f"output_shape promises {expected}; make output_shape(in_shape) agree with apply"
-            )
+        if plan.apply_kw:
+            options = {"key": key, "training": training}
+            y = self.apply(x, **{k: options[k] for k in plan.apply_kw})
+        else:
+            y = self.apply(x)
+        if type(y) is not np.ndarray or y.dtype != x.dtype:
+            if not isinstance(y, np.ndarray) or y.dtype != x.dtype:
+                got = f"dtype {y.dtype}" if isinstance(y, np.ndarray) else type(y).__name__
+                raise TypeError(
+                    f"{self.name}: apply returned {got} for a {x.dtype} input; return a NumPy "
+                    "array of the input's dtype (fnn layers never change the dtype)"
+                )
+        if plan.same_shape:
+            if y.shape != x.shape:
+                self._bad_output(y, x, x.shape)
+        else:
+            expected = (x.shape[0], *self.output_shape(x.shape[1:]))
+            if y.shape != expected:
+                self._bad_output(y, x, expected)
         return y
+
+    def _bad_output(self, y: Array, x: Array, expected: Shape) -> None:
+        raise ValueError(
+            f"{self.name}: apply returned shape {y.shape} for x of shape {x.shape}, but "
+            f"output_shape promises {expected}; make output_shape(in_shape) agree with apply"
+        )
 
     def _grads_layer(self, grads: object) -> Self:
         """The gradient layer for ``backward``'s ``grads`` mapping, with its names checked."""
@@ -337,6 +354,8 @@ class _Plan:
     has_backward: bool
     apply_kw: tuple[str, ...]
     backward_kw: tuple[str, ...]
+    arrays: tuple[str, ...]  # the array (parameter and state) fields
+    same_shape: bool  # output_shape is the base class's: the output has the input's shape
 
 
 _PLANS: dict[type, _Plan] = {}
@@ -362,6 +381,8 @@ def _plan(cls: type) -> _Plan:
             has_backward=backward is not Layer.backward,
             apply_kw=_accepted(apply, ("key", "training")),
             backward_kw=_accepted(backward, ("key", "training", "need_dx")),
+            arrays=tuple(n for n, is_array in _field_kinds(cls) if is_array),
+            same_shape=cls.output_shape is Layer.output_shape,  # type: ignore[attr-defined]
         )
         _PLANS[cls] = plan
     return plan
@@ -500,13 +521,15 @@ def check_pullback(
             f"return a {cls.__name__} holding dL/dparam in each parameter field, e.g. "
             "self.zero_grad_like(w=dw)"
         )
-    for name, is_array in _field_kinds(cls):
-        if not is_array:
-            continue
+    # Runs after every pullback of a training step: the common case is a few attribute
+    # reads and comparisons; the messages are built only on failure.
+    for name in _plan(cls).arrays:
         param = getattr(layer, name)
         if param is None:
             continue
         grad = getattr(dlayer, name)
+        if type(grad) is np.ndarray and grad.shape == param.shape and grad.dtype == param.dtype:
+            continue
         if not isinstance(grad, np.ndarray):
             raise TypeError(
                 f"{layer.name}: {who} returned {type(grad).__name__} as the gradient of "
@@ -522,8 +545,12 @@ def check_pullback(
                 f"{layer.name}: {who} returned a gradient of {name} with dtype {grad.dtype} "
                 f"but {name} is {param.dtype}; compute it in the parameter's dtype"
             )
-    if not need_dx:
-        return
+    if need_dx:
+        _check_dx(layer, dx, x, who)
+
+
+def _check_dx(layer: Layer, dx: object, x: Array, who: str) -> None:
+    """``dx`` must be an array of ``x``'s shape and dtype."""
     if not isinstance(dx, np.ndarray):
         raise TypeError(
             f"{layer.name}: {who} returned {type(dx).__name__} as dx although the caller "
