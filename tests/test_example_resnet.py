@@ -35,7 +35,7 @@ def test_resnet_has_the_promised_structure():
     blocks = [layer for layer in net.layers if isinstance(layer, fnn.Residual)]
     assert len(blocks) == 3
     assert blocks[0].shortcut is None and all(b.shortcut is not None for b in blocks[1:])
-    assert isinstance(net.layers[-2], fnn.GlobalAvgPool2D) and isinstance(net.layers[-1], fnn.Dense)
+    assert isinstance(net.layers[-3], fnn.GlobalAvgPool2D) and isinstance(net.layers[-1], fnn.Dense)
     cnn = fnn.init(load_example("mnist_cnn").cnn(), (28, 28, 1), key=0)
     n_resnet, n_cnn = fnn.tree.size(net), fnn.tree.size(cnn)
     assert 0.5 < n_resnet / n_cnn < 1.5, (n_resnet, n_cnn)
