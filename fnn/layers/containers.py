@@ -119,7 +119,7 @@ def as_layer(owner: str, what: str, value: object) -> Layer:
     )
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen(eq=False, slots=False)
 class Container(Layer):
     """Base class of layers that hold layers; see the module docstring.
 
@@ -129,21 +129,45 @@ class Container(Layer):
     rest (flags, ``init``, ``output_shape``, ``forward``, ``vjp``) is here.
     """
 
+    # A container is a value: what it holds never changes, so `sublayers` and the flags
+    # are computed once per instance and kept in its __dict__ (containers are attrs
+    # classes without slots for this). They are not attrs fields, so trees, files and
+    # copies never see them; an instance rebuilt by fnn.tree computes them again.
+
     @property
     def stochastic(self) -> bool:  # type: ignore[override]
         """True if any layer inside is random (it then needs a key in training mode)."""
-        return any(child.stochastic for _, child in self.sublayers())
+        return self._flags()[0]
 
     @property
     def stateful(self) -> bool:  # type: ignore[override]
         """True if any layer inside has non-trainable state (batch-norm statistics)."""
-        return any(child.stateful for _, child in self.sublayers())
+        return self._flags()[1]
+
+    def _flags(self) -> tuple[bool, bool]:
+        flags: tuple[bool, bool] | None = self.__dict__.get("_fnn_flags")
+        if flags is None:
+            children = [child for _, child in self.sublayers()]
+            flags = (
+                any(child.stochastic for child in children),
+                any(child.stateful for child in children),
+            )
+            self.__dict__["_fnn_flags"] = flags
+        return flags
 
     @property
     def built(self) -> bool:
         return all(child.built for _, child in self.sublayers())
 
     def sublayers(self) -> tuple[tuple[str, Layer], ...]:
+        held: tuple[tuple[str, Layer], ...] | None = self.__dict__.get("_fnn_sublayers")
+        if held is None:
+            held = self._make_sublayers()
+            self.__dict__["_fnn_sublayers"] = held
+        return held
+
+    def _make_sublayers(self) -> tuple[tuple[str, Layer], ...]:
+        """``(path, layer)`` of each layer held, in order (what `sublayers` returns)."""
         raise NotImplementedError
 
     def with_sublayers(self, children: Sequence[Layer]) -> Self:
@@ -236,27 +260,26 @@ class Container(Layer):
         """Child ``i``'s ``(y, checked pullback, updated child)``."""
         path, child = self.sublayers()[i]
         ck = _child_key(key, i, child, training)
-
-        def run() -> tuple[Array, Pullback, Layer]:
+        try:  # inline rather than through _run: this is every training step's path
             if child.stateful:
-                return child.vjp_with_state(x, key=ck, training=training, need_dx=need_dx)
-            y, pb = child.vjp(x, key=ck, training=training, need_dx=need_dx)
-            return y, pb, child
-
-        try:
-            y, pb, new = self._run(i, run)
+                y, pb, new = child.vjp_with_state(x, key=ck, training=training, need_dx=need_dx)
+            else:
+                y, pb = child.vjp(x, key=ck, training=training, need_dx=need_dx)
+                new = child
+        except (ValueError, TypeError) as err:
+            raise located(err, path, child, self.name) from err
         except NonFiniteInside as err:
             raise NonFiniteInside(join_path(path, err.path), err.layer) from None
         if _CHECK_FINITE.get() and not np.isfinite(y).all():
             raise NonFiniteInside(path, child.name)
 
         def pullback(dy: Array) -> tuple[Layer, Array | None]:
-            def back() -> tuple[Layer, Array | None]:
+            try:
                 dchild, dx = pb(dy)
                 check_pullback(child, dchild, dx, x, need_dx)
-                return dchild, dx
-
-            return self._run(i, back)
+            except (ValueError, TypeError) as err:
+                raise located(err, path, child, self.name) from err
+            return dchild, dx
 
         return y, pullback, new
 
@@ -294,7 +317,7 @@ def unchecked(cls: type, **fields: object) -> Any:
     return new
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen(eq=False, slots=False)
 class Sequential(Container):
     """Layers applied one after the other: ``y = f_n(… f_1(f_0(x)))``.
 
@@ -322,7 +345,7 @@ class Sequential(Container):
         n = len(self.layers)
         return f"Sequential({n} layer{'s' if n != 1 else ''})"
 
-    def sublayers(self) -> tuple[tuple[str, Layer], ...]:
+    def _make_sublayers(self) -> tuple[tuple[str, Layer], ...]:
         return tuple((f"layers[{i}]", layer) for i, layer in enumerate(self.layers))
 
     def with_sublayers(self, children: Sequence[Layer]) -> Self:

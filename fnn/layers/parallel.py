@@ -34,7 +34,7 @@ def _check_merge(instance: object, attribute: attrs.Attribute[Any], value: objec
         )
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen(eq=False, slots=False)
 class Parallel(Container):
     """Branches applied to the same input, merged: ``y = merge(b_0(x), …, b_n(x))``.
 
@@ -73,7 +73,7 @@ class Parallel(Container):
         n = len(self.branches)
         return f"Parallel({n} branch{'es' if n != 1 else ''}, merge={self.merge!r})"
 
-    def sublayers(self) -> tuple[tuple[str, Layer], ...]:
+    def _make_sublayers(self) -> tuple[tuple[str, Layer], ...]:
         return tuple((f"branches[{i}]", b) for i, b in enumerate(self.branches))
 
     def with_sublayers(self, children: Sequence[Layer]) -> Self:

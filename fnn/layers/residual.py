@@ -23,7 +23,7 @@ def _optional_layer(value: object) -> Layer | None:
     return None if value is None else as_layer("Residual", "shortcut", value)
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen(eq=False, slots=False)
 class Residual(Container):
     """A residual block: ``y = body(x) + shortcut(x)``, the identity shortcut by default.
 
@@ -58,7 +58,7 @@ class Residual(Container):
     def name(self) -> str:
         return "Residual" if self.shortcut is None else f"Residual(shortcut={self.shortcut.name})"
 
-    def sublayers(self) -> tuple[tuple[str, Layer], ...]:
+    def _make_sublayers(self) -> tuple[tuple[str, Layer], ...]:
         if self.shortcut is None:
             return (("body", self.body),)
         return (("body", self.body), ("shortcut", self.shortcut))
