@@ -40,9 +40,11 @@ seeds = st.integers(0, 2**31)
 def normal(seed, shape):
     """Standard normal float64 values from a seed (never degenerate, unlike shrunk arrays).
 
-    Tests give the gradient checks a seed of their own: with the seed of ``x`` the check's
-    cotangent would equal ``x``, and for a LayerNorm ⟨LN(x), x⟩ has a zero gradient in x."""
-    return np.random.default_rng(seed).normal(size=shape)
+    The stream is keyed by (seed, "data"), never the stream fnn.testing draws its cotangent
+    from with the same seed: Hypothesis likes equal small seeds, and a cotangent equal to
+    the input x is a flat point (for a normalisation, ⟨norm(x), x⟩ barely changes with x)
+    where central differences measure only rounding."""
+    return np.random.default_rng([seed, 0xDA7A]).normal(size=shape)
 
 
 def snapshot(tree):
@@ -280,15 +282,17 @@ def test_fit_updates_nested_batchnorm_and_learns():
 
 
 def every_kind_nested():
-    """A nested image network holding every container kind and most layer kinds."""
+    """A nested image network holding every container kind and every layer kind."""
     return [
         Conv2D(3, 3, padding="same"),
         Residual([Conv2D(3, 3, padding="same"), BatchNorm(), ReLU()]),
-        Parallel([[Conv2D(2, 1), Tanh()], [fnn.MaxPool2D(1), Conv2D(2, 1)]], merge="sum"),
-        Residual([Conv2D(4, 3, strides=2, padding="same"), LayerNorm()],
-                 shortcut=Conv2D(4, 1, strides=2)),
-        fnn.GlobalAvgPool2D(),
-        Sequential([Dense(5), Dropout(0.2), fnn.GELU(), Dense(2)]),
+        Parallel([[Conv2D(2, 1), Tanh()], [fnn.MaxPool2D(1), Conv2D(2, 1), fnn.LeakyReLU(0.1)]],
+                 merge="sum"),
+        Residual([Conv2D(4, 3, strides=2, padding="same"), LayerNorm(), fnn.ELU()],
+                 shortcut=[fnn.AvgPool2D(2), Conv2D(4, 1)]),
+        Parallel([fnn.GlobalAvgPool2D(), [Flatten(), Dense(4), fnn.Sigmoid()]]),
+        Sequential([Dense(5), Dropout(0.2), fnn.GELU(), fnn.Softmax(), fnn.Reshape((5, 1)),
+                    Flatten(), fnn.Identity(), Dense(2)]),
     ]
 
 
@@ -483,7 +487,7 @@ def test_sublayers_and_paths():
     assert [p for p, _ in net.layers[2].sublayers()] == ["branches[0]", "branches[1]"]
     paths = [p for p, _ in fnn.tree.leaves_with_path(net)]
     assert "layers[2].branches[1].layers[1].w" in paths
-    assert "layers[3].shortcut.w" in paths
+    assert "layers[3].shortcut.layers[1].w" in paths
     assert isinstance(net["layers[5].layers[0]"], Layer)
 
 
