@@ -1,5 +1,6 @@
 """A small ResNet on Fashion-MNIST, written with fnn's containers.
 
+    input:   random left-right flip (training mode only)
     stem:    conv 3x3 (32, same) - BatchNorm - ReLU - max-pool 2          -> 14x14x32
     block 1: Residual(conv 3x3 (32) - BN - ReLU - conv 3x3 (32) - BN) - ReLU
     block 2: Residual(conv 3x3 (64, stride 2) - BN - ReLU - conv 3x3 (64) - BN,
@@ -11,7 +12,9 @@ Each block is one ``fnn.Residual`` whose body (a list, so a ``Sequential``)
 holds the convolutions; blocks 2 and 3 halve the resolution and double the
 channels, so their shortcut is a projection (a strided 1x1 convolution with
 batch norm). Convolutions followed by batch norm have no bias (the norm's β
-takes its place).
+takes its place). The flip is a custom layer in fnn's short form
+(``apply``/``backward``, with a key and the training flag): data augmentation
+that ``fit`` drives with its per-step keys, like a dropout layer.
 
 The data and budget are those of ``examples/mnist_cnn.py``, so the two
 compare: images ``(batch, 28, 28, 1)`` float32 in [0, 1], 10% of the training
@@ -36,7 +39,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import ClassVar
 
+import attrs
 import numpy as np
 
 import fnn
@@ -70,6 +75,38 @@ def load(dataset: str = "fashion_mnist") -> tuple[np.ndarray, np.ndarray, np.nda
     )
 
 
+@attrs.frozen(eq=False)
+class RandomFlip(Layer):
+    """Flip each image left-right with probability 1/2 in training mode; the identity otherwise.
+
+    ``y = x[:, :, ::-1]`` for the drawn examples (the draw comes from the key),
+    so ``dL/dx = δ[:, :, ::-1]`` for them (a flip is its own adjoint) and ``δ``
+    for the others.
+    """
+
+    stochastic: ClassVar[bool] = True
+    input_rank = 4
+    input_layout = "(batch, height, width, channels)"
+
+    def _flipped(self, a: np.ndarray, key: fnn.random.KeyLike) -> np.ndarray:
+        flip = fnn.random.generator(key).random(len(a)) < 0.5
+        return np.where(flip[:, None, None, None], a[:, :, ::-1], a)
+
+    def apply(self, x: np.ndarray, *, key: fnn.random.KeyLike, training: bool) -> np.ndarray:
+        return self._flipped(x, key) if training else x
+
+    def backward(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        dy: np.ndarray,
+        *,
+        key: fnn.random.KeyLike,
+        training: bool,
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        return {}, (self._flipped(dy, key) if training else dy)
+
+
 def conv(channels: int, kernel: int = 3, stride: int = 1) -> Conv2D:
     """A bias-free convolution (batch norm follows), He-initialised for ReLU."""
     return Conv2D(
@@ -88,6 +125,7 @@ def resnet(widths: tuple[int, int, int] = (32, 64, 128), drop_prob: float = 0.3)
     """The layers: a stem, three residual blocks (each followed by ReLU) and a dense head."""
     w1, w2, w3 = widths
     return [
+        RandomFlip(),
         conv(w1),
         BatchNorm(),
         ReLU(),

@@ -21,7 +21,7 @@ def test_resnet_learns_at_toy_size(capsys):
                       progress=False)
     assert acc > 0.45
     out = capsys.readouterr().out
-    assert "layers[6].shortcut.layers[0]" in out and "Residual" in out
+    assert "layers[7].shortcut.layers[0]" in out and "Residual" in out
     assert "epoch 3:" in out and "test accuracy" in out
 
 
@@ -39,3 +39,24 @@ def test_resnet_has_the_promised_structure():
     cnn = fnn.init(load_example("mnist_cnn").cnn(), (28, 28, 1), key=0)
     n_resnet, n_cnn = fnn.tree.size(net), fnn.tree.size(cnn)
     assert 0.5 < n_resnet / n_cnn < 1.5, (n_resnet, n_cnn)
+
+
+def test_random_flip_gradient_and_modes():
+    """The example's RandomFlip (a short-form layer with a key): its pullback agrees with central
+    differences in training mode; the same key flips the same images; evaluation mode is the
+    identity."""
+    import numpy as np
+
+    from fnn import testing
+
+    flip = load_example("resnet_fashion").RandomFlip()
+    x = np.random.default_rng([3, 1]).normal(size=(6, 3, 4, 2))
+    testing.check_layer(flip, x, key=5, training=True)
+    testing.check_layer(flip, x)
+    y = flip.forward(x, key=5, training=True)
+    np.testing.assert_array_equal(y, flip.forward(x, key=5, training=True))
+    flipped = [not np.array_equal(y[i], x[i]) for i in range(6)]
+    assert any(flipped) and not all(flipped)
+    assert all(np.array_equal(y[i], x[i, :, ::-1]) for i in range(6) if flipped[i])
+    np.testing.assert_array_equal(flip.forward(x), x)
+
