@@ -221,7 +221,11 @@ def check_layer(
     The cotangent ``dy`` and directions are standard normal from ``seed``.
 
     Raises:
-        TypeError: the layer or ``x`` is not float64.
+        TypeError: the layer or ``x`` is not float64; the pullback returned a
+            gradient of another class or dtype, or no ``dx``.
+        ValueError: the pullback returned a gradient of the wrong shape (the
+            message names the parameter, both shapes and, for an extra leading
+            axis, the missing sum over the batch).
         GradientCheckError: with ``raise_on_fail``, when any entry fails.
     """
     if not isinstance(layer, Layer):
