@@ -123,10 +123,11 @@ def as_layer(owner: str, what: str, value: object) -> Layer:
 class Container(Layer):
     """Base class of layers that hold layers; see the module docstring.
 
-    A subclass says which layers it holds (`sublayers`), how to rebuild itself
-    around new ones (`with_sublayers`), how shapes flow through them
-    (`thread_shapes`) and how values flow (``vjp_with_state`` and `trace`); the
-    rest (flags, ``init``, ``output_shape``, ``forward``, ``vjp``) is here.
+    A subclass says which layers it holds (``_make_sublayers``, which
+    `sublayers` caches), how to rebuild itself around new ones
+    (`with_sublayers`), how shapes flow through them (`thread_shapes`) and how
+    values flow (``vjp_with_state`` and `trace`); the rest (flags, ``init``,
+    ``output_shape``, ``forward``, ``vjp``) is here.
     """
 
     # A container is a value: what it holds never changes, so `sublayers` and the flags
