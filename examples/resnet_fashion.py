@@ -1,6 +1,6 @@
 """A small ResNet on Fashion-MNIST, written with fnn's containers.
 
-    input:   random left-right flip (training mode only)
+    input:   random left-right flip, random shift by up to 2 pixels (training only)
     stem:    conv 3x3 (32, same) - BatchNorm - ReLU - max-pool 2          -> 14x14x32
     block 1: Residual(conv 3x3 (32) - BN - ReLU - conv 3x3 (32) - BN) - ReLU
     block 2: Residual(conv 3x3 (64, stride 2) - BN - ReLU - conv 3x3 (64) - BN,
@@ -12,9 +12,9 @@ Each block is one ``fnn.Residual`` whose body (a list, so a ``Sequential``)
 holds the convolutions; blocks 2 and 3 halve the resolution and double the
 channels, so their shortcut is a projection (a strided 1x1 convolution with
 batch norm). Convolutions followed by batch norm have no bias (the norm's β
-takes its place). The flip is a custom layer in fnn's short form
-(``apply``/``backward``, with a key and the training flag): data augmentation
-that ``fit`` drives with its per-step keys, like a dropout layer.
+takes its place). The flip and the shift are custom layers in fnn's short
+form (``apply``/``backward``, with a key and the training flag): data
+augmentation that ``fit`` drives with its per-step keys, like a dropout layer.
 
 The data and budget are those of ``examples/mnist_cnn.py``, so the two
 compare: images ``(batch, 28, 28, 1)`` float32 in [0, 1], 10% of the training
@@ -107,6 +107,63 @@ class RandomFlip(Layer):
         return {}, (self._flipped(dy, key) if training else dy)
 
 
+def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"RandomShift: pixels must be an int >= 1, got {value!r}")
+
+
+@attrs.frozen(eq=False)
+class RandomShift(Layer):
+    """Shift each image by up to ``pixels`` rows and columns in training mode (zeros come in).
+
+    With ``xp`` the input zero-padded by ``p = pixels`` and offsets
+    ``(r_b, c_b)`` drawn uniformly from ``0..2p`` per example:
+    ``y[b, i, j] = xp[b, i + r_b, j + c_b]``. Each output cell reads one
+    input cell, so the pullback moves ``δ`` back: ``dxp[b, i + r_b, j + c_b]
+    = δ[b, i, j]`` and ``dL/dx`` is ``dxp`` without the padding. The identity
+    in evaluation mode.
+    """
+
+    stochastic: ClassVar[bool] = True
+    input_rank = 4
+    input_layout = "(batch, height, width, channels)"
+
+    pixels: int = attrs.field(default=2, validator=_positive)
+
+    def _where(self, shape: tuple[int, ...], key: fnn.random.KeyLike) -> tuple[np.ndarray, ...]:
+        """Index arrays picking each example's window from the padded batch."""
+        batch, height, width, _ = shape
+        offsets = fnn.random.generator(key).integers(0, 2 * self.pixels + 1, size=(2, batch))
+        rows = offsets[0][:, None] + np.arange(height)
+        cols = offsets[1][:, None] + np.arange(width)
+        return np.arange(batch)[:, None, None], rows[:, :, None], cols[:, None, :]
+
+    def apply(self, x: np.ndarray, *, key: fnn.random.KeyLike, training: bool) -> np.ndarray:
+        if not training:
+            return x
+        p = self.pixels
+        padded = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+        out: np.ndarray = padded[self._where(x.shape, key)]
+        return out
+
+    def backward(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        dy: np.ndarray,
+        *,
+        key: fnn.random.KeyLike,
+        training: bool,
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        if not training:
+            return {}, dy
+        p = self.pixels
+        b, h, w, c = x.shape
+        padded = np.zeros((b, h + 2 * p, w + 2 * p, c), dy.dtype)
+        padded[self._where(x.shape, key)] = dy  # each window cell is written once
+        return {}, padded[:, p : p + h, p : p + w]
+
+
 def conv(channels: int, kernel: int = 3, stride: int = 1) -> Conv2D:
     """A bias-free convolution (batch norm follows), He-initialised for ReLU."""
     return Conv2D(
@@ -126,6 +183,7 @@ def resnet(widths: tuple[int, int, int] = (32, 64, 128), drop_prob: float = 0.3)
     w1, w2, w3 = widths
     return [
         RandomFlip(),
+        RandomShift(2),
         conv(w1),
         BatchNorm(),
         ReLU(),

@@ -21,7 +21,7 @@ def test_resnet_learns_at_toy_size(capsys):
                       progress=False)
     assert acc > 0.45
     out = capsys.readouterr().out
-    assert "layers[7].shortcut.layers[0]" in out and "Residual" in out
+    assert "layers[8].shortcut.layers[0]" in out and "Residual" in out
     assert "epoch 3:" in out and "test accuracy" in out
 
 
@@ -59,4 +59,25 @@ def test_random_flip_gradient_and_modes():
     assert any(flipped) and not all(flipped)
     assert all(np.array_equal(y[i], x[i, :, ::-1]) for i in range(6) if flipped[i])
     np.testing.assert_array_equal(flip.forward(x), x)
+
+
+def test_random_shift_gradient_and_modes():
+    """The example's RandomShift: its pullback (δ moved back to where each value came from)
+    agrees with central differences; each image is its input moved by at most 2 pixels with
+    zeros coming in; the same key gives the same shifts; evaluation mode is the identity."""
+    import numpy as np
+
+    from fnn import testing
+
+    shift = load_example("resnet_fashion").RandomShift(2)
+    x = np.random.default_rng([4, 1]).normal(size=(5, 4, 6, 2))
+    testing.check_layer(shift, x, key=7, training=True)
+    y = shift.forward(x, key=7, training=True)
+    np.testing.assert_array_equal(y, shift.forward(x, key=7, training=True))
+    padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
+    for b in range(5):
+        windows = [(r, c) for r in range(5) for c in range(5)
+                   if np.array_equal(padded[b, r:r + 4, c:c + 6], y[b])]
+        assert windows, f"example {b} is not a shifted copy of its input"
+    np.testing.assert_array_equal(shift.forward(x), x)
 
