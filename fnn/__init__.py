@@ -37,9 +37,12 @@ from fnn.layers import (
     LeakyReLU,
     MaxPool2D,
     MultiHeadAttention,
+    Parallel,
     PositionalEmbedding,
     ReLU,
     Reshape,
+    Residual,
+    Sequential,
     Sigmoid,
     Softmax,
     Tanh,
@@ -56,6 +59,7 @@ from fnn.network import (
     value_and_grad,
 )
 from fnn.parallel import threads
+from fnn.surgery import insert, remove, replace
 from fnn.train import History, batches, evaluate, fit
 
 __version__ = "0.2.0"
@@ -81,9 +85,12 @@ __all__ = [
     "MaxPool2D",
     "MultiHeadAttention",
     "Network",
+    "Parallel",
     "PositionalEmbedding",
     "ReLU",
     "Reshape",
+    "Residual",
+    "Sequential",
     "Sigmoid",
     "Softmax",
     "Tanh",
@@ -97,6 +104,7 @@ __all__ = [
     "grad",
     "init",
     "initializers",
+    "insert",
     "io",
     "load",
     "loss",
@@ -107,6 +115,8 @@ __all__ = [
     "plot",
     "random",
     "register",
+    "remove",
+    "replace",
     "save",
     "sgd_step",
     "summary",

@@ -18,22 +18,33 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
-from collections.abc import Sequence
-from typing import IO, Any, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import IO, Any, TypeVar, overload
 
 import attrs
 import numpy as np
 
-from fnn import _arrays, tree
+from fnn import _arrays, _paths, tree
 from fnn._diagnose import shape_hint
 from fnn._frozen import readonly_reduce_ex
-from fnn.layers._base import Array, Layer, Pullback, Shape
+from fnn.layers._base import (
+    Array,
+    Layer,
+    Pullback,
+    Shape,
+    check_pullback,
+    join_path,
+    located,
+)
+from fnn.layers.containers import Container, NonFiniteInside, finite_checks
 from fnn.losses import Loss
 from fnn.random import Key, KeyLike, as_key, fold_in
 
 __all__ = [
+    "Activations",
     "Network",
     "activations",
     "forward",
@@ -98,6 +109,56 @@ class Network:
             shape = layer.output_shape(shape)
         return shape
 
+    def __len__(self) -> int:
+        """The number of top-level layers."""
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        """The top-level layers, in order."""
+        return iter(self.layers)
+
+    @overload
+    def __getitem__(self, index: int) -> Layer: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Network: ...
+
+    @overload
+    def __getitem__(self, index: str) -> Any: ...
+
+    def __getitem__(self, index: int | slice | str) -> Any:
+        """``net[i]``: layer ``i``; ``net[a:b]``: a `Network` of those layers; ``net[path]``.
+
+        A slice is a network of its own whose input shape is the output shape
+        of the layers before it, so ``forward(net[k:], forward(net[:k], x))``
+        equals ``forward(net, x)`` bit for bit (in training mode random layers
+        get keys by position, which a slice renumbers). A path string such as
+        ``"layers[3].body.layers[1]"`` (as ``fnn.summary`` and ``fnn.tree``
+        print them) gives the layer or array there.
+
+        Raises:
+            ValueError: an index, slice bound or path out of range, an empty
+                slice or a slice with a step; names the path and the range.
+            TypeError: an index of another kind.
+
+        Example:
+            >>> import fnn
+            >>> net = fnn.init([fnn.Dense(4), fnn.ReLU(), fnn.Dense(2)], (3,), key=0)
+            >>> net[0].name, net[1:].input_shape, net["layers[2].w"].shape
+            ('Dense(units=4)', (4,), (4, 2))
+        """
+        who = "Network"
+        if isinstance(index, str):
+            return _paths.get(who, self, _paths.parse(who, index))
+        if isinstance(index, slice):
+            return _slice(self, index)
+        if isinstance(index, bool) or not isinstance(index, int | np.integer):
+            raise TypeError(
+                f"{who}: index with an int (a layer), a slice (a sub-network) or a path string "
+                f"such as 'layers[3].body', got {type(index).__name__}"
+            )
+        return _paths.get(who, self, ("layers", int(index)))
+
 
 def _with_layers(net: Network, layers: tuple[Layer, ...]) -> Network:
     """``net`` with other layers of the same classes (no re-validation: hot path)."""
@@ -108,13 +169,45 @@ def _with_layers(net: Network, layers: tuple[Layer, ...]) -> Network:
     return new
 
 
+def _bound(who: str, value: object, n: int, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{who}: slice bounds must be ints, got {what} {value!r}")
+    if not -n <= int(value) <= n:
+        raise ValueError(
+            f"{who}: slice {what} {value} is out of range for a network of {n} layers "
+            f"(use -{n} to {n})"
+        )
+    return int(value)
+
+
+def _slice(net: Network, s: slice) -> Network:
+    """``net[s]``: the layers of ``s`` as a network taking what the layers before give."""
+    who = "Network"
+    n = len(net.layers)
+    if s.step not in (None, 1):
+        raise ValueError(f"{who}: a slice of a network takes consecutive layers, got step {s.step}")
+    start, stop = _bound(who, s.start, n, "start"), _bound(who, s.stop, n, "stop")
+    lo, hi, _ = slice(start, stop).indices(n)
+    if lo >= hi:
+        raise ValueError(
+            f"{who}: the slice [{'' if start is None else start}:{'' if stop is None else stop}] "
+            f"selects no layers of the {n}; a network needs at least one"
+        )
+    shape: Shape = net.input_shape
+    for layer in net.layers[:lo]:
+        shape = layer.output_shape(shape)
+    return Network(net.layers[lo:hi], shape, net.dtype)
+
+
 def _where(i: int, layer: Layer) -> str:
     return f"layers[{i}] ({layer.name})"
 
 
-def _reraise(err: E, prefix: str) -> E:
-    """The same kind of error with ``prefix`` naming where it happened."""
-    return type(err)(f"{prefix}: {err}")
+def _at(who: str, err: E, i: int, layer: Layer) -> E:
+    """The same kind of error, located at ``layers[i]`` (or deeper) and named by ``who``."""
+    return located(err, f"layers[{i}]", layer, who)
 
 
 def _check_dtype_arg(dtype: object) -> np.dtype:
@@ -174,7 +267,7 @@ def init(
         try:
             layer_i, shape = layer.init(fold_in(k, i), shape, dt)
         except (ValueError, TypeError) as err:
-            raise _reraise(err, f"fnn.init: {_where(i, layer)}") from err
+            raise _at("fnn.init", err, i, layer) from err
         built.append(layer_i)
     return Network(tuple(built), _check_shape_arg(input_shape), dt)
 
@@ -232,14 +325,28 @@ def _layer_key(who: str, key: Key | None, i: int, layer: Layer, training: bool) 
     return fold_in(key, i)
 
 
-def _check_finite(who: str, a: Array, i: int, layer: Layer, stage: str) -> None:
+def _check_finite(who: str, a: Array, i: int, layer: Layer) -> None:
     if not np.isfinite(a).all():
         raise FloatingPointError(
-            f"{who}: non-finite value in the {stage} pass at {_where(i, layer)}; "
+            f"{who}: non-finite value in the forward pass at {_where(i, layer)}; "
             "lower the learning rate, check the input scale, or clip gradients"
         )
 
 
+def _check_finite_grads(who: str, dlayer: Layer, i: int, layer: Layer) -> None:
+    for p, leaf in tree.leaves_with_path(dlayer):
+        if not np.isfinite(leaf).all():
+            steps = _paths.parse(who, p)
+            owner = _paths.get(who, layer, steps[:-1]) if len(steps) > 1 else layer
+            path = _paths.render(("layers", i, *steps[:-1]))
+            raise FloatingPointError(
+                f"{who}: non-finite value in the backward ({steps[-1]}) pass at {path} "
+                f"({owner.name}); lower the learning rate, check the input scale, or clip "
+                "gradients"
+            )
+
+
+@_arrays.underflow_retried
 def forward(
     net: Network,
     x: Array,
@@ -260,10 +367,37 @@ def forward(
 
     Raises:
         TypeError: ``x`` is not a real-valued NumPy array.
-        ValueError: wrong shape, NaN/inf in ``x``, or a random layer without a key.
+        ValueError: wrong shape, NaN/inf in ``x``, or a random layer without a key;
+            names the layer by its path.
     """
     who = "fnn.forward"
-    return activations(_check_network(who, net), x, key=key, training=training, who=who)[-1]
+    net = _check_network(who, net)
+    k = as_key(key, who) if key is not None else None
+    h = prepare_input(who, net, x)
+    for i, layer in enumerate(net.layers):
+        lk = _layer_key(who, k, i, layer, training)
+        try:
+            h = layer.forward(h, key=lk, training=training)
+        except (ValueError, TypeError) as err:
+            raise _at(who, err, i, layer) from err
+    return h
+
+
+class Activations(tuple[Array, ...]):
+    """What `activations` returns: a tuple ``(x, y_0, …, y_last)`` with a map by path.
+
+    As a tuple it holds the cast input and the output of each top-level layer,
+    as before containers existed. ``by_path`` maps ``"input"`` and the path of
+    every layer, nested ones included (``"layers[3].body.layers[1]"``), to its
+    output; a container's entry is its merged output.
+    """
+
+    by_path: dict[str, Array]
+
+    def __new__(cls, outputs: Sequence[Array], by_path: dict[str, Array]) -> Activations:
+        new = super().__new__(cls, outputs)
+        new.by_path = by_path
+        return new
 
 
 @_arrays.underflow_retried
@@ -274,22 +408,42 @@ def activations(
     key: KeyLike | None = None,
     training: bool = False,
     who: str = "fnn.activations",
-) -> tuple[Array, ...]:
-    """Every layer's output for ``x``: ``(x_cast, y_0, y_1, ..., y_last)``.
+) -> Activations:
+    """Every layer's output for ``x``: ``(x_cast, y_0, y_1, ..., y_last)`` and ``.by_path``.
 
     The first entry is the input after casting to ``net.dtype``; entry ``i + 1``
-    is the output of ``net.layers[i]``. Useful for seeing inside a network.
+    is the output of ``net.layers[i]``. The result's ``by_path`` dict also
+    holds the output of every layer inside a container, under its path (the
+    input under ``"input"``). Useful for seeing inside a network.
+
+    Example:
+        >>> import numpy as np, fnn
+        >>> block = fnn.Residual([fnn.Dense(2), fnn.Tanh()])
+        >>> net = fnn.init([fnn.Dense(2), block], (3,), key=0)
+        >>> acts = fnn.activations(net, np.ones((1, 3)))
+        >>> len(acts), sorted(acts.by_path)[:3]
+        (3, ['input', 'layers[0]', 'layers[1]'])
+        >>> acts.by_path["layers[1].body.layers[1]"].shape
+        (1, 2)
     """
     net = _check_network(who, net)
     k = as_key(key, who) if key is not None else None
     outs = [prepare_input(who, net, x)]
+    by_path = {"input": outs[0]}
     for i, layer in enumerate(net.layers):
         lk = _layer_key(who, k, i, layer, training)
         try:
-            outs.append(layer.forward(outs[-1], key=lk, training=training))
+            if isinstance(layer, Container):
+                y, trace = layer.trace(outs[-1], key=lk, training=training)
+                for inner, _, out in trace:
+                    by_path[join_path(f"layers[{i}]", inner)] = out
+            else:
+                y = layer.forward(outs[-1], key=lk, training=training)
         except (ValueError, TypeError) as err:
-            raise _reraise(err, f"{who}: {_where(i, layer)}") from err
-    return tuple(outs)
+            raise _at(who, err, i, layer) from err
+        outs.append(y)
+        by_path[f"layers[{i}]"] = y
+    return Activations(outs, by_path)
 
 
 def _check_loss_fn(who: str, loss_fn: object) -> Loss:
@@ -325,28 +479,40 @@ def _chain(
     training: bool,
     check_finite: bool,
     check_values: bool = True,
-) -> tuple[Array, list[Pullback], Network]:
-    """Forward through every layer, keeping pullbacks and updated state."""
+) -> tuple[Array, list[Pullback], list[Array], Network]:
+    """Forward through every layer, keeping pullbacks, inputs and updated state."""
     k = as_key(key, who) if key is not None else None
     h = prepare_input(who, net, x, check_values)
     pullbacks: list[Pullback] = []
+    inputs: list[Array] = []
     new_layers: list[Layer] = []
-    for i, layer in enumerate(net.layers):
-        lk = _layer_key(who, k, i, layer, training)
-        try:
-            if layer.stateful:
-                h, pb, new_layer = layer.vjp_with_state(h, key=lk, training=training, need_dx=i > 0)
-            else:
-                h, pb = layer.vjp(h, key=lk, training=training, need_dx=i > 0)
-                new_layer = layer
-        except (ValueError, TypeError) as err:
-            raise _reraise(err, f"{who}: {_where(i, layer)}") from err
-        if check_finite:
-            _check_finite(who, h, i, layer, "forward")
-        pullbacks.append(pb)
-        new_layers.append(new_layer)
+    checks = finite_checks() if check_finite else contextlib.nullcontext()
+    with checks:  # containers check their children's outputs too
+        for i, layer in enumerate(net.layers):
+            lk = _layer_key(who, k, i, layer, training)
+            inputs.append(h)
+            try:
+                if layer.stateful:
+                    h, pb, new_layer = layer.vjp_with_state(
+                        h, key=lk, training=training, need_dx=i > 0
+                    )
+                else:
+                    h, pb = layer.vjp(h, key=lk, training=training, need_dx=i > 0)
+                    new_layer = layer
+            except (ValueError, TypeError) as err:
+                raise _at(who, err, i, layer) from err
+            except NonFiniteInside as err:
+                raise FloatingPointError(
+                    f"{who}: non-finite value in the forward pass at "
+                    f"{join_path(f'layers[{i}]', err.path)} ({err.layer}); lower the learning "
+                    "rate, check the input scale, or clip gradients"
+                ) from None
+            if check_finite:
+                _check_finite(who, h, i, layer)
+            pullbacks.append(pb)
+            new_layers.append(new_layer)
     changed = any(new is not old for new, old in zip(new_layers, net.layers, strict=True))
-    return h, pullbacks, _with_layers(net, tuple(new_layers)) if changed else net
+    return h, pullbacks, inputs, _with_layers(net, tuple(new_layers)) if changed else net
 
 
 @_arrays.underflow_retried
@@ -366,7 +532,10 @@ def value_and_grad(
 
     Runs the forward pass keeping each layer's pullback, then applies the
     pullbacks in reverse (the chain rule): with δ = dL/dpred from the loss,
-    ``(dlayer_i, δ) = pullback_i(δ)`` for ``i = n-1, ..., 0``.
+    ``(dlayer_i, δ) = pullback_i(δ)`` for ``i = n-1, ..., 0``. What each
+    pullback returns is checked (`fnn.layers.check_pullback`): a gradient of
+    the wrong shape raises at once, naming the layer's path, the parameter and
+    both shapes.
 
     Args:
         net: a built network.
@@ -375,30 +544,41 @@ def value_and_grad(
         loss_fn: an ``fnn.losses.Loss``.
         key: for random layers in training mode.
         training: training mode (default ``True``: this is a training step).
-        check_finite: raise ``FloatingPointError`` naming the layer and pass
-            (forward or backward) where a NaN/inf first appears.
+        check_finite: raise ``FloatingPointError`` naming the layer (by its
+            full path, inside containers too) and pass (forward or backward)
+            where a NaN/inf first appears.
         with_state: also return the network with updated non-trainable state
-            (batch-norm running statistics).
+            (batch-norm running statistics, inside containers too).
         check_values: scan ``x`` for NaN/inf (``fit`` checks its whole data set
             once and turns the per-batch scan off).
 
     Returns:
         ``(loss, grads)``, or ``(loss, grads, new_net)`` with ``with_state``.
         ``grads`` is a `Network` like ``net`` (zeros for state arrays).
+
+    Raises:
+        ValueError, TypeError: bad inputs, or a pullback returned a gradient of
+            the wrong shape or kind; names the layer's path.
     """
     who = "fnn.value_and_grad"
     net = _check_network(who, net)
     fn = _check_loss_fn(who, loss_fn)
-    pred, pullbacks, new_net = _chain(who, net, x, key, training, check_finite, check_values)
+    pred, pullbacks, inputs, new_net = _chain(
+        who, net, x, key, training, check_finite, check_values
+    )
     value, dy = fn.value_and_grad(pred, y)
     if check_finite and not math.isfinite(value):
         raise FloatingPointError(f"{who}: the loss is {value}; the prediction or target is off")
     dlayers: list[Layer] = [net.layers[0]] * len(net.layers)
     for i in range(len(net.layers) - 1, -1, -1):
-        dlayer, dx = pullbacks[i](dy)
+        layer = net.layers[i]
+        try:
+            dlayer, dx = pullbacks[i](dy)
+            check_pullback(layer, dlayer, dx, inputs[i], i > 0)
+        except (ValueError, TypeError) as err:
+            raise _at(who, err, i, layer) from err
         if check_finite:
-            for p, leaf in tree.leaves_with_path(dlayer):
-                _check_finite(who, leaf, i, net.layers[i], f"backward ({p})")
+            _check_finite_grads(who, dlayer, i, layer)
         dlayers[i] = dlayer
         if dx is not None:
             dy = dx
@@ -471,28 +651,68 @@ def _param_counts(layer: Layer) -> tuple[int, int, int]:
     return trainable, n_state, nbytes
 
 
+def _summary_rows(layer: Layer, path: str, shape: Shape, depth: int) -> tuple[list[Any], Shape]:
+    """Rows ``(path, name, output shape, params)`` of ``layer`` and everything inside it."""
+    out = layer.output_shape(shape)
+    t, s, _ = _param_counts(layer)
+    rows: list[Any] = [("  " * depth + path, layer.name, str((None, *out)), f"{t + s:,}")]
+    if isinstance(layer, Container):
+
+        def child(i: int, c: Layer, in_shape: Shape) -> tuple[Layer, Shape]:
+            sub = layer.sublayers()[i][0]
+            child_rows, child_out = _summary_rows(c, f"{path}.{sub}", in_shape, depth + 1)
+            rows.extend(child_rows)
+            return c, child_out
+
+        layer.thread_shapes(shape, child)
+    return rows, out
+
+
 def summary(net: Network, *, file: IO[str] | None = None, quiet: bool = False) -> str:
     """A Keras-style table of layers, output shapes and parameter counts.
 
     Prints the table to ``file`` (standard output by default; nothing with
-    ``quiet=True``) and returns it.
+    ``quiet=True``) and returns it. Each row starts with the layer's path
+    (``layers[3].body.layers[1]``, what `fnn.replace` and
+    ``fnn.optim.freeze`` take); the layers inside a container follow it,
+    indented, and a container's row counts every parameter inside it.
     Shows trainable and non-trainable (state) counts, the dtype and the bytes
     the parameters take; an array shared by two layers is counted once.
+
+    Example:
+        >>> import fnn
+        >>> net = fnn.init([fnn.Dense(4), fnn.Residual([fnn.Dense(4)])], (3,), key=0)
+        >>> print(fnn.summary(net, quiet=True))
+        ----------------------------  -------------------  ------------  ------
+        path                          layer                output shape  params
+        ----------------------------  -------------------  ------------  ------
+        layers[0]                     Dense(units=4)       (None, 4)         16
+        layers[1]                     Residual             (None, 4)         20
+          layers[1].body              Sequential(1 layer)  (None, 4)         20
+            layers[1].body.layers[0]  Dense(units=4)       (None, 4)         20
+        ----------------------------  -------------------  ------------  ------
+        input (None, 3)  dtype float32
+        parameters: 36 (36 trainable, 0 non-trainable), 144 bytes
     """
     net = _check_network("fnn.summary", net)
-    rows = [("#", "layer", "output shape", "params")]
+    rows: list[Any] = [("path", "layer", "output shape", "params")]
     shape: Shape = net.input_shape
+    for i, layer in enumerate(net.layers):
+        layer_rows, shape = _summary_rows(layer, f"layers[{i}]", shape, 0)
+        rows.extend(layer_rows)
     seen: set[tuple[int, int]] = set()
     total = n_state = nbytes = 0
-    for i, layer in enumerate(net.layers):
-        shape = layer.output_shape(shape)
-        t, s, b = _param_counts(layer)
-        ids = {(leaf.__array_interface__["data"][0], leaf.nbytes) for leaf in tree.leaves(layer)}
-        if ids and ids <= seen:
-            t = s = b = 0
-        seen |= ids
-        total, n_state, nbytes = total + t, n_state + s, nbytes + b
-        rows.append((str(i), layer.name, str((None, *shape)), f"{t + s:,}"))
+    state = tree.state_paths(net)
+    for path, leaf in tree.leaves_with_path(net):
+        ident = (leaf.__array_interface__["data"][0], leaf.nbytes)
+        if ident in seen:  # an array shared by two layers counts once
+            continue
+        seen.add(ident)
+        nbytes += leaf.nbytes
+        if path in state:
+            n_state += leaf.size
+        else:
+            total += leaf.size
     widths = [max(len(r[c]) for r in rows) for c in range(4)]
     line = "  ".join("-" * w for w in widths)
     text = [line] + [

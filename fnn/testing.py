@@ -22,14 +22,15 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import numpy as np
 
 from fnn import _arrays, tree
-from fnn.layers._base import Layer
+from fnn.layers._base import Layer, check_pullback
 from fnn.losses import Loss
 from fnn.network import Network, value_and_grad
 from fnn.network import loss as network_loss
@@ -49,6 +50,7 @@ __all__ = [
     "check_vjp",
     "dense_layers",
     "elementwise_activations",
+    "nested_layers",
     "networks",
     "shapes",
 ]
@@ -103,8 +105,9 @@ class GradientReport:
             f"error {self.max_rel_error:.3g} at {self.worst.where} "
             f"(rtol={self.rtol:g}, atol={self.atol:g})"
         )
+        width = max([28, *(len(e.where) for e in self.entries)])
         rows = [
-            f"  {'ok  ' if e.ok else 'FAIL'} {e.where:<28} analytic {e.analytic: .10e}  "
+            f"  {'ok  ' if e.ok else 'FAIL'} {e.where:<{width}} analytic {e.analytic: .10e}  "
             f"numeric {e.numeric: .10e}  rel.err {e.rel_error:.2e}"
             for e in self.entries
         ]
@@ -219,7 +222,11 @@ def check_layer(
     The cotangent ``dy`` and directions are standard normal from ``seed``.
 
     Raises:
-        TypeError: the layer or ``x`` is not float64.
+        TypeError: the layer or ``x`` is not float64; the pullback returned a
+            gradient of another class or dtype, or no ``dx``.
+        ValueError: the pullback returned a gradient of the wrong shape (the
+            message names the parameter, both shapes and, for an extra leading
+            axis, the missing sum over the batch).
         GradientCheckError: with ``raise_on_fail``, when any entry fails.
     """
     if not isinstance(layer, Layer):
@@ -233,9 +240,9 @@ def check_layer(
     y, pullback = layer.vjp(x, key=key, training=training)
     dy = rng.standard_normal(y.shape)
     dlayer, dx = pullback(dy)
-    if dx is None:
-        raise TypeError(f"{who}: pullback returned dx=None although need_dx=True")
+    check_pullback(layer, dlayer, dx, x, True)  # the gradient's shapes, with the likely cause
     tree.check_same_structure(layer, dlayer)
+    dx = cast(Array, dx)
 
     def s_of(lay: Layer, xx: Array) -> float:
         return float(np.vdot(lay.forward(xx, key=key, training=training), dy))
@@ -442,5 +449,167 @@ def networks(
                 layers.append(draw(smooth))
         d_in = draw(st.integers(1, max_input))
         return init(layers, (d_in,), key=draw(st.integers(0, 2**31 - 1)), dtype=np.float64)
+
+    return build()
+
+
+def nested_layers(
+    max_depth: int = 3, max_children: int = 3, max_side: int = 4
+) -> SearchStrategy[tuple[Layer, tuple[int, ...]]]:
+    """Unbuilt layers nested in containers, with the input shape (no batch) they take.
+
+    Each draw is ``(layer, in_shape)``: a `fnn.Sequential`, `fnn.Residual`,
+    `fnn.Parallel` (both merges) or plain layer, with containers nested up to
+    ``max_depth`` deep. Vector inputs ``(d,)`` meet Dense, LayerNorm,
+    BatchNorm and smooth activations; image inputs ``(height, width,
+    channels)`` meet Conv2D (``"same"`` padding), LayerNorm, BatchNorm, smooth
+    activations and Flatten (after which vector layers follow; not inside a
+    Parallel, whose branches keep the input's rank, height and width). A
+    Residual whose body changes the shape gets a projection shortcut
+    (sometimes one is drawn anyway); a branch of a ``merge="sum"`` Parallel
+    gets a projection where its output would not add. The nesting never
+    exceeds ``max_depth`` container levels. Activations are smooth (tanh, sigmoid,
+    GELU) so central differences are accurate everywhere. Every feature,
+    channel and unit count is at least 2, and LayerNorm only normalises 3 or
+    more features: normalising fewer values (or the outputs of a width-1
+    layer) makes the map almost invariant to its input, a point where the
+    gradient is of the order of ``eps`` and central differences cannot check
+    it. BatchNorm in training mode needs a batch of at least 2 (take 3 or
+    more: over 2 examples it gives exactly ±1, and a LayerNorm after it may
+    see a constant row).
+
+    Example:
+        >>> import numpy as np, fnn
+        >>> from hypothesis import given, settings
+        >>> @settings(max_examples=5, database=None)
+        ... @given(nested_layers(max_depth=2))
+        ... def test(case):
+        ...     layer, in_shape = case
+        ...     built, out = layer.init(0, in_shape, np.float64)
+        ...     assert built.forward(np.ones((2, *in_shape))).shape == (2, *out)
+        >>> test()
+    """
+    from hypothesis import strategies as st
+
+    from fnn.layers import (
+        GELU,
+        BatchNorm,
+        Conv2D,
+        Dense,
+        Flatten,
+        LayerNorm,
+        Parallel,
+        Residual,
+        Sequential,
+        Sigmoid,
+        Tanh,
+    )
+
+    Shape = tuple[int, ...]
+    units = st.integers(2, max(2, max_side))
+
+    def leaf(draw: Any, shape: Shape, shifted: bool, allow_flatten: bool) -> Layer:
+        # No BatchNorm where its input is shifted (or scaled) per channel by a parameter
+        # (a bias, a norm's beta or gamma) with nothing but a Flatten or a sum in between:
+        # the norm would be invariant to that parameter, whose gradient is then 0 up to
+        # rounding, and rounding in the central difference could exceed the tolerance.
+        options = ["act", "dense" if len(shape) == 1 else "conv"]
+        if not shifted:
+            options.append("batchnorm")
+        if shape[-1] >= 3:
+            options.append("norm")
+        if len(shape) == 3 and allow_flatten:
+            options.append("flatten")
+        kind = draw(st.sampled_from(options))
+        if kind == "dense":
+            return Dense(draw(units), use_bias=draw(st.booleans()))
+        if kind == "conv":
+            return Conv2D(
+                draw(units), draw(st.integers(1, 3)), padding="same", use_bias=draw(st.booleans())
+            )
+        if kind == "norm":
+            return LayerNorm()
+        if kind == "batchnorm":
+            return BatchNorm(momentum=draw(st.sampled_from([0.0, 0.5, 0.9])))
+        if kind == "flatten":
+            return Flatten()
+        return draw(st.sampled_from([Tanh(), Sigmoid(), GELU()]))  # type: ignore[no-any-return]
+
+    def shifts(layer: Layer, shifted: bool) -> bool:
+        """Whether ``layer``'s output is shifted per channel by a parameter (see `leaf`)."""
+        if isinstance(layer, LayerNorm | BatchNorm):
+            return True
+        if isinstance(layer, Dense | Conv2D):
+            return layer.use_bias
+        return shifted and isinstance(layer, Flatten)
+
+    def projection(draw: Any, shape: Shape, target: Shape) -> Layer:
+        """A layer mapping ``shape`` to ``target`` (same height and width for images)."""
+        if len(target) == 3:
+            return Conv2D(target[-1], 1, use_bias=False)
+        if len(shape) == 3:
+            if target[0] == math.prod(shape):
+                return Flatten()
+            return Sequential([Flatten(), Dense(target[0], use_bias=False)])
+        return Dense(target[0], use_bias=False)
+
+    Node = tuple[Layer, Shape, bool]  # the layer, its output shape, "output shifted" (`leaf`)
+
+    def levels(layer: Layer) -> int:
+        """How many container levels ``layer`` holds (0 for a plain layer)."""
+        kids = [c for _, c in layer.sublayers()]
+        return 1 + max(levels(c) for c in kids) if kids else 0
+
+    def node(draw: Any, shape: Shape, depth: int, shifted: bool, flatten: bool) -> Node:
+        # ``depth``: how many container levels may still nest here (``max_depth`` in all).
+        # ``flatten``: whether a Flatten may be drawn; not below a Parallel, whose branches
+        # then all keep the input's rank (and, with "same" padding, its height and width).
+        kinds = ["leaf"] + (["sequential", "residual", "parallel"] if depth > 0 else [])
+        kind = draw(st.sampled_from(kinds))
+        if kind == "leaf":
+            layer = leaf(draw, shape, shifted, flatten)
+            return layer, layer.output_shape(shape), shifts(layer, shifted)
+        if kind == "sequential":
+            layers, out, flag = [], shape, shifted
+            for _ in range(draw(st.integers(1, max_children))):
+                child, out, flag = node(draw, out, depth - 1, flag, flatten)
+                layers.append(child)
+            return Sequential(layers), out, flag
+        if kind == "residual":
+            body, out, flag = node(draw, shape, depth - 1, shifted, flatten)
+            if out == shape and draw(st.booleans()):
+                return Residual(body), out, flag or shifted
+            # A Sequential projection (Flatten, Dense) is needed only when the body flattens,
+            # which at depth 1 (a plain body) means the body is a Flatten: then so is this.
+            return Residual(body, shortcut=projection(draw, shape, out)), out, flag
+        merge = draw(st.sampled_from(["concat", "sum"]))
+        n = draw(st.integers(1, max_children))
+        branches = [node(draw, shape, depth - 1, shifted, False) for _ in range(n)]
+        target = branches[0][1]
+
+        def fit(b: Layer, out: Shape, f: bool) -> Node:
+            """Branch ``b`` made to give ``target`` (for merge="sum") within the depth."""
+            if out == target:
+                return b, out, f
+            proj = projection(draw, out, target)
+            if isinstance(b, Sequential):
+                return Sequential([*b.layers, proj]), target, False
+            if levels(b) + 1 <= depth - 1:
+                return Sequential([b, proj]), target, False
+            return projection(draw, shape, target), target, False  # one layer: no new level
+
+        if merge == "sum":
+            branches = [fit(*branch) for branch in branches]
+        layer = Parallel([b for b, _, _ in branches], merge=merge)
+        return layer, layer.output_shape(shape), any(f for _, _, f in branches)
+
+    @st.composite
+    def build(draw: Any) -> tuple[Layer, Shape]:
+        side = st.integers(1, max_side)
+        if draw(st.booleans()):
+            shape: Shape = (draw(side), draw(side), draw(st.integers(2, 3)))
+        else:
+            shape = (draw(units),)
+        return node(draw, shape, max_depth, False, True)[0], shape
 
     return build()

@@ -208,3 +208,91 @@ def test_bad_arguments():
     g2 = fnn.grad(other, np.zeros((1, 5)), np.zeros((1, 2)), losses.mse)
     with pytest.raises(ValueError, match=r"layers\[2\]\.w: shape \(4, 3\) vs shape \(4, 2\)"):
         fnn.sgd_step(net, g2, 0.1)
+
+
+def conv_residual_net(dtype=np.float32):
+    block = fnn.Residual([fnn.Conv2D(3, 3, padding="same"), fnn.BatchNorm(), fnn.ReLU()])
+    layers = [fnn.Conv2D(3, 3, padding="same"), block, fnn.MaxPool2D(2), fnn.Flatten(),
+              fnn.Dense(4), fnn.Tanh(), fnn.Dense(2)]
+    return fnn.init(layers, (6, 6, 2), key=3, dtype=dtype)
+
+
+@given(st.one_of(testing.networks(), st.just(conv_residual_net())), st.data())
+def test_slices_compose_to_the_network_bit_for_bit(net, data):
+    """net[a:b] is a Network of those layers whose input shape is what the layers before give;
+    forward(net[k:], forward(net[:k], x)) equals forward(net, x) bit for bit."""
+    n = len(net.layers)
+    x = np.random.default_rng(data.draw(st.integers(0, 99))).normal(
+        size=(data.draw(testing.batch_sizes()), *net.input_shape)).astype(net.dtype)
+    k = data.draw(st.integers(1, n - 1)) if n > 1 else None
+    if k is None:
+        assert net[:].layers == net.layers
+        return
+    head, tail = net[:k], net[k:]
+    assert head.layers == net.layers[:k] and tail.layers == net.layers[k:]
+    assert tail.input_shape == head.output_shape and tail.dtype == net.dtype
+    np.testing.assert_array_equal(fnn.forward(tail, fnn.forward(head, x)), fnn.forward(net, x))
+    j = data.draw(st.integers(k, n))
+    mid = net[k:j] if j > k else None
+    if mid is not None:
+        np.testing.assert_array_equal(
+            fnn.forward(net[j:], fnn.forward(mid, fnn.forward(head, x))) if j < n
+            else fnn.forward(mid, fnn.forward(head, x)),
+            fnn.forward(net, x))
+
+
+def test_indexing_a_network():
+    """net[i] is layer i (negative from the end), len and iteration give the top-level layers,
+    and a path string gives the layer or array there."""
+    net = conv_residual_net()
+    assert net[0] is net.layers[0] and net[-1] is net.layers[-1] and len(net) == 7
+    assert list(net) == list(net.layers)
+    assert net["layers[1].body.layers[1]"] is net.layers[1].body.layers[1]
+    assert net["layers[1].body.layers[0].w"] is net.layers[1].body.layers[0].w
+    assert net[-3:].input_shape == (27,) and net[1:3].output_shape == (3, 3, 3)
+
+
+@pytest.mark.parametrize(
+    ("index", "err", "pattern"),
+    [
+        (7, ValueError, r"Network: layers\[7\] is out of range: layers holds 7 items"),
+        (-8, ValueError, r"layers\[-8\] is out of range"),
+        (slice(0, 9), ValueError, r"slice stop 9 is out of range for a network of 7 layers"),
+        (slice(-9, None), ValueError, r"slice start -9 is out of range"),
+        (slice(3, 3), ValueError, r"the slice \[3:3\] selects no layers of the 7"),
+        (slice(5, 2), ValueError, r"selects no layers"),
+        (slice(None, None, 2), ValueError, r"consecutive layers, got step 2"),
+        (slice(0.5, None), TypeError, r"slice bounds must be ints"),
+        (1.0, TypeError, r"index with an int"),
+        (True, TypeError, r"index with an int"),
+        ("layers[1].tail", ValueError, r"layers\[1\] \(Residual\) has no field 'tail'"),
+        ("layers[1].body.layers[5]", ValueError,
+         r"layers\[1\]\.body\.layers\[5\] is out of range: layers\[1\]\.body\.layers holds 3"),
+        ("layers[0].w[0]", ValueError, r"layers\[0\]\.w is ndarray, which has no numbered"),
+        ("1", ValueError, r"cannot read the path '1'"),
+        ("", ValueError, r"the path is empty"),
+    ],
+)
+def test_bad_indexes_name_the_range(index, err, pattern):
+    """Out-of-range indexes, slices and paths, empty slices and steps: a clear error."""
+    with pytest.raises(err, match=pattern):
+        conv_residual_net()[index]
+
+
+def test_activations_by_path_reach_inside_containers():
+    """activations keeps its tuple (input, then each top-level layer) and maps every path,
+    nested layers included, to its output."""
+    net = conv_residual_net(np.float64)
+    x = np.random.default_rng(0).normal(size=(2, 6, 6, 2))
+    acts = fnn.activations(net, x)
+    assert isinstance(acts, tuple) and len(acts) == len(net.layers) + 1
+    np.testing.assert_array_equal(acts[-1], fnn.forward(net, x))
+    assert acts.by_path["input"] is acts[0] and acts.by_path["layers[6]"] is acts[-1]
+    h = acts.by_path["layers[0]"]
+    conv = net["layers[1].body.layers[0]"]
+    np.testing.assert_array_equal(acts.by_path["layers[1].body.layers[0]"], conv.forward(h))
+    np.testing.assert_array_equal(
+        acts.by_path["layers[1]"], acts.by_path["layers[1].body"] + h)
+    assert list(acts.by_path)[:6] == [
+        "input", "layers[0]", "layers[1].body.layers[0]", "layers[1].body.layers[1]",
+        "layers[1].body.layers[2]", "layers[1].body"]

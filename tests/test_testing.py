@@ -85,3 +85,48 @@ def test_arrays_strategy_respects_bounds_and_margins(x):
 def test_dense_layers_strategy(layer):
     """Generated Dense layers are unbuilt with a positive width."""
     assert not layer.built and layer.units >= 1
+
+
+def test_check_layer_names_a_gradient_of_the_wrong_shape():
+    """A pullback that forgets the batch sum is reported with the layer, the parameter, both
+    shapes and the likely fix (not as 'tree structures differ')."""
+
+    @attrs.frozen(eq=False)
+    class Sumless(fnn.Dense):
+        def vjp(self, x, *, key=None, training=False, need_dx=True):
+            y, pb = super().vjp(x, need_dx=need_dx)
+            return y, lambda dy: (attrs.evolve(pb(dy)[0], b=dy), pb(dy)[1])
+
+    layer, _ = Sumless(3).init(0, (2,), np.dtype(np.float64))
+    with pytest.raises(ValueError, match=r"^Dense\(units=3\): the pullback returned a gradient "
+                                         r"of b with shape \(4, 3\) but b has shape \(3,\); did "
+                                         r"you forget to sum over the batch axis\?"):
+        testing.check_layer(layer, np.random.default_rng(0).normal(size=(4, 2)))
+
+
+@given(testing.nested_layers())
+def test_nested_layers_strategy_builds_and_keeps_its_promise(case):
+    """Generated nestings build for their input shape, in float64, and forward gives the shape
+    init promised; containers nest at most three deep."""
+    layer, in_shape = case
+    built, out_shape = layer.init(0, in_shape, np.dtype(np.float64))
+    x = np.random.default_rng(0).normal(size=(3, *in_shape))
+    assert built.forward(x, training=True).shape == (3, *out_shape)
+
+    def depth(lay):
+        kids = [c for _, c in lay.sublayers()]
+        return 1 + max(map(depth, kids)) if kids else 0
+
+    assert depth(layer) <= 3
+
+
+def test_report_rows_align_for_long_paths():
+    """Every row of a report puts 'analytic' in the same column, however deep the path."""
+    block = fnn.Residual([fnn.Sequential([fnn.Dense(2), fnn.Tanh()])])
+    net = fnn.init([fnn.Dense(2), block], (2,), key=0, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    text = str(testing.check_network(net, rng.normal(size=(3, 2)), rng.normal(size=(3, 2)),
+                                     losses.mse))
+    rows = text.splitlines()[1:]
+    assert len({row.index(" analytic ") for row in rows}) == 1
+    assert any("layers[1].body.layers[0].layers[0].w" in row for row in rows)

@@ -17,15 +17,18 @@ import attrs
 import numpy as np
 
 from fnn import _arrays
-from fnn.layers._base import Array, Layer, Pullback, check_input, input_only_pullback
-from fnn.random import KeyLike
+from fnn.layers._base import Array, Layer
 
 __all__ = ["ELU", "GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh"]
 
 
 @attrs.frozen(eq=False)
 class _Elementwise(Layer):
-    """Shared plumbing: ``y = f(x)``, ``dx = dy * f'(x)`` computed from ``x`` and ``y``."""
+    """``y = f(x)``, ``dx = dy * f'(x)`` computed from ``x`` and ``y``.
+
+    Written in the layer's short form: the base class checks ``x`` and ``dy``
+    and supplies ``forward`` and ``vjp``.
+    """
 
     def _f(self, x: Array) -> Array:
         raise NotImplementedError
@@ -33,21 +36,11 @@ class _Elementwise(Layer):
     def _df(self, x: Array, y: Array) -> Array:
         raise NotImplementedError
 
-    def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
-        return self._f(check_input(self, x, None, "(batch, ...)"))
+    def apply(self, x: Array) -> Array:
+        return self._f(x)
 
-    def vjp(
-        self,
-        x: Array,
-        *,
-        key: KeyLike | None = None,
-        training: bool = False,
-        need_dx: bool = True,
-    ) -> tuple[Array, Pullback]:
-        x = check_input(self, x, None, "(batch, ...)")  # the pullback uses the checked x
-        y = self._f(x)
-
-        return y, input_only_pullback(self, y, lambda dy: dy * self._df(x, y), need_dx)
+    def backward(self, x: Array, y: Array, dy: Array) -> tuple[dict[str, Array], Array]:
+        return {}, dy * self._df(x, y)
 
 
 @attrs.frozen(eq=False)
@@ -214,8 +207,9 @@ class Softmax(Layer):
     which is more accurate than ``Softmax`` followed by a log.
     """
 
-    def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
-        x = check_input(self, x, None, "(batch, ..., classes)")
+    input_layout = "(batch, ..., classes)"
+
+    def apply(self, x: Array) -> Array:
         if x.ndim < 2:
             raise ValueError(
                 f"Softmax: x must have shape (batch, ..., classes), got {x.shape}; "
@@ -223,18 +217,6 @@ class Softmax(Layer):
             )
         return _softmax(x)
 
-    def vjp(
-        self,
-        x: Array,
-        *,
-        key: KeyLike | None = None,
-        training: bool = False,
-        need_dx: bool = True,
-    ) -> tuple[Array, Pullback]:
-        y = self.forward(x)
-
-        def dx_of(dy: Array) -> Array:
-            out: Array = y * (dy - (dy * y).sum(axis=-1, keepdims=True))
-            return out
-
-        return y, input_only_pullback(self, y, dx_of, need_dx)
+    def backward(self, x: Array, y: Array, dy: Array) -> tuple[dict[str, Array], Array]:
+        out: Array = y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+        return {}, out

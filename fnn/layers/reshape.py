@@ -7,8 +7,7 @@ import math
 import attrs
 import numpy as np
 
-from fnn.layers._base import Array, Layer, Pullback, Shape, check_input, input_only_pullback
-from fnn.random import KeyLike
+from fnn.layers._base import Array, Layer, Shape
 from fnn.tree import readonly
 
 __all__ = ["Flatten", "Reshape"]
@@ -16,7 +15,7 @@ __all__ = ["Flatten", "Reshape"]
 
 @attrs.frozen(eq=False)
 class _Relayout(Layer):
-    """``y = x.reshape(batch, *target)``; ``dx = dy.reshape(x.shape)``.
+    """``y = x.reshape(batch, *target)``; ``dx = dy.reshape(x.shape)`` (the short form).
 
     Both are views (no copy) made read-only, so they never alias the caller's
     ``x`` or ``dy`` writeably: writing into an output cannot change an input.
@@ -28,25 +27,11 @@ class _Relayout(Layer):
     def output_shape(self, in_shape: Shape) -> Shape:
         return self._target(in_shape)
 
-    def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
-        x = check_input(self, x, None, "(batch, ...)")
-        if x.ndim < 1:
-            raise ValueError(f"{self.name}: x needs a batch axis; got a 0-d array")
+    def apply(self, x: Array) -> Array:
         return readonly(x.reshape((x.shape[0], *self._target(x.shape[1:]))))
 
-    def vjp(
-        self,
-        x: Array,
-        *,
-        key: KeyLike | None = None,
-        training: bool = False,
-        need_dx: bool = True,
-    ) -> tuple[Array, Pullback]:
-        y = self.forward(x)
-
-        return y, input_only_pullback(
-            self, y, lambda dy: readonly(dy.reshape(x.shape)), need_dx
-        )
+    def backward(self, x: Array, y: Array, dy: Array) -> tuple[dict[str, Array], Array]:
+        return {}, readonly(dy.reshape(x.shape))
 
 
 @attrs.frozen(eq=False)

@@ -1376,6 +1376,86 @@ def _(draw, env):
 
 
 # ---------------------------------------------------------------------------
+# issue 10: containers (as layers), surgery, check_pullback, the nested_layers strategy.
+
+EXEMPT["fnn.layers.Container"] = (
+    "the abstract base of containers; its protocol is fuzzed through Sequential, Residual, Parallel"
+)
+
+
+def _sequential_config(draw: Draw) -> dict[str, Any]:
+    layers = [Dense(dim(draw)), Tanh(), Dense(dim(draw))]
+    if draw(st.booleans()):
+        layers[1:1] = [BatchNorm(), Dropout(draw(st.floats(0, 0.9)))]
+    return {"layers": layers}
+
+
+def _residual_config(draw: Draw) -> dict[str, Any]:
+    if draw(st.booleans()):
+        return {"body": [LayerNorm(), Tanh()], "shortcut": None}
+    units = dim(draw)
+    return {"body": [Dense(units), Tanh(), Dropout(0.5)], "shortcut": Dense(units)}
+
+
+def _parallel_config(draw: Draw) -> dict[str, Any]:
+    merge = draw(st.sampled_from(["concat", "sum"]))
+    a = dim(draw)
+    b = a if merge == "sum" else dim(draw)
+    return {"branches": [Dense(a), [Dense(b), Tanh()]], "merge": merge}
+
+
+for _spec in (
+    LayerSpec(fnn.Sequential, _sequential_config, lambda d: (dim(d),), min_batch=2),
+    LayerSpec(fnn.Residual, _residual_config, lambda d: (dim(d),)),
+    LayerSpec(fnn.Parallel, _parallel_config, lambda d: (dim(d),)),
+):
+    _add_layer_entries(_spec)
+
+
+def _surgery_index(draw: Draw, net: fnn.Network, extra: int = 0) -> Any:
+    i = draw(st.integers(0, len(net.layers) - 1 + extra))
+    return draw(st.sampled_from([i, f"layers[{i}]"]))
+
+
+@entry("fnn.replace", fnn.replace, fnn.replace, r"fnn\.replace")
+def _(draw, env):
+    net = small_net(draw)
+    layer = draw(st.sampled_from([Dense(dim(draw)), Tanh(), fnn.Residual([Tanh()])]))
+    return Call({"net": net, "path": _surgery_index(draw, net), "layer": layer,
+                 "key": a_key(draw)})
+
+
+@entry("fnn.insert", fnn.insert, fnn.insert, r"fnn\.insert")
+def _(draw, env):
+    net = small_net(draw)
+    layer = draw(st.sampled_from([Dense(dim(draw)), Tanh(), fnn.Sequential([Identity()])]))
+    return Call({"net": net, "index": _surgery_index(draw, net, extra=1), "layer": layer,
+                 "key": a_key(draw)})
+
+
+@entry("fnn.remove", fnn.remove, fnn.remove, r"fnn\.remove")
+def _(draw, env):
+    net = small_net(draw)
+    return Call({"net": net, "index": _surgery_index(draw, net), "key": a_key(draw)})
+
+
+@entry("fnn.layers.check_pullback", fnn.layers.check_pullback, fnn.layers.check_pullback,
+       r"\bDense\b|check_pullback")
+def _(draw, env):
+    dtype = np.dtype(a_dtype(draw))
+    layer, _ = Dense(dim(draw)).init(a_key(draw), (dim(draw),), dtype)
+    x = farr(draw, (dim(draw), layer.w.shape[0]), dtype)
+    y, pullback = layer.vjp(x)
+    dlayer, dx = pullback(farr(draw, y.shape, dtype))
+    return Call({"layer": layer, "dlayer": dlayer, "dx": dx, "x": x,
+                 "need_dx": draw(st.booleans()), "who": "the pullback"})
+
+
+entry("fnn.testing.nested_layers", testing.nested_layers, testing.nested_layers,
+      r"\bnested_layers\b")(lambda draw, env: Call({"max_depth": draw(st.integers(0, 3))}))
+
+
+# ---------------------------------------------------------------------------
 # The tests.
 
 
