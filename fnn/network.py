@@ -286,7 +286,9 @@ def prepare_input(who: str, net: Network, x: object, check_values: bool = True) 
     """Check ``x`` against the network and cast it to the network's dtype.
 
     Integer and floating inputs are cast to ``net.dtype`` (so uint8 images and
-    float64 data go straight in); anything else is a ``TypeError``. With
+    float64 data go straight in); anything else is a ``TypeError``. A network
+    whose first layer takes integer ids (``Embedding``) keeps ``x`` as it is and
+    refuses non-integer ``x``. With
     ``check_values=False`` the NaN/inf scan is skipped (for callers that
     checked the whole data set once, such as ``fit``).
     """
@@ -295,6 +297,12 @@ def prepare_input(who: str, net: Network, x: object, check_values: bool = True) 
         raise TypeError(
             f"{who}: x must be a NumPy array of shape (batch, {_dims(net.input_shape)}), "
             f"got {type(x).__name__}; use np.asarray(x, dtype=np.{net.dtype})"
+        )
+    ids = bool(net.layers) and net.layers[0].reads_ids()
+    if ids and x.dtype.kind not in "iu":
+        raise TypeError(
+            f"{who}: x has dtype {x.dtype}, but the network's first layer "
+            f"({net.layers[0].name}) takes integer ids; pass x.astype(np.int64)"
         )
     if x.dtype.kind not in "fiu":
         raise TypeError(
@@ -310,6 +318,8 @@ def prepare_input(who: str, net: Network, x: object, check_values: bool = True) 
         )
     if x.shape[0] == 0:
         raise ValueError(f"{who}: x is an empty batch (shape {x.shape}); pass at least one example")
+    if ids:
+        return x  # ids stay integers; the first layer checks their range
     # NaN/inf and float64 values beyond float32's range are refused before the cast.
     return _arrays.cast_finite(who, "x", x, net.dtype, check_values)
 

@@ -65,8 +65,7 @@ NETWORKS: dict[str, Any] = {
          fnn.Residual([fnn.Dense(3)], shortcut=fnn.Dense(3))],
         (6,), key=4, dtype=dt),
 }
-# Embedding takes integer ids, which a Network's input does not accept until issue 11's
-# prepare_input change lands; until then it is round-tripped on its own below.
+# Embedding takes integer ids: it is round-tripped in a network of its own below.
 LAYER_ONLY = {fnn.Embedding}
 
 

@@ -134,6 +134,9 @@ class Layer:
 
     stochastic: ClassVar[bool] = False
     stateful: ClassVar[bool] = False
+    takes_ids: ClassVar[bool] = False
+    """The input is integer ids, not numbers to cast (``Embedding``); a network whose first
+    layer (or first layer of a leading ``Sequential``) takes ids keeps ``x`` as integers."""
     __reduce_ex__ = readonly_reduce_ex  # copies and pickles keep arrays read-only
     input_rank: ClassVar[int | None] = None
     """Short form: the number of axes ``x`` must have (batch included); ``None``: any."""
@@ -161,6 +164,10 @@ class Layer:
     def sublayers(self) -> tuple[tuple[str, Layer], ...]:
         """``(path, layer)`` of each layer this one holds; empty except for containers."""
         return ()
+
+    def reads_ids(self) -> bool:
+        """Whether this layer's input is integer ids (``takes_ids``, or a Sequential's first)."""
+        return self.takes_ids
 
     def init(self, key: KeyLike, in_shape: Shape, dtype: np.dtype) -> tuple[Self, Shape]:
         """Return ``(layer with parameters, output shape without batch)``."""

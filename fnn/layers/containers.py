@@ -46,6 +46,7 @@ import attrs
 import numpy as np
 from typing_extensions import Self
 
+from fnn import _arrays
 from fnn.layers._base import (
     Array,
     Layer,
@@ -190,9 +191,18 @@ class Container(Layer):
 
     def _enter(self, x: object, key: KeyLike | None) -> tuple[Array, Key | None]:
         """The checked input and key of a forward or vjp call."""
-        return check_input(self, x, None, "(batch, ...)"), (
-            None if key is None else as_key(key, self.name)
-        )
+        if self.reads_ids():  # integer ids for a first Embedding: it checks them itself
+            x = _arrays.plain(self.name, "x", x)
+            if not isinstance(x, np.ndarray) or x.dtype.kind not in "iu" or x.ndim < 1:
+                got = f"dtype {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
+                raise TypeError(
+                    f"{self.name}: x must be an integer array of ids for its first layer, got "
+                    f"{got}; pass x.astype(np.int64)"
+                )
+            checked: Array = x
+        else:
+            checked = check_input(self, x, None, "(batch, ...)")
+        return checked, (None if key is None else as_key(key, self.name))
 
     def init(self, key: KeyLike, in_shape: Shape, dtype: np.dtype) -> tuple[Self, Shape]:
         k = as_key(key, self.name)
@@ -345,6 +355,9 @@ class Sequential(Container):
     def name(self) -> str:
         n = len(self.layers)
         return f"Sequential({n} layer{'s' if n != 1 else ''})"
+
+    def reads_ids(self) -> bool:
+        return bool(self.layers) and self.layers[0].reads_ids()
 
     def _make_sublayers(self) -> tuple[tuple[str, Layer], ...]:
         return tuple((f"layers[{i}]", layer) for i, layer in enumerate(self.layers))

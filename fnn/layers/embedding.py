@@ -131,7 +131,7 @@ class Embedding(Layer):
         ((3, 4), (1, 3, 4), dtype('float32'), True)
     """
 
-    takes_ids: ClassVar[bool] = True
+    takes_ids: ClassVar[bool] = True  # a network keeps its x as integer ids
 
     vocab: int = attrs.field(validator=positive_int)
     dim: int = attrs.field(validator=positive_int)

@@ -211,13 +211,6 @@ def test_positional_errors_name_the_lengths_and_fix():
     assert layer.forward(np.zeros((2, 3, 4))).shape == (2, 3, 4)  # shorter than built: fine
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="fnn.network.prepare_input casts every input to the network's float dtype; it must "
-    "keep integer ids for a first layer with takes_ids = True (issue 11, part 2). Strict: this "
-    "starts failing as an unexpected pass once that is wired, so the marker gets removed.",
-)
 def test_network_starting_with_an_embedding_takes_integer_ids():
     """A network whose first layer is an Embedding takes integer ids: its forward equals the
     layers chained by hand, and fnn.grad agrees with finite differences of fnn.loss."""
@@ -232,3 +225,19 @@ def test_network_starting_with_an_embedding_takes_integer_ids():
     np.testing.assert_allclose(fnn.forward(net, ids), h, rtol=1e-12)
     y = np.random.default_rng(0).normal(size=(3, 2))
     testing.check_network(net, ids, y, fnn.losses.mse)
+
+
+def test_network_with_ids_refuses_floats_and_a_leading_sequential_passes_them_on():
+    """A network whose first layer takes ids refuses float x (the message says which layer and
+    the cast); a Sequential whose first child is an Embedding takes ids like the Embedding."""
+    import fnn
+
+    net = fnn.init([Embedding(5, 3), fnn.Flatten(), fnn.Dense(2)], (4,), key=0)
+    with pytest.raises(TypeError, match=r"first layer \(Embedding.*takes integer ids.*int64"):
+        fnn.forward(net, np.zeros((2, 4), np.float32))
+    nested = fnn.init([fnn.Sequential([Embedding(5, 3), fnn.Flatten()]), fnn.Dense(2)], (4,), key=0)
+    ids = np.array([[0, 4, 4, 1]], np.int32)
+    expected = nested.layers[1].forward(nested.layers[0].forward(ids))
+    np.testing.assert_array_equal(fnn.forward(nested, ids), expected)
+    with pytest.raises(ValueError, match=r"layers\[0\]\.layers\[0\] \(Embedding.*ids must be in \[0, 5\), got 5"):
+        fnn.forward(nested, np.array([[0, 5, 1, 1]]))
