@@ -30,6 +30,7 @@ import fnn
 from fnn.layers import BatchNorm, Conv2D, ReLU
 from fnn.layers import _im2col as ops
 from fnn.layers import _pool_ops as pool_ops
+from fnn.layers import _winograd as winograd
 
 # helper name -> category; names missing from the module are skipped
 CATEGORIES = {
@@ -43,8 +44,13 @@ CATEGORIES = {
     "max_pool_tiles_grad": "pool",
     "max_pool_tiles_masks": "pool",
     "tiles": "pool",
+    "_to_phases": "pad",
+    "_input_transform": "wino",
+    "_output_transform": "wino",
+    "_output_transform_adjoint": "wino",
+    "_input_transform_adjoint": "wino",
 }
-COLUMNS = ["gemm", "im2col", "col2im", "pad", "pool"]
+COLUMNS = ["gemm", "im2col", "col2im", "pad", "pool", "wino"]
 
 _local = threading.local()
 _spent: dict[str, float] = defaultdict(float)
@@ -72,7 +78,7 @@ def instrumented() -> Iterator[None]:
     """Wrap fnn's named array helpers with timers for the block."""
     saved = [
         (module, name, getattr(module, name))
-        for module in (ops, pool_ops)
+        for module in (ops, pool_ops, winograd)
         for name in CATEGORIES
         if hasattr(module, name)
     ]
