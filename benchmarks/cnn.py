@@ -17,15 +17,19 @@ kernels on ``n`` threads, BLAS single-threaded between them: the arrangement
 gives BLAS ``n`` threads too) and ``torch.set_num_threads(n)`` for one thread
 count, and runs one fnn step and one torch step of each model, timed one by
 one; rounds cycle through the thread counts, so every contender sees the same
-machine state. The script prints the median wall-clock ms per step, the
-ratios, and whether issue 15's targets are met: fnn/torch <= 1.5 with one
-thread, <= 2.0 with two, and fnn(1)/fnn(2) >= 1.3.
+machine state, and each round starts with the next contender (what ran just
+before a step changes its time: two identical fnn steps measured 10% apart
+when one always followed a block step and the other a torch step). The script
+prints the median wall-clock ms per step, the ratios, and whether issue 15's
+targets are met: fnn/torch <= 1.5 with one thread, <= 2.0 with two, and
+fnn(1)/fnn(2) >= 1.3.
 
 Run:
     python benchmarks/cnn.py                       # both models, 1 and 2 threads
     python benchmarks/cnn.py --rounds 60 --models cnn
     python benchmarks/cnn.py --profile             # also: where fnn's time goes
     python benchmarks/cnn.py --no-bench --example 40   # the CNN example's epoch time
+    python benchmarks/cnn.py --compare             # also fnn with im2col only (before Winograd)
 
 Wall-clock ratios decide the targets; the CPU time of the process
 (``time.process_time``) is printed beside them: with one thread it hardly
@@ -33,6 +37,11 @@ depends on other programs' load, so it is the figure to trust on a shared
 machine (with two threads it adds up both). The load average is printed with
 every table: on a shared machine two-thread figures mean little while other
 jobs run.
+
+``--compare`` adds a third contender, fnn with every convolution computed by
+im2col (``fnn.layers.conv._WINOGRAD = "never"``: the formulation before
+Winograd F(2x2, 3x3) was added), timed in the same rounds, so the gain of
+Winograd is measured side by side.
 
 ``--profile`` prints, per layer and pass, the wall and CPU ms of the layer and
 the CPU time spent in fnn's named kernel helpers (GEMM, im2col, col2im,
@@ -166,7 +175,23 @@ def limit(n: int) -> Iterator[None]:
             torch.set_num_threads(old)
 
 
-def contenders(models: list[str], block_hw: int) -> dict[tuple[str, str], Step]:
+def im2col_only(step: Step) -> Step:
+    """``step`` with every convolution computed by im2col (fnn before Winograd)."""
+    from fnn.layers import conv
+
+    def run() -> None:
+        saved, conv._WINOGRAD = conv._WINOGRAD, "never"
+        try:
+            step()
+        finally:
+            conv._WINOGRAD = saved
+
+    return run
+
+
+def contenders(
+    models: list[str], block_hw: int, compare: bool = False
+) -> dict[tuple[str, str], Step]:
     """``{(model, framework): step}`` on fixed random data."""
     rng = np.random.default_rng(0)
     x = rng.random((BATCH, 28, 28, 1), dtype=np.float32)
@@ -174,20 +199,34 @@ def contenders(models: list[str], block_hw: int) -> dict[tuple[str, str], Step]:
     bx = rng.standard_normal((BATCH, block_hw, block_hw, 32), dtype=np.float32)
     bdy = rng.standard_normal(bx.shape, dtype=np.float32)
     steps = {("cnn", "fnn"): fnn_cnn(x, y), ("block", "fnn"): fnn_block(bx, bdy)}
+    if compare:
+        steps[("cnn", "im2col")] = im2col_only(fnn_cnn(x, y))
+        steps[("block", "im2col")] = im2col_only(fnn_block(bx, bdy))
     steps.update({(m, "torch"): s for m, s in torch_steps(x, y, bx, bdy).items()})
     return {k: s for k, s in steps.items() if k[0] in models}
 
 
-def bench(models: list[str], counts: list[int], rounds: int, per_round: int, block_hw: int) -> None:
+def bench(
+    models: list[str],
+    counts: list[int],
+    rounds: int,
+    per_round: int,
+    block_hw: int,
+    compare: bool = False,
+) -> None:
     """Interleave every contender and thread count; print medians, ratios and targets."""
-    steps = contenders(models, block_hw)
+    steps = contenders(models, block_hw, compare)
     wall: dict[tuple[str, str, int], list[float]] = {}
     cpu: dict[tuple[str, str, int], list[float]] = {}
+    items = list(steps.items())
     for r in range(rounds + 1):  # round 0 warms up
+        # each round starts with the next contender: what ran just before a step (its freed
+        # memory, its cache footprint) measurably changes the step's time on a busy machine
+        order = items[r % len(items) :] + items[: r % len(items)]
         for n in counts:
             with limit(n):
                 for _ in range(per_round):
-                    for (model, fw), step in steps.items():
+                    for (model, fw), step in order:
                         t0, c0 = time.perf_counter(), time.process_time()
                         step()
                         if r > 0:
@@ -206,6 +245,17 @@ def bench(models: list[str], counts: list[int], rounds: int, per_round: int, blo
                 ratio_cpu = med_cpu[(model, "fnn", n)] / med_cpu[(model, "torch", n)]
                 line += f"   torch {torch_ms}   fnn/torch {ratio:5.2f} / {ratio_cpu:5.2f}"
             print(line)
+            if (model, "im2col", n) in med:
+                old = f"{med[(model, 'im2col', n)]:7.2f} / {med_cpu[(model, 'im2col', n)]:7.2f}"
+                gain = med[(model, "im2col", n)] / med[(model, "fnn", n)]
+                gain_cpu = med_cpu[(model, "im2col", n)] / med_cpu[(model, "fnn", n)]
+                line = f"  {model:<6} threads={n}: fnn with im2col only {old}"
+                line += f"   im2col/fnn {gain:5.2f} / {gain_cpu:5.2f}"
+                if (model, "torch", n) in med:
+                    ratio = med[(model, "im2col", n)] / med[(model, "torch", n)]
+                    ratio_cpu = med_cpu[(model, "im2col", n)] / med_cpu[(model, "torch", n)]
+                    line += f"   im2col/torch {ratio:5.2f} / {ratio_cpu:5.2f}"
+                print(line)
     best = {k: 1e3 * min(v) for k, v in wall.items()}
     print("fastest step (minimum wall ms; on a busy machine, the closest to an unloaded run):")
     for model in models:
@@ -286,6 +336,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true", help="per-layer kernel breakdown")
     parser.add_argument("--no-bench", action="store_true", help="only the profile")
     parser.add_argument(
+        "--compare", action="store_true", help="also time fnn with im2col only (before Winograd)"
+    )
+    parser.add_argument(
         "--example",
         type=int,
         default=0,
@@ -301,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.blas_threads_n:
         BLAS_THREADS[0] = None
     if not args.no_bench:
-        bench(args.models, args.threads, args.rounds, args.per_round, args.block_hw)
+        bench(args.models, args.threads, args.rounds, args.per_round, args.block_hw, args.compare)
     if args.example:
         example_epoch(args.threads, args.example)
     if args.profile:
