@@ -279,12 +279,13 @@ def bench(
             print(f"  {model:<6} fnn 1 thread / 2 threads {gain:5.2f} >= 1.3: {verdict}")
 
 
-def example_epoch(counts: list[int], steps: int) -> None:
+def example_epoch(counts: list[int], steps: int, compare: bool = False) -> None:
     """Median training step of examples/mnist_cnn.py's network, extrapolated to one epoch.
 
     Adam (lr 1e-3), batch 128, dropout active, on Fashion-MNIST when it is
     installed (random images otherwise); one epoch of the example is 422 steps
-    (54,000 training images). Thread counts alternate step by step.
+    (54,000 training images). Thread counts (and with ``compare``, fnn with
+    im2col only) alternate step by step.
     """
     import importlib.util
     from pathlib import Path
@@ -299,26 +300,32 @@ def example_epoch(counts: list[int], steps: int) -> None:
         rng = np.random.default_rng(0)
         x, y = rng.random((60000, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 60000)
     opt, loss_fn = fnn.optim.adam(1e-3), fnn.losses.sparse_softmax_cross_entropy
-    nets = {n: fnn.init(example.cnn(), (28, 28, 1), key=0) for n in counts}
-    states = {n: opt.init(nets[n]) for n in counts}
-    times: dict[int, list[float]] = {n: [] for n in counts}
-    cpus: dict[int, list[float]] = {n: [] for n in counts}
+    runs = [(n, mode) for n in counts for mode in (["auto", "never"] if compare else ["auto"])]
+    nets = {r: fnn.init(example.cnn(), (28, 28, 1), key=0) for r in runs}
+    states = {r: opt.init(nets[r]) for r in runs}
+    times: dict[tuple[int, str], list[float]] = {r: [] for r in runs}
+    cpus: dict[tuple[int, str], list[float]] = {r: [] for r in runs}
+    from fnn.layers import conv
+
     for i in range(steps + 2):
         xb, yb = x[i * BATCH : (i + 1) * BATCH], y[i * BATCH : (i + 1) * BATCH]
-        for n in counts:
-            with limit(n):
+        for r in runs[i % len(runs) :] + runs[: i % len(runs)]:
+            saved, conv._WINOGRAD = conv._WINOGRAD, r[1]
+            with limit(r[0]):
                 t0, c0 = time.perf_counter(), time.process_time()
                 key = fnn.random.fold_in(fnn.random.key(0), i)
-                _, grads = fnn.value_and_grad(nets[n], xb, yb, loss_fn, key=key, training=True)
-                nets[n], states[n] = opt.update(grads, states[n], nets[n])
+                _, grads = fnn.value_and_grad(nets[r], xb, yb, loss_fn, key=key, training=True)
+                nets[r], states[r] = opt.update(grads, states[r], nets[r])
                 if i >= 2:
-                    times[n].append(time.perf_counter() - t0)
-                    cpus[n].append(time.process_time() - c0)
+                    times[r].append(time.perf_counter() - t0)
+                    cpus[r].append(time.process_time() - c0)
+            conv._WINOGRAD = saved
     print(f"\nexamples/mnist_cnn.py network, median of {steps} steps; {load()}")
-    for n in counts:
-        med, cpu = statistics.median(times[n]), statistics.median(cpus[n])
+    for n, mode in runs:
+        med, cpu = statistics.median(times[(n, mode)]), statistics.median(cpus[(n, mode)])
         epoch = f"one epoch (422 steps) {422 * med:5.0f} s wall, {422 * cpu:5.0f} s CPU"
-        print(f"  threads={n}: {1e3 * med:6.1f} ms/step wall, {1e3 * cpu:6.1f} CPU -> {epoch}")
+        what = f"threads={n}" + (", im2col only" if mode == "never" else "")
+        print(f"  {what}: {1e3 * med:6.1f} ms/step wall, {1e3 * cpu:6.1f} CPU -> {epoch}")
 
 
 def load() -> str:
@@ -356,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_bench:
         bench(args.models, args.threads, args.rounds, args.per_round, args.block_hw, args.compare)
     if args.example:
-        example_epoch(args.threads, args.example)
+        example_epoch(args.threads, args.example, args.compare)
     if args.profile:
         from cnn_profile import profile  # type: ignore[import-not-found]
 
