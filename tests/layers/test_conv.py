@@ -498,7 +498,7 @@ def test_winograd_in_chunks_matches_the_einsum_definition(n_threads):
 def test_winograd_in_float32_is_as_accurate_as_documented():
     """In float32, on the ResNet block's shape, Winograd's output and gradients differ from
     the float64 result by at most 2e-6 of their largest entry (docs/math/conv.md quotes
-    the measured errors, which are within 1.5x of im2col's)."""
+    the measured errors: below 1e-6, about 2x im2col's for dL/dw, smaller for y and dx)."""
     layer64, _ = Conv2D(32, 3, padding="same").init(3, (14, 14, 32), np.float64)
     layer64 = attrs.evolve(layer64, b=np.random.default_rng(9).normal(size=32) * 0.1)
     layer32 = fnn.tree.map(lambda a: a.astype(np.float32), layer64)
