@@ -430,10 +430,13 @@ def winograd_calls():
 
 @st.composite
 def winograd_case(draw):
-    """A float64 3x3 stride-1 Conv2D with 1-3 channels in and out, any padding form, image
-    sides giving 1-7 output rows and columns (odd and even: the 2x2 tiles need not divide
-    the output), a non-zero bias or none, and a fitting input of 1-3 images."""
-    layer = Conv2D(draw(small), 3, padding=draw(paddings()), use_bias=draw(st.booleans()))
+    """A float64 3x3 stride-1 Conv2D with 1-3 channels in and out, any padding form (also
+    pads of 3-4, wider than a tile's overlap), image sides giving 1-7 output rows and
+    columns (odd and even: the 2x2 tiles need not divide the output), a non-zero bias or
+    none, and a fitting input of 1-3 images."""
+    wide = st.tuples(st.integers(0, 4), st.integers(0, 4))
+    padding = draw(st.one_of(paddings(), st.tuples(wide, wide)))
+    layer = Conv2D(draw(small), 3, padding=padding, use_bias=draw(st.booleans()))
     padding = layer.padding  # "valid", "same" or ((top, bottom), (left, right))
     sides = []
     for axis in (0, 1):
