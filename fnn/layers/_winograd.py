@@ -90,11 +90,12 @@ class Tiling(NamedTuple):
 
     @property
     def tiles(self) -> int:
-        """Tile rows per image, the unused column included."""
+        """Tiles per image (rows of ``V`` and ``M``), the unused column included."""
         return self.th * (self.tw + 1)
 
 
 def _phases(before: int, n: int, tiles: int) -> tuple[tuple[int, int, int], ...]:
+    """``(a0, r0, count)`` per phase for ``n`` cells after ``before`` padding, ``tiles`` tiles."""
     out = []
     for phase in (0, 1):
         a0 = (before - phase + 1) // 2  # first phase row that holds an input cell
@@ -116,15 +117,18 @@ def kernel_transform(w: Array) -> Array:
 
     Computed in float64 and rounded once.
     """
-    u = np.einsum("ui,ijco,vj->uvco", _G, w.astype(np.float64), _G)
+    size = w.shape[2] * w.shape[3]
+    gw = (_G @ w.reshape(3, 3 * size).astype(np.float64)).reshape(4, 3, size)  # over i
+    u = np.matmul(_G, gw)  # over j: (4, 4, c_in·c_out)
     return np.ascontiguousarray(u.reshape(16, *w.shape[2:]), dtype=w.dtype)
 
 
 def kernel_transform_adjoint(du: Array) -> Array:
     """``dw = Gᵀ dU G``: ``(16, c_in, c_out)`` -> ``(3, 3, c_in, c_out)``, in ``du``'s dtype."""
-    du4 = du.reshape(4, 4, *du.shape[1:]).astype(np.float64)
-    dw: Array = np.einsum("ui,uvco,vj->ijco", _G, du4, _G)
-    return dw.astype(du.dtype)
+    size = du.shape[1] * du.shape[2]
+    gdu = (_G.T @ du.reshape(4, 4 * size).astype(np.float64)).reshape(3, 4, size)  # over u
+    dw: Array = np.matmul(_G.T, gdu)  # over v: (3, 3, c_in·c_out)
+    return dw.reshape(3, 3, *du.shape[1:]).astype(du.dtype)
 
 
 def _to_phases(x: Array, tl: Tiling) -> Array:
