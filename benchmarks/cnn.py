@@ -17,9 +17,10 @@ kernels on ``n`` threads, BLAS single-threaded between them: the arrangement
 gives BLAS ``n`` threads too) and ``torch.set_num_threads(n)`` for one thread
 count, and runs one fnn step and one torch step of each model, timed one by
 one; rounds cycle through the thread counts, so every contender sees the same
-machine state, and each round starts with the next contender (what ran just
-before a step changes its time: two identical fnn steps measured 10% apart
-when one always followed a block step and the other a torch step). The script
+machine state, and each round runs the contenders in a new (seeded random)
+order: what ran just before a step changes its time (two identical fnn CNN
+steps measured 4% apart with one thread and 12% with two, CPU time, when
+one always followed fnn's block step and the other torch's). The script
 prints the median wall-clock ms per step, the ratios, and whether issue 15's
 targets are met: fnn/torch <= 1.5 with one thread, <= 2.0 with two, and
 fnn(1)/fnn(2) >= 1.3.
@@ -53,6 +54,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import random
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -218,11 +220,12 @@ def bench(
     steps = contenders(models, block_hw, compare)
     wall: dict[tuple[str, str, int], list[float]] = {}
     cpu: dict[tuple[str, str, int], list[float]] = {}
-    items = list(steps.items())
+    items, shuffle = list(steps.items()), random.Random(0).shuffle
     for r in range(rounds + 1):  # round 0 warms up
-        # each round starts with the next contender: what ran just before a step (its freed
-        # memory, its cache footprint) measurably changes the step's time on a busy machine
-        order = items[r % len(items) :] + items[: r % len(items)]
+        # a new order every round: what ran just before a step (its freed memory, its cache
+        # footprint) measurably changes the step's time on a busy machine
+        order = items.copy()
+        shuffle(order)
         for n in counts:
             with limit(n):
                 for _ in range(per_round):
