@@ -347,7 +347,7 @@ class Conv2D(Layer):
     def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
         x = self._check(x)
         pads, out_hw = self._geometry((x.shape[1], x.shape[2]))
-        if len(x) and self._uses_winograd(x.shape[3], out_hw):  # (an empty batch: im2col)
+        if len(x) and self._uses_winograd(x.shape[3], out_hw):  # an empty batch: im2col
             return self._winograd_forward(x, pads, out_hw, keep=False)[0]
         return self._forward(x)[0]
 
@@ -361,7 +361,7 @@ class Conv2D(Layer):
     ) -> tuple[Array, Pullback]:
         x = self._check(x)
         pads, out_hw = self._geometry((x.shape[1], x.shape[2]))
-        if len(x) and self._uses_winograd(x.shape[3], out_hw):  # (an empty batch: im2col)
+        if len(x) and self._uses_winograd(x.shape[3], out_hw):  # an empty batch: im2col
             return self._winograd_vjp(x, pads, out_hw, need_dx)
         y, parts, pads = self._forward(x)
         w = cast(Array, self.w)
