@@ -40,9 +40,9 @@ every table: on a shared machine two-thread figures mean little while other
 jobs run.
 
 ``--compare`` adds a third contender, fnn with every convolution computed by
-im2col (``fnn.layers.conv._WINOGRAD = "never"``: the formulation before
-Winograd F(2x2, 3x3) was added), timed in the same rounds, so the gain of
-Winograd is measured side by side.
+im2col (``fnn.layers.conv._FORMULATION = "im2col"``: the formulation before
+Winograd F(2x2, 3x3) and shifted products were added), timed in the same
+rounds, so their gain is measured side by side.
 
 ``--profile`` prints, per layer and pass, the wall and CPU ms of the layer and
 the CPU time spent in fnn's named kernel helpers (GEMM, im2col, col2im,
@@ -178,15 +178,15 @@ def limit(n: int) -> Iterator[None]:
 
 
 def im2col_only(step: Step) -> Step:
-    """``step`` with every convolution computed by im2col (fnn before Winograd)."""
+    """``step`` with every convolution computed by im2col (fnn before issue 15's follow-up)."""
     from fnn.layers import conv
 
     def run() -> None:
-        saved, conv._WINOGRAD = conv._WINOGRAD, "never"
+        saved, conv._FORMULATION = conv._FORMULATION, "im2col"
         try:
             step()
         finally:
-            conv._WINOGRAD = saved
+            conv._FORMULATION = saved
 
     return run
 
@@ -303,7 +303,7 @@ def example_epoch(counts: list[int], steps: int, compare: bool = False) -> None:
         rng = np.random.default_rng(0)
         x, y = rng.random((60000, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 60000)
     opt, loss_fn = fnn.optim.adam(1e-3), fnn.losses.sparse_softmax_cross_entropy
-    runs = [(n, mode) for n in counts for mode in (["auto", "never"] if compare else ["auto"])]
+    runs = [(n, mode) for n in counts for mode in (["auto", "im2col"] if compare else ["auto"])]
     nets = {r: fnn.init(example.cnn(), (28, 28, 1), key=0) for r in runs}
     states = {r: opt.init(nets[r]) for r in runs}
     times: dict[tuple[int, str], list[float]] = {r: [] for r in runs}
@@ -313,7 +313,7 @@ def example_epoch(counts: list[int], steps: int, compare: bool = False) -> None:
     for i in range(steps + 2):
         xb, yb = x[i * BATCH : (i + 1) * BATCH], y[i * BATCH : (i + 1) * BATCH]
         for r in runs[i % len(runs) :] + runs[: i % len(runs)]:
-            saved, conv._WINOGRAD = conv._WINOGRAD, r[1]
+            saved, conv._FORMULATION = conv._FORMULATION, r[1]
             with limit(r[0]):
                 t0, c0 = time.perf_counter(), time.process_time()
                 key = fnn.random.fold_in(fnn.random.key(0), i)
@@ -322,12 +322,12 @@ def example_epoch(counts: list[int], steps: int, compare: bool = False) -> None:
                 if i >= 2:
                     times[r].append(time.perf_counter() - t0)
                     cpus[r].append(time.process_time() - c0)
-            conv._WINOGRAD = saved
+            conv._FORMULATION = saved
     print(f"\nexamples/mnist_cnn.py network, median of {steps} steps; {load()}")
     for n, mode in runs:
         med, cpu = statistics.median(times[(n, mode)]), statistics.median(cpus[(n, mode)])
         epoch = f"one epoch (422 steps) {422 * med:5.0f} s wall, {422 * cpu:5.0f} s CPU"
-        what = f"threads={n}" + (", im2col only" if mode == "never" else "")
+        what = f"threads={n}" + (", im2col only" if mode == "im2col" else "")
         print(f"  {what}: {1e3 * med:6.1f} ms/step wall, {1e3 * cpu:6.1f} CPU -> {epoch}")
 
 
@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true", help="per-layer kernel breakdown")
     parser.add_argument("--no-bench", action="store_true", help="only the profile")
     parser.add_argument(
-        "--compare", action="store_true", help="also time fnn with im2col only (before Winograd)"
+        "--compare", action="store_true", help="also time fnn with im2col only (as before)"
     )
     parser.add_argument(
         "--example",

@@ -46,7 +46,7 @@ the batch and on threads in the same way.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Protocol, cast
 
 import attrs
 import numpy as np
@@ -54,6 +54,7 @@ import numpy as np
 from fnn import parallel
 from fnn._diagnose import channels_first_hint
 from fnn.layers import _im2col as ops
+from fnn.layers import _shifted as sh
 from fnn.layers import _winograd as wg
 from fnn.layers import initializers
 from fnn.layers._base import (
@@ -72,10 +73,27 @@ from fnn.random import KeyLike, split
 
 __all__ = ["Conv2D"]
 
-_WINOGRAD = "auto"
-"""How 3x3 stride-1 undilated convolutions are computed: ``"auto"`` (the measured
-rule of :meth:`Conv2D._uses_winograd`), ``"always"`` (Winograd F(2x2, 3x3)) or
-``"never"`` (im2col). Tests and ``benchmarks/cnn.py --compare`` set it."""
+_FORMULATION = "auto"
+"""How stride-1 convolutions are computed: ``"auto"`` (the measured rule of
+:meth:`Conv2D._formulation`), or ``"im2col"``, ``"shifted"``, ``"winograd"`` to
+force one where it applies (others fall back to im2col). Tests and
+``benchmarks/cnn.py --compare`` set it."""
+
+
+class _Passes(Protocol):
+    """The chunked passes of a fast formulation (``_winograd.Winograd``, ``_shifted.Shifted``)."""
+
+    item_bytes: int
+
+    def forward(self, chunk: tuple[int, int], x: Array, y: Array) -> None: ...
+
+    def prepare_backward(self, need_dx: bool) -> None: ...
+
+    def backward(
+        self, chunk: tuple[int, int], dy: Array, dx: Array | None
+    ) -> tuple[Array, Array]: ...
+
+    def kernel_grad(self, dw: Array) -> Array: ...
 
 
 @attrs.frozen(eq=False)
@@ -268,76 +286,77 @@ class Conv2D(Layer):
         geometry = (self.kernel_size, self.strides, self.dilation)
         ops.col2im(ops.matmul(delta, weights), dy.shape[1:3], pads, *geometry, out=out)
 
-    def _uses_winograd(self, c_in: int, out_hw: tuple[int, int]) -> bool:
-        """Whether to compute with Winograd F(2x2, 3x3) rather than im2col.
+    def _formulation(self, c_in: int, out_hw: tuple[int, int]) -> str:
+        """``"winograd"``, ``"shifted"`` or ``"im2col"``: how to compute this layer.
 
-        Only for 3x3 kernels, stride 1, no dilation; then (with ``_WINOGRAD ==
-        "auto"``) when it measured faster, vjp + pullback, one thread, batch
-        64-128, c_in and c_out in {8, 16, 32, 64}, images 7-28: at least 16
-        input channels (with 8, im2col's products are as cheap), at most twice
-        as many output channels as input channels (the output transforms grow
-        with c_out; 16 -> 64 ran 0.8x as fast), and tiles that waste at most
-        25% (the 2x2 tiles plus one unused tile column cover
-        ``4·th·(tw + 1)`` outputs for ``out_h·out_w``: 14% for 14x14, 39% for
-        11x11, 63% for 7x7, where Winograd ran 0.7-1.0x as fast). Where it
-        applies it ran 1.1-1.45x as fast (1.3x for 32 -> 32 on 14x14).
+        Winograd F(2x2, 3x3) applies to 3x3 kernels, stride 1, no dilation;
+        shifted products to any stride-1 kernel; im2col to all. With
+        ``_FORMULATION == "auto"``, the rule below measured fastest (vjp +
+        pullback, one thread, batch 64-128, c_in and c_out in {8, 16, 32, 64},
+        images 7-28; see ``docs/math/conv.md``). Winograd: at least 16 input
+        channels (with 8, im2col's products are as cheap), at most twice as
+        many output channels as input channels (the output transforms grow with
+        c_out; 16 -> 64 ran 0.8x as fast), and tiles that waste at most 25%
+        (the 2x2 tiles plus one unused tile column cover ``4·th·(tw + 1)``
+        outputs for ``out_h·out_w``: 14% for 14x14, 39% for 11x11, 63% for
+        7x7, where Winograd ran 0.7-1.0x as fast); there it ran 1.1-1.45x as
+        fast as im2col (1.3x for 32 -> 32 on 14x14).
         """
-        if self.kernel_size != (3, 3) or self.strides != (1, 1) or self.dilation != (1, 1):
-            return False
-        if _WINOGRAD != "auto":
-            return _WINOGRAD == "always"
-        th, tw = -(-out_hw[0] // 2), -(-out_hw[1] // 2)
-        waste = 4 * th * (tw + 1) / (out_hw[0] * out_hw[1]) - 1
-        return c_in >= 16 and self.filters <= 2 * c_in and waste <= 0.25
+        if self.strides != (1, 1) or _FORMULATION == "im2col":
+            return "im2col"
+        winograd = self.kernel_size == (3, 3) and self.dilation == (1, 1)
+        if _FORMULATION == "winograd":
+            return "winograd" if winograd else "im2col"
+        if _FORMULATION == "shifted":
+            return "shifted"
+        if winograd:
+            th, tw = -(-out_hw[0] // 2), -(-out_hw[1] // 2)
+            waste = 4 * th * (tw + 1) / (out_hw[0] * out_hw[1]) - 1
+            if c_in >= 16 and self.filters <= 2 * c_in and waste <= 0.25:
+                return "winograd"
+        return "im2col"
 
-    def _winograd_forward(
+    def _plan(
         self, x: Array, pads: ops.Pads, out_hw: tuple[int, int], keep: bool
-    ) -> tuple[Array, Array, Array | None, list[tuple[int, int]], wg.Tiling]:
-        """``(y, U, V or None, chunks, tiling)``: the Winograd forward pass, per chunk."""
-        tl = wg.tiling((x.shape[1], x.shape[2]), pads)
-        u = wg.kernel_transform(cast(Array, self.w))
-        batch, c_in = x.shape[0], x.shape[3]
-        y = ops.empty((batch, *out_hw, self.filters), x.dtype)
-        v = ops.empty((16, batch * tl.tiles, c_in), x.dtype) if keep else None
-        # split aims at 4 MiB per chunk: about 1 MiB of tiles (measured on the ResNet-style
-        # block, CPU ms per step: 42.2 with 0.5 MiB, 42.8 with 1, 50.4 with 2 and 4)
-        tile_bytes = 16 * tl.tiles * c_in * x.dtype.itemsize
-        chunks = parallel.split(batch, item_bytes=4 * tile_bytes)
-
-        def run(chunk: tuple[int, int]) -> None:
-            a, b = chunk
-            if v is None:
-                vc = np.empty((16, (b - a) * tl.tiles, c_in), x.dtype)
-            else:
-                vc = v[:, a * tl.tiles : b * tl.tiles]
-            wg.forward(x[a:b], u, self.b, tl, vc, y[a:b])
-
-        parallel.map(run, chunks)
-        return y, u, v, chunks, tl
-
-    def _winograd_vjp(
-        self, x: Array, pads: ops.Pads, out_hw: tuple[int, int], need_dx: bool
-    ) -> tuple[Array, Pullback]:
-        """vjp by Winograd: the pullback is the exact adjoint of the forward's steps."""
-        y, u, v, chunks, tl = self._winograd_forward(x, pads, out_hw, keep=True)
-        v = cast(Array, v)
+    ) -> _Passes | None:
+        """The chunked passes of a fast formulation for ``x``, or ``None`` for im2col."""
+        how = self._formulation(x.shape[3], out_hw) if len(x) else "im2col"  # (0 images)
         w = cast(Array, self.w)
+        if how == "winograd":
+            return wg.Winograd(w, self.b, x.shape, pads, keep)
+        if how == "shifted":
+            return sh.Shifted(w, self.b, x.shape, pads, self.dilation, keep)
+        return None
+
+    def _planned_forward(
+        self, x: Array, out_hw: tuple[int, int], passes: _Passes
+    ) -> tuple[Array, list[tuple[int, int]]]:
+        """``(y, chunks)``: the forward pass of ``passes``, per chunk (on threads)."""
+        y = ops.empty((x.shape[0], *out_hw, self.filters), x.dtype)
+        chunks = parallel.split(x.shape[0], item_bytes=passes.item_bytes)
+        parallel.map(lambda c: passes.forward(c, x[c[0] : c[1]], y[c[0] : c[1]]), chunks)
+        return y, chunks
+
+    def _planned_vjp(
+        self, x: Array, out_hw: tuple[int, int], passes: _Passes, need_dx: bool
+    ) -> tuple[Array, Pullback]:
+        """vjp by a fast formulation: each pullback is the exact adjoint of its forward."""
+        y, chunks = self._planned_forward(x, out_hw, passes)
 
         def pullback(dy: Array) -> tuple[Conv2D, Array | None]:
             dy = check_cotangent(self, dy, y)
             dx = ops.empty(x.shape, x.dtype) if need_dx else None
-            u_t = np.ascontiguousarray(u.transpose(0, 2, 1)) if need_dx else None
+            passes.prepare_backward(need_dx)
 
             def run(chunk: tuple[int, int]) -> tuple[Array, Array]:
                 a, b = chunk
-                dxc = None if dx is None else dx[a:b]
-                return wg.backward(dy[a:b], v[:, a * tl.tiles : b * tl.tiles], u_t, tl, dxc)
+                return passes.backward(chunk, dy[a:b], None if dx is None else dx[a:b])
 
             partials = parallel.map(run, chunks)
-            du, db = partials[0]
-            for du_part, db_part in partials[1:]:  # a fixed order: fixed bits per thread count
-                du, db = du + du_part, db + db_part
-            grads = {"w": wg.kernel_transform_adjoint(du).reshape(w.shape)}
+            dw, db = partials[0]
+            for dw_part, db_part in partials[1:]:  # a fixed order: fixed bits per thread count
+                dw, db = dw + dw_part, db + db_part
+            grads = {"w": passes.kernel_grad(dw)}
             if self.b is not None:
                 grads["b"] = db
             return self.zero_grad_like(**grads), dx
@@ -347,8 +366,9 @@ class Conv2D(Layer):
     def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
         x = self._check(x)
         pads, out_hw = self._geometry((x.shape[1], x.shape[2]))
-        if len(x) and self._uses_winograd(x.shape[3], out_hw):  # an empty batch: im2col
-            return self._winograd_forward(x, pads, out_hw, keep=False)[0]
+        passes = self._plan(x, pads, out_hw, keep=False)
+        if passes is not None:
+            return self._planned_forward(x, out_hw, passes)[0]
         return self._forward(x)[0]
 
     def vjp(
@@ -361,8 +381,9 @@ class Conv2D(Layer):
     ) -> tuple[Array, Pullback]:
         x = self._check(x)
         pads, out_hw = self._geometry((x.shape[1], x.shape[2]))
-        if len(x) and self._uses_winograd(x.shape[3], out_hw):  # an empty batch: im2col
-            return self._winograd_vjp(x, pads, out_hw, need_dx)
+        passes = self._plan(x, pads, out_hw, keep=True)
+        if passes is not None:
+            return self._planned_vjp(x, out_hw, passes, need_dx)
         y, parts, pads = self._forward(x)
         w = cast(Array, self.w)
         rows, k = y.shape[1] * y.shape[2], w.size // self.filters

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import fnn
 from fnn import testing
+from fnn.layers import _shifted as sh
 from fnn.layers import _winograd as wg
 from fnn.layers import conv
 from fnn.layers.conv import Conv2D
@@ -331,10 +332,10 @@ def test_each_kernel_path_matches_the_sum_and_finite_differences(path, n_threads
             testing.check_layer(layer, x, seed=seed)
 
 
-@pytest.mark.parametrize("mode", ["never", "always"])
+@pytest.mark.parametrize("mode", ["im2col", "winograd", "shifted"])
 def test_a_fixed_thread_count_gives_fixed_bits(mode):
     """For a given thread count the outputs and gradients are bit-identical run after run,
-    and one and two threads agree to float32 round-off (im2col and Winograd alike)."""
+    and one and two threads agree to float32 round-off (every formulation)."""
     layer, _ = Conv2D(16, 3, padding="same").init(0, (12, 12, 8), np.dtype(np.float32))
     rng = np.random.default_rng(4)
     x = rng.standard_normal((64, 12, 12, 8), dtype=np.float32)
@@ -369,12 +370,12 @@ def test_large_batches_are_split_into_chunks_on_one_thread_too():
     np.testing.assert_allclose(grads.b, dy.sum(axis=(0, 1, 2)), rtol=1e-10)
 
 
-@pytest.mark.parametrize("mode", ["auto", "always"])
+@pytest.mark.parametrize("mode", ["auto", "im2col", "winograd", "shifted"])
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_one_sgd_step_matches_pytorch_in_float64(n_threads, mode):
     """One SGD step of the issue's CNN (valid convolutions, ReLU, max-pool, dense, softmax
     cross-entropy) gives the same parameters as PyTorch in float64, to round-off, with the
-    automatic choice of formulation (im2col here) and with Winograd forced."""
+    automatic choice of formulation and with each one forced."""
     torch = pytest.importorskip("torch")
     layers = [Conv2D(4, 3), fnn.ReLU(), fnn.MaxPool2D(2), Conv2D(6, 3), fnn.ReLU()]
     layers += [fnn.MaxPool2D(2), fnn.Flatten(), fnn.Dense(10)]
@@ -382,9 +383,10 @@ def test_one_sgd_step_matches_pytorch_in_float64(n_threads, mode):
     rng = np.random.default_rng(7)
     x, labels = rng.normal(size=(16, 15, 14, 1)), rng.integers(0, 10, 16)
     loss_fn = fnn.losses.sparse_softmax_cross_entropy
-    with fnn.threads(n_threads), formulation(mode), winograd_calls() as calls:
+    with fnn.threads(n_threads), formulation(mode), kernel_calls() as calls:
         new = fnn.sgd_step(net, fnn.grad(net, x, labels, loss_fn), lr=0.5)
-    assert (calls.call_count >= 2) if mode == "always" else not calls.called  # one per chunk
+    for name, spy in calls.items():  # one call per chunk of each of the two convolutions
+        assert (spy.call_count >= 2) if name == mode else not spy.called
 
     t = torch.nn
     convs = [t.Conv2d(1, 4, 3).double(), t.Conv2d(4, 6, 3).double()]
@@ -410,22 +412,34 @@ def test_one_sgd_step_matches_pytorch_in_float64(n_threads, mode):
         np.testing.assert_allclose(layer.b, b, rtol=1e-12, atol=1e-12)
 
 
-# Issue 15 follow-up: Winograd F(2x2, 3x3) for 3x3, stride-1, undilated convolutions
+# Issue 15 follow-up: Winograd F(2x2, 3x3) for 3x3 stride-1 undilated convolutions, and
+# shifted products (no im2col matrix) for stride-1 convolutions
 
 
 @contextlib.contextmanager
 def formulation(mode):
-    """Compute 3x3 stride-1 convolutions by Winograd ("always"), im2col ("never") or the
-    automatic rule ("auto") inside the block."""
-    with mock.patch.object(conv, "_WINOGRAD", mode):
+    """Compute stride-1 convolutions by "winograd", "shifted" or "im2col" where that applies
+    (or by the automatic rule, "auto") inside the block."""
+    with mock.patch.object(conv, "_FORMULATION", mode):
         yield
+
+
+@contextlib.contextmanager
+def kernel_calls():
+    """Spies on the forward kernels of the fast formulations (one call per chunk), to be
+    sure of the path taken: ``{"winograd": spy, "shifted": spy}``."""
+    with (
+        mock.patch.object(wg, "forward", wraps=wg.forward) as winograd,
+        mock.patch.object(sh, "forward", wraps=sh.forward) as shifted,
+    ):
+        yield {"winograd": winograd, "shifted": shifted}
 
 
 @contextlib.contextmanager
 def winograd_calls():
     """A spy on the Winograd forward kernel (one call per chunk), to be sure of the path."""
-    with mock.patch.object(wg, "forward", wraps=wg.forward) as spy:
-        yield spy
+    with kernel_calls() as calls:
+        yield calls["winograd"]
 
 
 @st.composite
@@ -455,7 +469,7 @@ def test_winograd_forward_matches_the_defining_sum(case):
     """Winograd's transforms and 16 products equal the convolution sum written with loops,
     in float64 to 1e-12, for every padding form and for outputs of odd size."""
     layer, x = case
-    with formulation("always"), winograd_calls() as calls:
+    with formulation("winograd"), winograd_calls() as calls:
         y = layer.forward(x)
     assert calls.called
     np.testing.assert_allclose(y, reference_conv(layer, x), rtol=1e-12, atol=1e-12)
@@ -466,25 +480,26 @@ def test_winograd_gradient_matches_finite_differences(case, seed):
     """The Winograd pullback (the adjoint of its transforms and products) gives dL/dx,
     dL/dw and dL/db that agree with central differences for a random cotangent."""
     layer, x = case
-    with formulation("always"), winograd_calls() as calls:
+    with formulation("winograd"), winograd_calls() as calls:
         testing.check_layer(layer, x, seed=seed)
     assert calls.called
 
 
+@pytest.mark.parametrize("mode", ["winograd", "shifted"])
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_winograd_in_chunks_matches_the_einsum_definition(n_threads):
+def test_fast_formulations_in_chunks_match_the_einsum_definition(n_threads, mode):
     """A batch cut into several chunks (and threads): y, dL/dw, dL/db and dL/dx equal their
     einsum definitions in float64, and need_dx=False gives the same parameter gradients."""
     layer, _ = Conv2D(12, 3, padding=((2, 0), (1, 1))).init(0, (15, 16, 16), np.float64)
     rng = np.random.default_rng(8)
     layer = attrs.evolve(layer, b=rng.normal(size=12))
     x = rng.normal(size=(21, 15, 16, 16))
-    with fnn.threads(n_threads), formulation("always"), winograd_calls() as calls:
+    with fnn.threads(n_threads), formulation(mode), kernel_calls() as calls:
         y, pullback = layer.vjp(x)
         dy = rng.normal(size=y.shape)
         grads, dx = pullback(dy)
         grads_no_dx, no_dx = layer.vjp(x, need_dx=False)[1](dy)
-    assert calls.call_count >= 4 and no_dx is None  # 2 passes x at least 2 chunks
+    assert calls[mode].call_count >= 4 and no_dx is None  # 2 passes x at least 2 chunks
     xp = np.pad(x, ((0, 0), (2, 0), (1, 1), (0, 0)))
     cols = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(1, 2))  # n,p,q,c,i,j
     np.testing.assert_allclose(y, np.einsum("npqcij,ijco->npqo", cols, layer.w) + layer.b)
@@ -498,21 +513,23 @@ def test_winograd_in_chunks_matches_the_einsum_definition(n_threads):
     assert fnn.tree.allclose(grads, grads_no_dx, rtol=0, atol=0)
 
 
-def test_winograd_in_float32_is_as_accurate_as_documented():
-    """In float32, on the ResNet block's shape, Winograd's output and gradients differ from
-    the float64 result by at most 2e-6 of their largest entry (docs/math/conv.md quotes
-    the measured errors: below 1e-6, about 2x im2col's for dL/dw, smaller for y and dx)."""
+@pytest.mark.parametrize("mode", ["winograd", "shifted"])
+def test_fast_formulations_in_float32_are_as_accurate_as_documented(mode):
+    """In float32, on the ResNet block's shape, the output and gradients differ from the
+    float64 result by at most 2e-6 of their largest entry (docs/math/conv.md quotes the
+    measured errors: below 1e-6; Winograd's dL/dw about 2x im2col's, its y and dx smaller)."""
     layer64, _ = Conv2D(32, 3, padding="same").init(3, (14, 14, 32), np.float64)
     layer64 = attrs.evolve(layer64, b=np.random.default_rng(9).normal(size=32) * 0.1)
     layer32 = fnn.tree.map(lambda a: a.astype(np.float32), layer64)
     rng = np.random.default_rng(10)
     x, dy = rng.normal(size=(16, 14, 14, 32)), rng.normal(size=(16, 14, 14, 32))
-    y64, pullback64 = layer64.vjp(x)
-    g64, dx64 = pullback64(dy)
-    with formulation("always"), winograd_calls() as calls:
+    with formulation("im2col"):
+        y64, pullback64 = layer64.vjp(x)
+        g64, dx64 = pullback64(dy)
+    with formulation(mode), kernel_calls() as calls:
         y32, pullback32 = layer32.vjp(x.astype(np.float32))
         g32, dx32 = pullback32(dy.astype(np.float32))
-    assert calls.called and y32.dtype == dx32.dtype == g32.w.dtype == np.float32
+    assert calls[mode].called and y32.dtype == dx32.dtype == g32.w.dtype == np.float32
     for got, want in ((y32, y64), (dx32, dx64), (g32.w, g64.w), (g32.b, g64.b)):
         assert np.abs(got - want).max() <= 2e-6 * np.abs(want).max()
 
@@ -533,12 +550,64 @@ def test_winograd_in_float32_is_as_accurate_as_documented():
 )
 def test_winograd_is_chosen_where_it_measured_faster(layer, in_shape, winograd):
     """The automatic rule: 3x3, stride 1, no dilation, >= 16 input channels, at most twice as
-    many outputs, tiles wasting at most 25%; "always" never applies it to other kernels."""
+    many outputs, tiles wasting at most 25%. Forced, Winograd applies to 3x3 stride-1
+    undilated kernels only and shifted products to every stride-1 kernel."""
     layer, _ = layer.init(0, in_shape, np.float32)
     x = np.zeros((2, *in_shape), np.float32)
     with winograd_calls() as calls:
         layer.forward(x)
     assert calls.called == winograd
-    with formulation("always"), winograd_calls() as calls:
+    with formulation("winograd"), winograd_calls() as calls:
         layer.forward(x)
     assert calls.called == (layer.kernel_size == (3, 3) and layer.strides == layer.dilation)
+    with formulation("shifted"), kernel_calls() as calls:
+        layer.forward(x)
+    assert calls["shifted"].called == (layer.strides == (1, 1)) and not calls["winograd"].called
+
+
+@st.composite
+def stride1_case(draw):
+    """A float64 stride-1 Conv2D with any kernel of 1-3 x 1-3, dilation 1-2, any padding
+    form (also pads of 3-4), 1-3 channels in and out, a non-zero bias or none, image sides
+    giving 1-5 output rows and columns, and a fitting input of 1-3 images."""
+    wide = st.tuples(st.integers(0, 4), st.integers(0, 4))
+    layer = Conv2D(
+        draw(small),
+        (draw(small), draw(small)),
+        padding=draw(st.one_of(paddings(), st.tuples(wide, wide))),
+        dilation=(draw(st.integers(1, 2)), draw(st.integers(1, 2))),
+        use_bias=draw(st.booleans()),
+    )
+    sides = []
+    for axis in (0, 1):
+        k_eff = (layer.kernel_size[axis] - 1) * layer.dilation[axis] + 1
+        padded = 0 if isinstance(layer.padding, str) else sum(layer.padding[axis])
+        smallest = 1 if layer.padding == "same" else max(1, k_eff - padded)
+        sides.append(draw(st.integers(smallest, smallest + 4)))
+    in_shape = (*sides, draw(small))
+    layer, _ = layer.init(draw(st.integers(0, 2**31)), in_shape, np.dtype(np.float64))
+    if layer.use_bias:
+        layer = attrs.evolve(layer, b=draw(normal_arrays((layer.filters,))))
+    return layer, draw(normal_arrays((draw(testing.batch_sizes(3)), *in_shape)))
+
+
+@given(stride1_case())
+def test_shifted_products_match_the_defining_sum(case):
+    """The sum of kh·kw shifted products on the flat padded grid equals the convolution sum
+    written with loops, in float64 to 1e-12, for any kernel, dilation and padding."""
+    layer, x = case
+    with formulation("shifted"), kernel_calls() as calls:
+        y = layer.forward(x)
+    assert calls["shifted"].called
+    np.testing.assert_allclose(y, reference_conv(layer, x), rtol=1e-12, atol=1e-12)
+
+
+@given(stride1_case(), st.integers(0, 2**31))
+def test_shifted_products_gradient_matches_finite_differences(case, seed):
+    """The shifted-product pullback (shifted products the other way, zeros off the output
+    grid) gives dL/dx, dL/dw and dL/db that agree with central differences for a random
+    cotangent."""
+    layer, x = case
+    with formulation("shifted"), kernel_calls() as calls:
+        testing.check_layer(layer, x, seed=seed)
+    assert calls["shifted"].called
