@@ -29,6 +29,7 @@ import numpy as np
 from fnn.layers._base import Array
 
 __all__ = [
+    "SMALL_GEMM",
     "Pads",
     "check_channels",
     "check_padding",
@@ -379,7 +380,7 @@ def matmul_tn(a: Array, b: Array) -> Array:
     return total
 
 
-_SMALL_GEMM = 1_000_000  # m·n·k of the largest product OpenBLAS computes as a small matrix
+SMALL_GEMM = 1_000_000  # m·n·k of the largest product OpenBLAS computes as a small matrix
 _SPLIT_TARGET = 1 << 22  # the bytes per chunk fnn.parallel.split aims at
 
 
@@ -394,7 +395,7 @@ def split_bytes(work_per_image: int) -> int:
     1024 rows on; for ``(m, 16) @ (16, 32)`` the step is at 2048 rows. So chunks
     hold as many whole images as keep ``m·n·k`` at most 1e6 (at least one image).
     """
-    images = max(1, _SMALL_GEMM // max(1, work_per_image))
+    images = max(1, SMALL_GEMM // max(1, work_per_image))
     return -(-_SPLIT_TARGET // images)
 
 

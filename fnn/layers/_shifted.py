@@ -84,17 +84,51 @@ def forward(x: Array, w: Array, bias: Array | None, g: Grid, y: Array) -> Array:
     (t, _), (left, _) = g.pads
     flat[:rows].reshape(m, g.hp, g.wp, c)[:, t : t + height, left : left + width] = x
     acc = ops.empty((rows, w.shape[2]), x.dtype)
-    ops.matmul(flat[:rows], w[0], out=acc)
-    tmp = ops.empty(acc.shape, x.dtype)
-    for k in range(1, len(g.offsets)):
-        o = g.offsets[k]
-        ops.matmul(flat[o : o + rows], w[k], out=tmp)
-        acc += tmp
+    _sum_of_products(flat, w, g.offsets, acc)
     if bias is not None:
         acc += bias
     oh, ow = g.out_hw
     y[...] = acc.reshape(m, g.hp, g.wp, -1)[:, :oh, :ow]
     return flat
+
+
+def _sum_of_products(src: Array, w: Array, starts: tuple[int, ...], out: Array) -> None:
+    """``out = Σ_k src[starts[k] : starts[k] + len(out)] · w[k]``, in blocks of rows.
+
+    Each block's products are small enough for OpenBLAS's small-matrix kernel
+    (``m·n·k <= 1e6``, :func:`fnn.layers._im2col.split_bytes`) and are added while
+    the block is in cache. Blocks are used only when they have at least 244 rows
+    (``c_in·c_out <= 4096``); larger products run fast as they are.
+    """
+    rows, n = out.shape
+    work = w.shape[1] * n
+    block = rows if work > 4096 else max(1, ops.SMALL_GEMM // work)
+    tmp = ops.empty((min(block, rows), n), out.dtype)
+    for r0 in range(0, rows, block):
+        r1 = min(rows, r0 + block)
+        acc, part = out[r0:r1], tmp[: r1 - r0]
+        ops.matmul(src[starts[0] + r0 : starts[0] + r1], w[0], out=acc)
+        for k in range(1, len(starts)):
+            ops.matmul(src[starts[k] + r0 : starts[k] + r1], w[k], out=part)
+            acc += part
+
+
+def _weight_grads(src: Array, delta: Array, starts: tuple[int, ...]) -> Array:
+    """``dw[k] = src[starts[k] : starts[k] + len(delta)]ᵀ · delta``, summed over blocks of rows.
+
+    Blocked like :func:`_sum_of_products` (same product sizes).
+    """
+    rows, n = delta.shape
+    c = src.shape[1]
+    block = rows if c * n > 4096 else max(1, ops.SMALL_GEMM // (c * n))
+    dw = np.zeros((len(starts), c, n), delta.dtype)
+    part = np.empty((c, n), delta.dtype)
+    for r0 in range(0, rows, block):
+        r1 = min(rows, r0 + block)
+        for k, o in enumerate(starts):
+            ops.matmul(src[o + r0 : o + r1].T, delta[r0:r1], out=part)
+            dw[k] += part
+    return dw
 
 
 def backward(
@@ -110,18 +144,11 @@ def backward(
     delta = np.zeros((g.reach + rows, k), dy.dtype)  # zeros before the grid for dL/dX
     d = delta[g.reach :]
     d.reshape(m, g.hp, g.wp, k)[:, :oh, :ow] = dy
-    dw = np.empty((len(g.offsets), flat.shape[1], k), dy.dtype)
-    for i, o in enumerate(g.offsets):
-        dw[i] = ops.matmul_tn(flat[o : o + rows], d)
+    dw = _weight_grads(flat, d, g.offsets)
     db = ops.column_sums(d)
     if dx is not None and w_t is not None:
         acc = ops.empty((rows, w_t.shape[2]), dy.dtype)
-        ops.matmul(d, w_t[0], out=acc)
-        tmp = ops.empty(acc.shape, dy.dtype)
-        for i in range(1, len(g.offsets)):
-            start = g.reach - g.offsets[i]
-            ops.matmul(delta[start : start + rows], w_t[i], out=tmp)
-            acc += tmp
+        _sum_of_products(delta, w_t, tuple(g.reach - o for o in g.offsets), acc)
         (t, _), (left, _) = g.pads
         dx[...] = acc.reshape(m, g.hp, g.wp, -1)[:, t : t + dx.shape[1], left : left + dx.shape[2]]
     return dw, db
@@ -147,7 +174,9 @@ class Shifted:
         self.shape, self.bias, self.keep = w.shape, bias, keep
         self.w = w.reshape(-1, w.shape[2], w.shape[3])
         self.flats: dict[tuple[int, int], Array] = {}
-        self.item_bytes = ops.split_bytes(self.g.hp * self.g.wp * c_in * w.shape[3])
+        # four blocks of rows per chunk (the blocks keep the products small; 1-8 blocks per
+        # chunk measured within 5% of each other on the ResNet-style block)
+        self.item_bytes = max(1, ops.split_bytes(self.g.hp * self.g.wp * c_in * w.shape[3]) // 4)
         self.w_t: Array | None = None
 
     def forward(self, chunk: tuple[int, int], x: Array, y: Array) -> None:

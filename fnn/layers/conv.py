@@ -286,21 +286,31 @@ class Conv2D(Layer):
         geometry = (self.kernel_size, self.strides, self.dilation)
         ops.col2im(ops.matmul(delta, weights), dy.shape[1:3], pads, *geometry, out=out)
 
-    def _formulation(self, c_in: int, out_hw: tuple[int, int]) -> str:
+    def _formulation(self, c_in: int, in_hw: tuple[int, int], pads: ops.Pads) -> str:
         """``"winograd"``, ``"shifted"`` or ``"im2col"``: how to compute this layer.
 
         Winograd F(2x2, 3x3) applies to 3x3 kernels, stride 1, no dilation;
         shifted products to any stride-1 kernel; im2col to all. With
-        ``_FORMULATION == "auto"``, the rule below measured fastest (vjp +
-        pullback, one thread, batch 64-128, c_in and c_out in {8, 16, 32, 64},
-        images 7-28; see ``docs/math/conv.md``). Winograd: at least 16 input
-        channels (with 8, im2col's products are as cheap), at most twice as
-        many output channels as input channels (the output transforms grow with
-        c_out; 16 -> 64 ran 0.8x as fast), and tiles that waste at most 25%
-        (the 2x2 tiles plus one unused tile column cover ``4·th·(tw + 1)``
-        outputs for ``out_h·out_w``: 14% for 14x14, 39% for 11x11, 63% for
-        7x7, where Winograd ran 0.7-1.0x as fast); there it ran 1.1-1.45x as
-        fast as im2col (1.3x for 32 -> 32 on 14x14).
+        ``_FORMULATION == "auto"`` the rule is what measured fastest (vjp +
+        pullback, one thread, batch 64-128, c_in in {1, 3, 8, 16, 32, 64, 128},
+        c_out in {8, 16, 32, 64, 128}, images 7-56, 3x3 and 5x5 kernels,
+        dilation 1 and 2; the table is in ``docs/math/conv.md``):
+
+        - im2col for strides other than 1, 1x1 kernels (their im2col matrix is
+          ``x`` itself), and fewer than 8 input channels (a first layer on
+          1-3 colour channels: its im2col matrix is small, the products of
+          the others are too thin);
+        - Winograd for 3x3 kernels with ``c_in >= 32``, ``c_out >= c_in`` and
+          ``c_in·c_out >= 2048`` (32 -> 64, 64 -> 64, 128 -> 128), when its
+          tiles waste at most 40% (``4·th·(tw + 1)`` outputs computed for
+          ``out_h·out_w``): 1.05-1.5x as fast as im2col, and as fast as
+          shifted products or up to 1.2x faster;
+        - shifted products otherwise, when the flat grid wastes at most 50%
+          (``hp·wp`` rows for ``out_h·out_w`` outputs) and ``c_out <= 2·c_in``,
+          or ``c_out <= 4·c_in`` on grids wasting at most 30%: 1.2-2.6x as fast
+          as im2col (1.56x for 32 -> 32 on 14x14);
+        - im2col for the rest (e.g. 8 -> 32 or 16 -> 64 on 13x13 valid, where
+          shifted products ran 0.9x as fast).
         """
         if self.strides != (1, 1) or _FORMULATION == "im2col":
             return "im2col"
@@ -309,18 +319,24 @@ class Conv2D(Layer):
             return "winograd" if winograd else "im2col"
         if _FORMULATION == "shifted":
             return "shifted"
-        if winograd:
-            th, tw = -(-out_hw[0] // 2), -(-out_hw[1] // 2)
-            waste = 4 * th * (tw + 1) / (out_hw[0] * out_hw[1]) - 1
-            if c_in >= 16 and self.filters <= 2 * c_in and waste <= 0.25:
+        if self.kernel_size == (1, 1) or c_in < 8:
+            return "im2col"
+        c_out = self.filters
+        g = sh.grid(in_hw, pads, self.kernel_size, self.dilation)
+        (oh, ow), outputs = g.out_hw, g.out_hw[0] * g.out_hw[1]
+        if winograd and c_in >= 32 and c_out >= c_in and c_in * c_out >= 2048:
+            tiles = 4 * -(-oh // 2) * (-(-ow // 2) + 1)
+            if tiles <= 1.4 * outputs:
                 return "winograd"
+        grid_waste = g.hp * g.wp / outputs - 1
+        if grid_waste <= 0.5 and (c_out <= 2 * c_in or (c_out <= 4 * c_in and grid_waste <= 0.3)):
+            return "shifted"
         return "im2col"
 
-    def _plan(
-        self, x: Array, pads: ops.Pads, out_hw: tuple[int, int], keep: bool
-    ) -> _Passes | None:
+    def _plan(self, x: Array, pads: ops.Pads, keep: bool) -> _Passes | None:
         """The chunked passes of a fast formulation for ``x``, or ``None`` for im2col."""
-        how = self._formulation(x.shape[3], out_hw) if len(x) else "im2col"  # (0 images)
+        hw = (x.shape[1], x.shape[2])
+        how = self._formulation(x.shape[3], hw, pads) if len(x) else "im2col"  # (0 images)
         w = cast(Array, self.w)
         if how == "winograd":
             return wg.Winograd(w, self.b, x.shape, pads, keep)
@@ -366,7 +382,7 @@ class Conv2D(Layer):
     def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
         x = self._check(x)
         pads, out_hw = self._geometry((x.shape[1], x.shape[2]))
-        passes = self._plan(x, pads, out_hw, keep=False)
+        passes = self._plan(x, pads, keep=False)
         if passes is not None:
             return self._planned_forward(x, out_hw, passes)[0]
         return self._forward(x)[0]
@@ -381,7 +397,7 @@ class Conv2D(Layer):
     ) -> tuple[Array, Pullback]:
         x = self._check(x)
         pads, out_hw = self._geometry((x.shape[1], x.shape[2]))
-        passes = self._plan(x, pads, out_hw, keep=True)
+        passes = self._plan(x, pads, keep=True)
         if passes is not None:
             return self._planned_vjp(x, out_hw, passes, need_dx)
         y, parts, pads = self._forward(x)

@@ -490,10 +490,10 @@ def test_winograd_gradient_matches_finite_differences(case, seed):
 def test_fast_formulations_in_chunks_match_the_einsum_definition(n_threads, mode):
     """A batch cut into several chunks (and threads): y, dL/dw, dL/db and dL/dx equal their
     einsum definitions in float64, and need_dx=False gives the same parameter gradients."""
-    layer, _ = Conv2D(12, 3, padding=((2, 0), (1, 1))).init(0, (15, 16, 16), np.float64)
+    layer, _ = Conv2D(24, 3, padding=((2, 0), (1, 1))).init(0, (15, 16, 32), np.float64)
     rng = np.random.default_rng(8)
-    layer = attrs.evolve(layer, b=rng.normal(size=12))
-    x = rng.normal(size=(21, 15, 16, 16))
+    layer = attrs.evolve(layer, b=rng.normal(size=24))
+    x = rng.normal(size=(21, 15, 16, 32))
     with fnn.threads(n_threads), formulation(mode), kernel_calls() as calls:
         y, pullback = layer.vjp(x)
         dy = rng.normal(size=y.shape)
@@ -535,34 +535,43 @@ def test_fast_formulations_in_float32_are_as_accurate_as_documented(mode):
 
 
 @pytest.mark.parametrize(
-    ("layer", "in_shape", "winograd"),
+    ("layer", "in_shape", "expected"),
     [
-        (Conv2D(32, 3, padding="same"), (14, 14, 32), True),  # the ResNet-style block
-        (Conv2D(64, 3, padding="same"), (28, 28, 32), True),  # twice the input channels
-        (Conv2D(16, 3), (28, 28, 1), False),  # the CNN's first layer: one input channel
-        (Conv2D(32, 3), (13, 13, 16), False),  # its second: 11x11 outputs waste 39% in tiles
-        (Conv2D(64, 3, padding="same"), (14, 14, 16), False),  # 4x the channels: im2col
-        (Conv2D(32, 3, padding="same"), (7, 7, 32), False),  # 7x7 outputs waste 63%
-        (Conv2D(32, 3, strides=2, padding="same"), (14, 14, 32), False),  # stride 2
-        (Conv2D(32, 3, dilation=2, padding="same"), (14, 14, 32), False),  # dilation
-        (Conv2D(32, 5, padding="same"), (14, 14, 32), False),  # 5x5 kernel
+        (Conv2D(32, 3, padding="same"), (14, 14, 32), "shifted"),  # the ResNet-style block
+        (Conv2D(64, 3, padding="same"), (28, 28, 32), "winograd"),  # 32 -> 64
+        (Conv2D(64, 3, padding="same"), (14, 14, 64), "winograd"),  # 64 -> 64
+        (Conv2D(64, 3), (13, 13, 64), "winograd"),  # 11x11 outputs: tiles waste 39%
+        (Conv2D(64, 3, padding="same"), (7, 7, 64), "shifted"),  # 7x7: tiles waste 63%
+        (Conv2D(16, 3), (28, 28, 1), "im2col"),  # the CNN's first layer: one input channel
+        (Conv2D(16, 3, padding="same"), (28, 28, 3), "im2col"),  # RGB input
+        (Conv2D(32, 3), (13, 13, 16), "shifted"),  # the CNN's second layer
+        (Conv2D(64, 3, padding="same"), (14, 14, 16), "shifted"),  # 4x the channels, 15% waste
+        (Conv2D(64, 3), (13, 13, 16), "im2col"),  # 4x the channels, grid wastes 40%
+        (Conv2D(8, 3, padding="same"), (14, 14, 64), "shifted"),  # fewer output channels
+        (Conv2D(32, 3, dilation=2, padding="same"), (14, 14, 32), "shifted"),  # dilation
+        (Conv2D(32, 5, padding="same"), (14, 14, 32), "shifted"),  # 5x5 kernel
+        (Conv2D(32, 1), (14, 14, 32), "im2col"),  # 1x1: x is its own im2col matrix
+        (Conv2D(32, 3, strides=2, padding="same"), (14, 14, 32), "im2col"),  # stride 2
     ],
 )
-def test_winograd_is_chosen_where_it_measured_faster(layer, in_shape, winograd):
-    """The automatic rule: 3x3, stride 1, no dilation, >= 16 input channels, at most twice as
-    many outputs, tiles wasting at most 25%. Forced, Winograd applies to 3x3 stride-1
-    undilated kernels only and shifted products to every stride-1 kernel."""
+def test_the_formulation_is_chosen_where_it_measured_fastest(layer, in_shape, expected):
+    """The automatic rule (Conv2D._formulation) picks each formulation where it measured
+    fastest; forced, Winograd applies to 3x3 stride-1 undilated kernels only and shifted
+    products to every stride-1 kernel (other layers fall back to im2col)."""
     layer, _ = layer.init(0, in_shape, np.float32)
     x = np.zeros((2, *in_shape), np.float32)
-    with winograd_calls() as calls:
+    with kernel_calls() as calls:
         layer.forward(x)
-    assert calls.called == winograd
-    with formulation("winograd"), winograd_calls() as calls:
+    assert {name for name, spy in calls.items() if spy.called} == {expected} - {"im2col"}
+    stride1 = layer.strides == (1, 1)
+    with formulation("winograd"), kernel_calls() as calls:
         layer.forward(x)
-    assert calls.called == (layer.kernel_size == (3, 3) and layer.strides == layer.dilation)
+    undilated_3x3 = layer.kernel_size == (3, 3) and layer.dilation == (1, 1)
+    assert calls["winograd"].called == (undilated_3x3 and stride1)
+    assert not calls["shifted"].called
     with formulation("shifted"), kernel_calls() as calls:
         layer.forward(x)
-    assert calls["shifted"].called == (layer.strides == (1, 1)) and not calls["winograd"].called
+    assert calls["shifted"].called == stride1 and not calls["winograd"].called
 
 
 @st.composite
