@@ -116,11 +116,14 @@ def _sum_of_products(src: Array, w: Array, starts: tuple[int, ...], out: Array) 
 def _weight_grads(src: Array, delta: Array, starts: tuple[int, ...]) -> Array:
     """``dw[k] = src[starts[k] : starts[k] + len(delta)]ᵀ · delta``, summed over blocks of rows.
 
-    Blocked like :func:`_sum_of_products` (same product sizes).
+    Blocked like :func:`_sum_of_products`, in blocks of at most 1024 rows.
     """
     rows, n = delta.shape
     c = src.shape[1]
-    block = rows if c * n > 4096 else max(1, ops.SMALL_GEMM // (c * n))
+    # at most 1024 rows per product: each product sums its rows in float32 in one run
+    # (16 -> 16 on 13x13 valid, largest error of dL/dw in float32: 1.4e-6 with blocks of
+    # 3906 rows, 6.6e-7 with 1024), at no measurable cost in time
+    block = min(1024, rows if c * n > 4096 else max(1, ops.SMALL_GEMM // (c * n)))
     dw = np.zeros((len(starts), c, n), delta.dtype)
     part = np.empty((c, n), delta.dtype)
     for r0 in range(0, rows, block):
