@@ -36,12 +36,14 @@ per chunk of the batch (about 4 MiB of im2col rows each; ``fnn.parallel.split``)
 on several threads inside ``fnn.threads(n)``; the chunks' dL/dW are added in
 chunk order, so a given thread count always gives the same bits.
 
-3x3 kernels with stride 1 and no dilation are computed by Winograd F(2x2, 3x3)
-instead (``fnn.layers._winograd``: 16 products with ``K = c_in`` instead of one
-with ``K = 9·c_in``, 2.25x fewer multiplications; the pullback is the exact
-adjoint of its transforms and products) where that measured faster; see
-:meth:`Conv2D._uses_winograd` and ``docs/math/conv.md``. It runs per chunk of
-the batch and on threads in the same way.
+Stride-1 convolutions are mostly computed without an im2col matrix, where that
+measured faster (:meth:`Conv2D._formulation`, ``docs/math/conv.md``): by
+shifted products (``fnn.layers._shifted``: one product per kernel offset on a
+shifted slice of the flat padded input, added up) or, for 3x3 kernels, by
+Winograd F(2x2, 3x3) (``fnn.layers._winograd``: 16 products with ``K = c_in``,
+2.25x fewer multiplications, and additions to transform). Their pullbacks are
+the exact adjoints of their forward steps. Both run per chunk of the batch and
+on threads in the same way.
 """
 
 from __future__ import annotations
@@ -102,10 +104,10 @@ class Conv2D(Layer):
 
     ``y[n, p, q, o] = b[o] + Σ_{i,j,c} xp[n, p·sh + i·dh, q·sw + j·dw, c] · w[i, j, c, o]``
     where ``xp`` is ``x`` zero-padded; computed as one matrix product of the
-    im2col matrix with the kernel, or for 3x3 kernels with stride 1 by
-    Winograd F(2x2, 3x3) where that is faster (the same values up to float
-    rounding). The backward pass (derived in the module docstring) is
-    dL/dW = Xᵀ·δ, dL/db = Σ δ, dL/dx = col2im(δ·Wᵀ).
+    im2col matrix with the kernel, or with stride 1 by shifted products or
+    (3x3 kernels) Winograd F(2x2, 3x3) where that is faster (the same values
+    up to float rounding). The backward pass (derived in the module
+    docstring) is dL/dW = Xᵀ·δ, dL/db = Σ δ, dL/dx = col2im(δ·Wᵀ).
 
     Output size per spatial axis: ``floor((n + pad_before + pad_after − k_eff) / stride) + 1``
     with ``k_eff = (k − 1)·dilation + 1``; ``"same"`` padding gives ``ceil(n / stride)``.
