@@ -6,9 +6,11 @@ and pullback (backward) is timed: median wall ms and CPU ms of the process
 threads it adds up both). fnn's named array helpers in ``fnn.layers._im2col``
 and ``fnn.layers._pool_ops`` are wrapped with per-thread CPU timers
 (``time.thread_time``) and grouped into categories: GEMM (products), im2col,
-col2im, padding, pooling. "rest" is the CPU time not spent in a wrapped helper
+col2im, padding, pooling, and Winograd's transforms ("wino", its input
+phases under "pad"). "rest" is the CPU time not spent in a wrapped helper
 (element-wise ufuncs such as ReLU, BatchNorm and the bias add, column sums,
-reshapes, checks, thread hand-offs; before issue 15 also the products written
+reshapes, checks, thread hand-offs; for shifted products the padded grid and
+the additions of their products; before issue 15 also the products written
 inline with ``@``). A helper called inside another wrapped helper counts for
 the outer one only.
 """
