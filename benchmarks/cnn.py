@@ -17,15 +17,20 @@ kernels on ``n`` threads, BLAS single-threaded between them: the arrangement
 gives BLAS ``n`` threads too) and ``torch.set_num_threads(n)`` for one thread
 count, and runs one fnn step and one torch step of each model, timed one by
 one; rounds cycle through the thread counts, so every contender sees the same
-machine state. The script prints the median wall-clock ms per step, the
-ratios, and whether issue 15's targets are met: fnn/torch <= 1.5 with one
-thread, <= 2.0 with two, and fnn(1)/fnn(2) >= 1.3.
+machine state, and each round runs the contenders in a new (seeded random)
+order: what ran just before a step changes its time (two identical fnn CNN
+steps measured 4% apart with one thread and 12% with two, CPU time, when
+one always followed fnn's block step and the other torch's). The script
+prints the median wall-clock ms per step, the ratios, and whether issue 15's
+targets are met: fnn/torch <= 1.5 with one thread, <= 2.0 with two, and
+fnn(1)/fnn(2) >= 1.3.
 
 Run:
     python benchmarks/cnn.py                       # both models, 1 and 2 threads
     python benchmarks/cnn.py --rounds 60 --models cnn
     python benchmarks/cnn.py --profile             # also: where fnn's time goes
     python benchmarks/cnn.py --no-bench --example 40   # the CNN example's epoch time
+    python benchmarks/cnn.py --compare             # also fnn with im2col only (before Winograd)
 
 Wall-clock ratios decide the targets; the CPU time of the process
 (``time.process_time``) is printed beside them: with one thread it hardly
@@ -33,6 +38,11 @@ depends on other programs' load, so it is the figure to trust on a shared
 machine (with two threads it adds up both). The load average is printed with
 every table: on a shared machine two-thread figures mean little while other
 jobs run.
+
+``--compare`` adds a third contender, fnn with every convolution computed by
+im2col (``fnn.layers.conv._FORMULATION = "im2col"``: the formulation before
+Winograd F(2x2, 3x3) and shifted products were added), timed in the same
+rounds, so their gain is measured side by side.
 
 ``--profile`` prints, per layer and pass, the wall and CPU ms of the layer and
 the CPU time spent in fnn's named kernel helpers (GEMM, im2col, col2im,
@@ -44,6 +54,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import random
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -166,7 +177,23 @@ def limit(n: int) -> Iterator[None]:
             torch.set_num_threads(old)
 
 
-def contenders(models: list[str], block_hw: int) -> dict[tuple[str, str], Step]:
+def im2col_only(step: Step) -> Step:
+    """``step`` with every convolution computed by im2col (fnn before issue 15's follow-up)."""
+    from fnn.layers import conv
+
+    def run() -> None:
+        saved, conv._FORMULATION = conv._FORMULATION, "im2col"
+        try:
+            step()
+        finally:
+            conv._FORMULATION = saved
+
+    return run
+
+
+def contenders(
+    models: list[str], block_hw: int, compare: bool = False
+) -> dict[tuple[str, str], Step]:
     """``{(model, framework): step}`` on fixed random data."""
     rng = np.random.default_rng(0)
     x = rng.random((BATCH, 28, 28, 1), dtype=np.float32)
@@ -174,20 +201,35 @@ def contenders(models: list[str], block_hw: int) -> dict[tuple[str, str], Step]:
     bx = rng.standard_normal((BATCH, block_hw, block_hw, 32), dtype=np.float32)
     bdy = rng.standard_normal(bx.shape, dtype=np.float32)
     steps = {("cnn", "fnn"): fnn_cnn(x, y), ("block", "fnn"): fnn_block(bx, bdy)}
+    if compare:
+        steps[("cnn", "im2col")] = im2col_only(fnn_cnn(x, y))
+        steps[("block", "im2col")] = im2col_only(fnn_block(bx, bdy))
     steps.update({(m, "torch"): s for m, s in torch_steps(x, y, bx, bdy).items()})
     return {k: s for k, s in steps.items() if k[0] in models}
 
 
-def bench(models: list[str], counts: list[int], rounds: int, per_round: int, block_hw: int) -> None:
+def bench(
+    models: list[str],
+    counts: list[int],
+    rounds: int,
+    per_round: int,
+    block_hw: int,
+    compare: bool = False,
+) -> None:
     """Interleave every contender and thread count; print medians, ratios and targets."""
-    steps = contenders(models, block_hw)
+    steps = contenders(models, block_hw, compare)
     wall: dict[tuple[str, str, int], list[float]] = {}
     cpu: dict[tuple[str, str, int], list[float]] = {}
+    items, shuffle = list(steps.items()), random.Random(0).shuffle
     for r in range(rounds + 1):  # round 0 warms up
+        # a new order every round: what ran just before a step (its freed memory, its cache
+        # footprint) measurably changes the step's time on a busy machine
+        order = items.copy()
+        shuffle(order)
         for n in counts:
             with limit(n):
                 for _ in range(per_round):
-                    for (model, fw), step in steps.items():
+                    for (model, fw), step in order:
                         t0, c0 = time.perf_counter(), time.process_time()
                         step()
                         if r > 0:
@@ -206,6 +248,17 @@ def bench(models: list[str], counts: list[int], rounds: int, per_round: int, blo
                 ratio_cpu = med_cpu[(model, "fnn", n)] / med_cpu[(model, "torch", n)]
                 line += f"   torch {torch_ms}   fnn/torch {ratio:5.2f} / {ratio_cpu:5.2f}"
             print(line)
+            if (model, "im2col", n) in med:
+                old = f"{med[(model, 'im2col', n)]:7.2f} / {med_cpu[(model, 'im2col', n)]:7.2f}"
+                gain = med[(model, "im2col", n)] / med[(model, "fnn", n)]
+                gain_cpu = med_cpu[(model, "im2col", n)] / med_cpu[(model, "fnn", n)]
+                line = f"  {model:<6} threads={n}: fnn with im2col only {old}"
+                line += f"   im2col/fnn {gain:5.2f} / {gain_cpu:5.2f}"
+                if (model, "torch", n) in med:
+                    ratio = med[(model, "im2col", n)] / med[(model, "torch", n)]
+                    ratio_cpu = med_cpu[(model, "im2col", n)] / med_cpu[(model, "torch", n)]
+                    line += f"   im2col/torch {ratio:5.2f} / {ratio_cpu:5.2f}"
+                print(line)
     best = {k: 1e3 * min(v) for k, v in wall.items()}
     print("fastest step (minimum wall ms; on a busy machine, the closest to an unloaded run):")
     for model in models:
@@ -229,12 +282,13 @@ def bench(models: list[str], counts: list[int], rounds: int, per_round: int, blo
             print(f"  {model:<6} fnn 1 thread / 2 threads {gain:5.2f} >= 1.3: {verdict}")
 
 
-def example_epoch(counts: list[int], steps: int) -> None:
+def example_epoch(counts: list[int], steps: int, compare: bool = False) -> None:
     """Median training step of examples/mnist_cnn.py's network, extrapolated to one epoch.
 
     Adam (lr 1e-3), batch 128, dropout active, on Fashion-MNIST when it is
     installed (random images otherwise); one epoch of the example is 422 steps
-    (54,000 training images). Thread counts alternate step by step.
+    (54,000 training images). Thread counts (and with ``compare``, fnn with
+    im2col only) alternate step by step.
     """
     import importlib.util
     from pathlib import Path
@@ -249,26 +303,32 @@ def example_epoch(counts: list[int], steps: int) -> None:
         rng = np.random.default_rng(0)
         x, y = rng.random((60000, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 60000)
     opt, loss_fn = fnn.optim.adam(1e-3), fnn.losses.sparse_softmax_cross_entropy
-    nets = {n: fnn.init(example.cnn(), (28, 28, 1), key=0) for n in counts}
-    states = {n: opt.init(nets[n]) for n in counts}
-    times: dict[int, list[float]] = {n: [] for n in counts}
-    cpus: dict[int, list[float]] = {n: [] for n in counts}
+    runs = [(n, mode) for n in counts for mode in (["auto", "im2col"] if compare else ["auto"])]
+    nets = {r: fnn.init(example.cnn(), (28, 28, 1), key=0) for r in runs}
+    states = {r: opt.init(nets[r]) for r in runs}
+    times: dict[tuple[int, str], list[float]] = {r: [] for r in runs}
+    cpus: dict[tuple[int, str], list[float]] = {r: [] for r in runs}
+    from fnn.layers import conv
+
     for i in range(steps + 2):
         xb, yb = x[i * BATCH : (i + 1) * BATCH], y[i * BATCH : (i + 1) * BATCH]
-        for n in counts:
-            with limit(n):
+        for r in runs[i % len(runs) :] + runs[: i % len(runs)]:
+            saved, conv._FORMULATION = conv._FORMULATION, r[1]
+            with limit(r[0]):
                 t0, c0 = time.perf_counter(), time.process_time()
                 key = fnn.random.fold_in(fnn.random.key(0), i)
-                _, grads = fnn.value_and_grad(nets[n], xb, yb, loss_fn, key=key, training=True)
-                nets[n], states[n] = opt.update(grads, states[n], nets[n])
+                _, grads = fnn.value_and_grad(nets[r], xb, yb, loss_fn, key=key, training=True)
+                nets[r], states[r] = opt.update(grads, states[r], nets[r])
                 if i >= 2:
-                    times[n].append(time.perf_counter() - t0)
-                    cpus[n].append(time.process_time() - c0)
+                    times[r].append(time.perf_counter() - t0)
+                    cpus[r].append(time.process_time() - c0)
+            conv._FORMULATION = saved
     print(f"\nexamples/mnist_cnn.py network, median of {steps} steps; {load()}")
-    for n in counts:
-        med, cpu = statistics.median(times[n]), statistics.median(cpus[n])
+    for n, mode in runs:
+        med, cpu = statistics.median(times[(n, mode)]), statistics.median(cpus[(n, mode)])
         epoch = f"one epoch (422 steps) {422 * med:5.0f} s wall, {422 * cpu:5.0f} s CPU"
-        print(f"  threads={n}: {1e3 * med:6.1f} ms/step wall, {1e3 * cpu:6.1f} CPU -> {epoch}")
+        what = f"threads={n}" + (", im2col only" if mode == "im2col" else "")
+        print(f"  {what}: {1e3 * med:6.1f} ms/step wall, {1e3 * cpu:6.1f} CPU -> {epoch}")
 
 
 def load() -> str:
@@ -286,6 +346,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true", help="per-layer kernel breakdown")
     parser.add_argument("--no-bench", action="store_true", help="only the profile")
     parser.add_argument(
+        "--compare", action="store_true", help="also time fnn with im2col only (as before)"
+    )
+    parser.add_argument(
         "--example",
         type=int,
         default=0,
@@ -301,9 +364,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.blas_threads_n:
         BLAS_THREADS[0] = None
     if not args.no_bench:
-        bench(args.models, args.threads, args.rounds, args.per_round, args.block_hw)
+        bench(args.models, args.threads, args.rounds, args.per_round, args.block_hw, args.compare)
     if args.example:
-        example_epoch(args.threads, args.example)
+        example_epoch(args.threads, args.example, args.compare)
     if args.profile:
         from cnn_profile import profile  # type: ignore[import-not-found]
 

@@ -6,9 +6,11 @@ and pullback (backward) is timed: median wall ms and CPU ms of the process
 threads it adds up both). fnn's named array helpers in ``fnn.layers._im2col``
 and ``fnn.layers._pool_ops`` are wrapped with per-thread CPU timers
 (``time.thread_time``) and grouped into categories: GEMM (products), im2col,
-col2im, padding, pooling. "rest" is the CPU time not spent in a wrapped helper
+col2im, padding, pooling, and Winograd's transforms ("wino", its input
+phases under "pad"). "rest" is the CPU time not spent in a wrapped helper
 (element-wise ufuncs such as ReLU, BatchNorm and the bias add, column sums,
-reshapes, checks, thread hand-offs; before issue 15 also the products written
+reshapes, checks, thread hand-offs; for shifted products the padded grid and
+the additions of their products; before issue 15 also the products written
 inline with ``@``). A helper called inside another wrapped helper counts for
 the outer one only.
 """
@@ -30,6 +32,7 @@ import fnn
 from fnn.layers import BatchNorm, Conv2D, ReLU
 from fnn.layers import _im2col as ops
 from fnn.layers import _pool_ops as pool_ops
+from fnn.layers import _winograd as winograd
 
 # helper name -> category; names missing from the module are skipped
 CATEGORIES = {
@@ -43,8 +46,13 @@ CATEGORIES = {
     "max_pool_tiles_grad": "pool",
     "max_pool_tiles_masks": "pool",
     "tiles": "pool",
+    "_to_phases": "pad",
+    "_input_transform": "wino",
+    "_output_transform": "wino",
+    "_output_transform_adjoint": "wino",
+    "_input_transform_adjoint": "wino",
 }
-COLUMNS = ["gemm", "im2col", "col2im", "pad", "pool"]
+COLUMNS = ["gemm", "im2col", "col2im", "pad", "pool", "wino"]
 
 _local = threading.local()
 _spent: dict[str, float] = defaultdict(float)
@@ -72,7 +80,7 @@ def instrumented() -> Iterator[None]:
     """Wrap fnn's named array helpers with timers for the block."""
     saved = [
         (module, name, getattr(module, name))
-        for module in (ops, pool_ops)
+        for module in (ops, pool_ops, winograd)
         for name in CATEGORIES
         if hasattr(module, name)
     ]

@@ -1,4 +1,4 @@
-"""2-D convolution over ``(batch, height, width, channels)`` images, as one matrix product.
+"""2-D convolution over ``(batch, height, width, channels)`` images, as matrix products.
 
 Forward (cross-correlation, as in every deep-learning library): with the input
 padded to ``xp``, stride ``(sh, sw)`` and dilation ``(dh, dw)``,
@@ -35,11 +35,20 @@ The bias rides in the product: the im2col matrix gets a column of ones, so
 per chunk of the batch (about 4 MiB of im2col rows each; ``fnn.parallel.split``),
 on several threads inside ``fnn.threads(n)``; the chunks' dL/dW are added in
 chunk order, so a given thread count always gives the same bits.
+
+Stride-1 convolutions are mostly computed without an im2col matrix, where that
+measured faster (:meth:`Conv2D._formulation`, ``docs/math/conv.md``): by
+shifted products (``fnn.layers._shifted``: one product per kernel offset on a
+shifted slice of the flat padded input, added up) or, for 3x3 kernels, by
+Winograd F(2x2, 3x3) (``fnn.layers._winograd``: 16 products with ``K = c_in``,
+2.25x fewer multiplications, and additions to transform). Their pullbacks are
+the exact adjoints of their forward steps. Both run per chunk of the batch and
+on threads in the same way.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Protocol, cast
 
 import attrs
 import numpy as np
@@ -47,6 +56,8 @@ import numpy as np
 from fnn import parallel
 from fnn._diagnose import channels_first_hint
 from fnn.layers import _im2col as ops
+from fnn.layers import _shifted as sh
+from fnn.layers import _winograd as wg
 from fnn.layers import initializers
 from fnn.layers._base import (
     Array,
@@ -64,6 +75,28 @@ from fnn.random import KeyLike, split
 
 __all__ = ["Conv2D"]
 
+_FORMULATION = "auto"
+"""How stride-1 convolutions are computed: ``"auto"`` (the measured rule of
+:meth:`Conv2D._formulation`), or ``"im2col"``, ``"shifted"``, ``"winograd"`` to
+force one where it applies (others fall back to im2col). Tests and
+``benchmarks/cnn.py --compare`` set it."""
+
+
+class _Passes(Protocol):
+    """The chunked passes of a fast formulation (``_winograd.Winograd``, ``_shifted.Shifted``)."""
+
+    item_bytes: int
+
+    def forward(self, chunk: tuple[int, int], x: Array, y: Array) -> None: ...
+
+    def prepare_backward(self, need_dx: bool) -> None: ...
+
+    def backward(
+        self, chunk: tuple[int, int], dy: Array, dx: Array | None
+    ) -> tuple[Array, Array]: ...
+
+    def kernel_grad(self, dw: Array) -> Array: ...
+
 
 @attrs.frozen(eq=False)
 class Conv2D(Layer):
@@ -71,7 +104,9 @@ class Conv2D(Layer):
 
     ``y[n, p, q, o] = b[o] + Σ_{i,j,c} xp[n, p·sh + i·dh, q·sw + j·dw, c] · w[i, j, c, o]``
     where ``xp`` is ``x`` zero-padded; computed as one matrix product of the
-    im2col matrix with the kernel. The backward pass (derived in the module
+    im2col matrix with the kernel, or with stride 1 by shifted products or
+    (3x3 kernels) Winograd F(2x2, 3x3) where that is faster (the same values
+    up to float rounding). The backward pass (derived in the module
     docstring) is dL/dW = Xᵀ·δ, dL/db = Σ δ, dL/dx = col2im(δ·Wᵀ).
 
     Output size per spatial axis: ``floor((n + pad_before + pad_after − k_eff) / stride) + 1``
@@ -253,8 +288,106 @@ class Conv2D(Layer):
         geometry = (self.kernel_size, self.strides, self.dilation)
         ops.col2im(ops.matmul(delta, weights), dy.shape[1:3], pads, *geometry, out=out)
 
+    def _formulation(self, c_in: int, in_hw: tuple[int, int], pads: ops.Pads) -> str:
+        """``"winograd"``, ``"shifted"`` or ``"im2col"``: how to compute this layer.
+
+        Winograd F(2x2, 3x3) applies to 3x3 kernels, stride 1, no dilation;
+        shifted products to any stride-1 kernel; im2col to all. With
+        ``_FORMULATION == "auto"`` the rule is what measured fastest (vjp +
+        pullback, one thread, batch 64-128, c_in in {1, 3, 8, 16, 32, 64, 128},
+        c_out in {8, 16, 32, 64, 128}, images 7-56, 3x3 and 5x5 kernels,
+        dilation 1 and 2; the table is in ``docs/math/conv.md``):
+
+        - im2col for strides other than 1, 1x1 kernels (their im2col matrix is
+          ``x`` itself), and fewer than 8 input channels (a first layer on
+          1-3 colour channels: its im2col matrix is small, the products of
+          the others are too thin);
+        - Winograd for 3x3 kernels with ``c_in >= 32``, ``c_out >= c_in`` and
+          ``c_in·c_out >= 2048`` (32 -> 64, 64 -> 64, 128 -> 128), when its
+          tiles waste at most 40% (``4·th·(tw + 1)`` outputs computed for
+          ``out_h·out_w``): 1.05-1.5x as fast as im2col, and as fast as
+          shifted products or up to 1.2x faster;
+        - shifted products otherwise, when the flat grid wastes at most 50%
+          (``hp·wp`` rows for ``out_h·out_w`` outputs) and ``c_out <= 2·c_in``,
+          or ``c_out <= 4·c_in`` on grids wasting at most 30%: 1.2-2.6x as fast
+          as im2col (1.56x for 32 -> 32 on 14x14);
+        - im2col for the rest (e.g. 8 -> 32 or 16 -> 64 on 13x13 valid, where
+          shifted products ran 0.9x as fast).
+        """
+        if self.strides != (1, 1) or _FORMULATION == "im2col":
+            return "im2col"
+        winograd = self.kernel_size == (3, 3) and self.dilation == (1, 1)
+        if _FORMULATION == "winograd":
+            return "winograd" if winograd else "im2col"
+        if _FORMULATION == "shifted":
+            return "shifted"
+        if self.kernel_size == (1, 1) or c_in < 8:
+            return "im2col"
+        c_out = self.filters
+        g = sh.grid(in_hw, pads, self.kernel_size, self.dilation)
+        (oh, ow), outputs = g.out_hw, g.out_hw[0] * g.out_hw[1]
+        if winograd and c_in >= 32 and c_out >= c_in and c_in * c_out >= 2048:
+            tiles = 4 * -(-oh // 2) * (-(-ow // 2) + 1)
+            if tiles <= 1.4 * outputs:
+                return "winograd"
+        grid_waste = g.hp * g.wp / outputs - 1
+        if grid_waste <= 0.5 and (c_out <= 2 * c_in or (c_out <= 4 * c_in and grid_waste <= 0.3)):
+            return "shifted"
+        return "im2col"
+
+    def _plan(self, x: Array, pads: ops.Pads, keep: bool) -> _Passes | None:
+        """The chunked passes of a fast formulation for ``x``, or ``None`` for im2col."""
+        hw = (x.shape[1], x.shape[2])
+        how = self._formulation(x.shape[3], hw, pads) if len(x) else "im2col"  # (0 images)
+        w = cast(Array, self.w)
+        if how == "winograd":
+            return wg.Winograd(w, self.b, x.shape, pads, keep)
+        if how == "shifted":
+            return sh.Shifted(w, self.b, x.shape, pads, self.dilation, keep)
+        return None
+
+    def _planned_forward(
+        self, x: Array, out_hw: tuple[int, int], passes: _Passes
+    ) -> tuple[Array, list[tuple[int, int]]]:
+        """``(y, chunks)``: the forward pass of ``passes``, per chunk (on threads)."""
+        y = ops.empty((x.shape[0], *out_hw, self.filters), x.dtype)
+        chunks = parallel.split(x.shape[0], item_bytes=passes.item_bytes)
+        parallel.map(lambda c: passes.forward(c, x[c[0] : c[1]], y[c[0] : c[1]]), chunks)
+        return y, chunks
+
+    def _planned_vjp(
+        self, x: Array, out_hw: tuple[int, int], passes: _Passes, need_dx: bool
+    ) -> tuple[Array, Pullback]:
+        """vjp by a fast formulation: each pullback is the exact adjoint of its forward."""
+        y, chunks = self._planned_forward(x, out_hw, passes)
+
+        def pullback(dy: Array) -> tuple[Conv2D, Array | None]:
+            dy = check_cotangent(self, dy, y)
+            dx = ops.empty(x.shape, x.dtype) if need_dx else None
+            passes.prepare_backward(need_dx)
+
+            def run(chunk: tuple[int, int]) -> tuple[Array, Array]:
+                a, b = chunk
+                return passes.backward(chunk, dy[a:b], None if dx is None else dx[a:b])
+
+            partials = parallel.map(run, chunks)
+            dw, db = partials[0]
+            for dw_part, db_part in partials[1:]:  # a fixed order: fixed bits per thread count
+                dw, db = dw + dw_part, db + db_part
+            grads = {"w": passes.kernel_grad(dw)}
+            if self.b is not None:
+                grads["b"] = db
+            return self.zero_grad_like(**grads), dx
+
+        return y, pullback
+
     def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
-        return self._forward(self._check(x))[0]
+        x = self._check(x)
+        pads, out_hw = self._geometry((x.shape[1], x.shape[2]))
+        passes = self._plan(x, pads, keep=False)
+        if passes is not None:
+            return self._planned_forward(x, out_hw, passes)[0]
+        return self._forward(x)[0]
 
     def vjp(
         self,
@@ -265,6 +398,10 @@ class Conv2D(Layer):
         need_dx: bool = True,
     ) -> tuple[Array, Pullback]:
         x = self._check(x)
+        pads, out_hw = self._geometry((x.shape[1], x.shape[2]))
+        passes = self._plan(x, pads, keep=True)
+        if passes is not None:
+            return self._planned_vjp(x, out_hw, passes, need_dx)
         y, parts, pads = self._forward(x)
         w = cast(Array, self.w)
         rows, k = y.shape[1] * y.shape[2], w.size // self.filters

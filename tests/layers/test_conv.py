@@ -1,6 +1,8 @@
 """Tests of fnn.layers.conv.Conv2D: shape, gradient, reference values, purity and errors."""
 
+import contextlib
 import math
+from unittest import mock
 
 import attrs
 import numpy as np
@@ -10,6 +12,9 @@ from hypothesis import strategies as st
 
 import fnn
 from fnn import testing
+from fnn.layers import _shifted as sh
+from fnn.layers import _winograd as wg
+from fnn.layers import conv
 from fnn.layers.conv import Conv2D
 
 small = st.integers(1, 3)
@@ -327,16 +332,17 @@ def test_each_kernel_path_matches_the_sum_and_finite_differences(path, n_threads
             testing.check_layer(layer, x, seed=seed)
 
 
-def test_a_fixed_thread_count_gives_fixed_bits():
+@pytest.mark.parametrize("mode", ["im2col", "winograd", "shifted"])
+def test_a_fixed_thread_count_gives_fixed_bits(mode):
     """For a given thread count the outputs and gradients are bit-identical run after run,
-    and one and two threads agree to float32 round-off."""
+    and one and two threads agree to float32 round-off (every formulation)."""
     layer, _ = Conv2D(16, 3, padding="same").init(0, (12, 12, 8), np.dtype(np.float32))
     rng = np.random.default_rng(4)
     x = rng.standard_normal((64, 12, 12, 8), dtype=np.float32)
     dy = rng.standard_normal((64, 12, 12, 16), dtype=np.float32)
 
     def run(n):
-        with fnn.threads(n):
+        with fnn.threads(n), formulation(mode):
             y, pullback = layer.vjp(x)
             grads, dx = pullback(dy)
         return y, grads.w, grads.b, dx
@@ -364,10 +370,12 @@ def test_large_batches_are_split_into_chunks_on_one_thread_too():
     np.testing.assert_allclose(grads.b, dy.sum(axis=(0, 1, 2)), rtol=1e-10)
 
 
+@pytest.mark.parametrize("mode", ["auto", "im2col", "winograd", "shifted"])
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_one_sgd_step_matches_pytorch_in_float64(n_threads):
+def test_one_sgd_step_matches_pytorch_in_float64(n_threads, mode):
     """One SGD step of the issue's CNN (valid convolutions, ReLU, max-pool, dense, softmax
-    cross-entropy) gives the same parameters as PyTorch in float64, to round-off."""
+    cross-entropy) gives the same parameters as PyTorch in float64, to round-off, with the
+    automatic choice of formulation and with each one forced."""
     torch = pytest.importorskip("torch")
     layers = [Conv2D(4, 3), fnn.ReLU(), fnn.MaxPool2D(2), Conv2D(6, 3), fnn.ReLU()]
     layers += [fnn.MaxPool2D(2), fnn.Flatten(), fnn.Dense(10)]
@@ -375,8 +383,10 @@ def test_one_sgd_step_matches_pytorch_in_float64(n_threads):
     rng = np.random.default_rng(7)
     x, labels = rng.normal(size=(16, 15, 14, 1)), rng.integers(0, 10, 16)
     loss_fn = fnn.losses.sparse_softmax_cross_entropy
-    with fnn.threads(n_threads):
+    with fnn.threads(n_threads), formulation(mode), kernel_calls() as calls:
         new = fnn.sgd_step(net, fnn.grad(net, x, labels, loss_fn), lr=0.5)
+    for name, spy in calls.items():  # one call per chunk of each of the two convolutions
+        assert (spy.call_count >= 2) if name == mode else not spy.called
 
     t = torch.nn
     convs = [t.Conv2d(1, 4, 3).double(), t.Conv2d(4, 6, 3).double()]
@@ -400,3 +410,213 @@ def test_one_sgd_step_matches_pytorch_in_float64(n_threads):
         expected_w = w.transpose(2, 3, 1, 0) if w.ndim == 4 else w.T
         np.testing.assert_allclose(layer.w, expected_w, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(layer.b, b, rtol=1e-12, atol=1e-12)
+
+
+# Issue 15 follow-up: Winograd F(2x2, 3x3) for 3x3 stride-1 undilated convolutions, and
+# shifted products (no im2col matrix) for stride-1 convolutions
+
+
+@contextlib.contextmanager
+def formulation(mode):
+    """Compute stride-1 convolutions by "winograd", "shifted" or "im2col" where that applies
+    (or by the automatic rule, "auto") inside the block."""
+    with mock.patch.object(conv, "_FORMULATION", mode):
+        yield
+
+
+@contextlib.contextmanager
+def kernel_calls():
+    """Spies on the forward kernels of the fast formulations (one call per chunk), to be
+    sure of the path taken: ``{"winograd": spy, "shifted": spy}``."""
+    with (
+        mock.patch.object(wg, "forward", wraps=wg.forward) as winograd,
+        mock.patch.object(sh, "forward", wraps=sh.forward) as shifted,
+    ):
+        yield {"winograd": winograd, "shifted": shifted}
+
+
+@contextlib.contextmanager
+def winograd_calls():
+    """A spy on the Winograd forward kernel (one call per chunk), to be sure of the path."""
+    with kernel_calls() as calls:
+        yield calls["winograd"]
+
+
+@st.composite
+def winograd_case(draw):
+    """A float64 3x3 stride-1 Conv2D with 1-3 channels in and out, any padding form (also
+    pads of 3-4, wider than a tile's overlap), image sides giving 1-7 output rows and
+    columns (odd and even: the 2x2 tiles need not divide the output), a non-zero bias or
+    none, and a fitting input of 1-3 images."""
+    wide = st.tuples(st.integers(0, 4), st.integers(0, 4))
+    padding = draw(st.one_of(paddings(), st.tuples(wide, wide)))
+    layer = Conv2D(draw(small), 3, padding=padding, use_bias=draw(st.booleans()))
+    padding = layer.padding  # "valid", "same" or ((top, bottom), (left, right))
+    sides = []
+    for axis in (0, 1):
+        padded = 0 if isinstance(padding, str) else sum(padding[axis])
+        smallest = 1 if padding == "same" else max(1, 3 - padded)
+        sides.append(draw(st.integers(smallest, smallest + 6)))
+    in_shape = (*sides, draw(small))
+    layer, _ = layer.init(draw(st.integers(0, 2**31)), in_shape, np.dtype(np.float64))
+    if layer.use_bias:
+        layer = attrs.evolve(layer, b=draw(normal_arrays((layer.filters,))))
+    return layer, draw(normal_arrays((draw(testing.batch_sizes(3)), *in_shape)))
+
+
+@given(winograd_case())
+def test_winograd_forward_matches_the_defining_sum(case):
+    """Winograd's transforms and 16 products equal the convolution sum written with loops,
+    in float64 to 1e-12, for every padding form and for outputs of odd size."""
+    layer, x = case
+    with formulation("winograd"), winograd_calls() as calls:
+        y = layer.forward(x)
+    assert calls.called
+    np.testing.assert_allclose(y, reference_conv(layer, x), rtol=1e-12, atol=1e-12)
+
+
+@given(winograd_case(), st.integers(0, 2**31))
+def test_winograd_gradient_matches_finite_differences(case, seed):
+    """The Winograd pullback (the adjoint of its transforms and products) gives dL/dx,
+    dL/dw and dL/db that agree with central differences for a random cotangent."""
+    layer, x = case
+    with formulation("winograd"), winograd_calls() as calls:
+        testing.check_layer(layer, x, seed=seed)
+    assert calls.called
+
+
+@pytest.mark.parametrize("mode", ["winograd", "shifted"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_fast_formulations_in_chunks_match_the_einsum_definition(n_threads, mode):
+    """A batch cut into several chunks (and threads): y, dL/dw, dL/db and dL/dx equal their
+    einsum definitions in float64, and need_dx=False gives the same parameter gradients."""
+    layer, _ = Conv2D(24, 3, padding=((2, 0), (1, 1))).init(0, (15, 16, 32), np.float64)
+    rng = np.random.default_rng(8)
+    layer = attrs.evolve(layer, b=rng.normal(size=24))
+    x = rng.normal(size=(21, 15, 16, 32))
+    with fnn.threads(n_threads), formulation(mode), kernel_calls() as calls:
+        y, pullback = layer.vjp(x)
+        dy = rng.normal(size=y.shape)
+        grads, dx = pullback(dy)
+        grads_no_dx, no_dx = layer.vjp(x, need_dx=False)[1](dy)
+    assert calls[mode].call_count >= 4 and no_dx is None  # 2 passes x at least 2 chunks
+    xp = np.pad(x, ((0, 0), (2, 0), (1, 1), (0, 0)))
+    cols = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(1, 2))  # n,p,q,c,i,j
+    np.testing.assert_allclose(y, np.einsum("npqcij,ijco->npqo", cols, layer.w) + layer.b)
+    np.testing.assert_allclose(grads.w, np.einsum("npqcij,npqo->ijco", cols, dy), rtol=1e-10)
+    np.testing.assert_allclose(grads.b, dy.sum(axis=(0, 1, 2)), rtol=1e-10)
+    dxp = np.zeros_like(xp)
+    for i in range(3):
+        for j in range(3):
+            dxp[:, i : i + y.shape[1], j : j + y.shape[2]] += dy @ layer.w[i, j].T
+    np.testing.assert_allclose(dx, dxp[:, 2:, 1:-1], rtol=1e-10, atol=1e-12)
+    assert fnn.tree.allclose(grads, grads_no_dx, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("mode", ["winograd", "shifted"])
+def test_fast_formulations_in_float32_are_as_accurate_as_documented(mode):
+    """In float32, on the ResNet block's shape, the output and gradients differ from the
+    float64 result by at most 2e-6 of their largest entry (docs/math/conv.md quotes the
+    measured errors: below 1e-6; Winograd's dL/dw about 2x im2col's, its y and dx smaller)."""
+    layer64, _ = Conv2D(32, 3, padding="same").init(3, (14, 14, 32), np.float64)
+    layer64 = attrs.evolve(layer64, b=np.random.default_rng(9).normal(size=32) * 0.1)
+    layer32 = fnn.tree.map(lambda a: a.astype(np.float32), layer64)
+    rng = np.random.default_rng(10)
+    x, dy = rng.normal(size=(16, 14, 14, 32)), rng.normal(size=(16, 14, 14, 32))
+    with formulation("im2col"):
+        y64, pullback64 = layer64.vjp(x)
+        g64, dx64 = pullback64(dy)
+    with formulation(mode), kernel_calls() as calls:
+        y32, pullback32 = layer32.vjp(x.astype(np.float32))
+        g32, dx32 = pullback32(dy.astype(np.float32))
+    assert calls[mode].called and y32.dtype == dx32.dtype == g32.w.dtype == np.float32
+    for got, want in ((y32, y64), (dx32, dx64), (g32.w, g64.w), (g32.b, g64.b)):
+        assert np.abs(got - want).max() <= 2e-6 * np.abs(want).max()
+
+
+@pytest.mark.parametrize(
+    ("layer", "in_shape", "expected"),
+    [
+        (Conv2D(32, 3, padding="same"), (14, 14, 32), "shifted"),  # the ResNet-style block
+        (Conv2D(64, 3, padding="same"), (28, 28, 32), "winograd"),  # 32 -> 64
+        (Conv2D(64, 3, padding="same"), (14, 14, 64), "winograd"),  # 64 -> 64
+        (Conv2D(64, 3), (13, 13, 64), "winograd"),  # 11x11 outputs: tiles waste 39%
+        (Conv2D(64, 3, padding="same"), (7, 7, 64), "shifted"),  # 7x7: tiles waste 63%
+        (Conv2D(16, 3), (28, 28, 1), "im2col"),  # the CNN's first layer: one input channel
+        (Conv2D(16, 3, padding="same"), (28, 28, 3), "im2col"),  # RGB input
+        (Conv2D(32, 3), (13, 13, 16), "shifted"),  # the CNN's second layer
+        (Conv2D(64, 3, padding="same"), (14, 14, 16), "shifted"),  # 4x the channels, 15% waste
+        (Conv2D(64, 3), (13, 13, 16), "im2col"),  # 4x the channels, grid wastes 40%
+        (Conv2D(8, 3, padding="same"), (14, 14, 64), "shifted"),  # fewer output channels
+        (Conv2D(32, 3, dilation=2, padding="same"), (14, 14, 32), "shifted"),  # dilation
+        (Conv2D(32, 5, padding="same"), (14, 14, 32), "shifted"),  # 5x5 kernel
+        (Conv2D(32, 1), (14, 14, 32), "im2col"),  # 1x1: x is its own im2col matrix
+        (Conv2D(32, 3, strides=2, padding="same"), (14, 14, 32), "im2col"),  # stride 2
+    ],
+)
+def test_the_formulation_is_chosen_where_it_measured_fastest(layer, in_shape, expected):
+    """The automatic rule (Conv2D._formulation) picks each formulation where it measured
+    fastest; forced, Winograd applies to 3x3 stride-1 undilated kernels only and shifted
+    products to every stride-1 kernel (other layers fall back to im2col)."""
+    layer, _ = layer.init(0, in_shape, np.float32)
+    x = np.zeros((2, *in_shape), np.float32)
+    with kernel_calls() as calls:
+        layer.forward(x)
+    assert {name for name, spy in calls.items() if spy.called} == {expected} - {"im2col"}
+    stride1 = layer.strides == (1, 1)
+    with formulation("winograd"), kernel_calls() as calls:
+        layer.forward(x)
+    undilated_3x3 = layer.kernel_size == (3, 3) and layer.dilation == (1, 1)
+    assert calls["winograd"].called == (undilated_3x3 and stride1)
+    assert not calls["shifted"].called
+    with formulation("shifted"), kernel_calls() as calls:
+        layer.forward(x)
+    assert calls["shifted"].called == stride1 and not calls["winograd"].called
+
+
+@st.composite
+def stride1_case(draw):
+    """A float64 stride-1 Conv2D with any kernel of 1-3 x 1-3, dilation 1-2, any padding
+    form (also pads of 3-4), 1-3 channels in and out, a non-zero bias or none, image sides
+    giving 1-5 output rows and columns, and a fitting input of 1-3 images."""
+    wide = st.tuples(st.integers(0, 4), st.integers(0, 4))
+    layer = Conv2D(
+        draw(small),
+        (draw(small), draw(small)),
+        padding=draw(st.one_of(paddings(), st.tuples(wide, wide))),
+        dilation=(draw(st.integers(1, 2)), draw(st.integers(1, 2))),
+        use_bias=draw(st.booleans()),
+    )
+    sides = []
+    for axis in (0, 1):
+        k_eff = (layer.kernel_size[axis] - 1) * layer.dilation[axis] + 1
+        padded = 0 if isinstance(layer.padding, str) else sum(layer.padding[axis])
+        smallest = 1 if layer.padding == "same" else max(1, k_eff - padded)
+        sides.append(draw(st.integers(smallest, smallest + 4)))
+    in_shape = (*sides, draw(small))
+    layer, _ = layer.init(draw(st.integers(0, 2**31)), in_shape, np.dtype(np.float64))
+    if layer.use_bias:
+        layer = attrs.evolve(layer, b=draw(normal_arrays((layer.filters,))))
+    return layer, draw(normal_arrays((draw(testing.batch_sizes(3)), *in_shape)))
+
+
+@given(stride1_case())
+def test_shifted_products_match_the_defining_sum(case):
+    """The sum of kh·kw shifted products on the flat padded grid equals the convolution sum
+    written with loops, in float64 to 1e-12, for any kernel, dilation and padding."""
+    layer, x = case
+    with formulation("shifted"), kernel_calls() as calls:
+        y = layer.forward(x)
+    assert calls["shifted"].called
+    np.testing.assert_allclose(y, reference_conv(layer, x), rtol=1e-12, atol=1e-12)
+
+
+@given(stride1_case(), st.integers(0, 2**31))
+def test_shifted_products_gradient_matches_finite_differences(case, seed):
+    """The shifted-product pullback (shifted products the other way, zeros off the output
+    grid) gives dL/dx, dL/dw and dL/db that agree with central differences for a random
+    cotangent."""
+    layer, x = case
+    with formulation("shifted"), kernel_calls() as calls:
+        testing.check_layer(layer, x, seed=seed)
+    assert calls["shifted"].called
