@@ -185,11 +185,13 @@ class Step:
             f"{type(state).__name__}; pass the state that init (or the previous update) returned"
         )
 
-    def needs_params(self, name: str, params: object) -> None:
+    def needs_params(self, name: str, params: list[Array] | None) -> list[Array]:
+        """``params``, or a ValueError saying that ``name`` needs them."""
         if params is None:
             raise ValueError(
                 f"{self.who}: {name} needs the params: call update(updates, state, params)"
             )
+        return params
 
 
 class State:
@@ -279,9 +281,9 @@ class GradientTransformation:
             ValueError: ``params`` has no arrays, or a mask does not fit it.
             TypeError: a leaf is not floating point.
         """
-        from fnn.optim.optimizer import begin
+        from fnn.optim.optimizer import begin_init
 
-        step, _ = begin(f"fnn.optim.{self.name}.init", params)
+        step = begin_init(f"fnn.optim.{self.name}.init", params)
         return self.init_leaves(step, step.like)
 
     def update(self, updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
@@ -295,7 +297,6 @@ class GradientTransformation:
         from fnn.optim.optimizer import begin, finish_updates
 
         step, u_leaves = begin(f"fnn.optim.{self.name}.update", params, updates, "updates")
-        assert u_leaves is not None
         p_leaves = None if params is None else step.like
         new, new_state = self.update_leaves(step, list(u_leaves), state, p_leaves)
         return finish_updates(step, new), new_state

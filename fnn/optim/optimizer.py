@@ -55,35 +55,24 @@ __all__ = [
 
 Array = np.ndarray
 _ACTIVE = "fnn.optim.active"  # memo key: the indices of the non-state leaves
-_INIT = object()  # begin() without updates: an init call
 
 
-def begin(
-    who: str, params: Any, updates: Any = _INIT, what: str = "grads"
-) -> tuple[Step, list[Array] | None]:
-    """Flatten and check the trees of one ``init`` or ``update`` call (internal).
+def begin_init(who: str, params: Any) -> Step:
+    """Flatten and check the params of one ``init`` call (internal)."""
+    return _step(who, params)
 
-    With ``updates``, returns the updates' leaves too, checked against the params
-    (structure, shapes, and the dtype of every trainable leaf).
+
+def begin(who: str, params: Any, updates: Any, what: str = "grads") -> tuple[Step, list[Array]]:
+    """Flatten and check the trees of one ``update`` call (internal).
+
+    Returns the step and the updates' leaves, checked against the params
+    (structure, shapes, and the dtype of every trainable leaf); without params
+    (``None``), the updates' own tree is the reference.
     """
-    like_tree = updates if params is None and updates is not _INIT else params
-    like, td = tree.flatten(like_tree)
-    if not like:
-        raise ValueError(f"{who}: params has no arrays; pass the network built by fnn.init")
-    active = td.memo.get(_ACTIVE)
-    if active is None:  # shared by every call on this structure: never changed in place
-        active = td.memo[_ACTIVE] = [i for i, s in enumerate(td.state_mask) if not s]
-    for i, p in enumerate(like):
-        if p.dtype.kind != "f":
-            raise TypeError(
-                f"{who}: {td.paths[i] or '<root>'} has dtype {p.dtype}; parameters must be "
-                "floating, e.g. params.astype(np.float32)"
-            )
-    step = Step(who, td, like, like_tree, active)
-    if updates is _INIT:
-        return step, None
+    step = _step(who, updates if params is None else params)
     if params is None:
-        return step, like
+        return step, step.like
+    like, td, active = step.like, step.treedef, step.active
     try:
         u = tree.leaves_like(td, like, params, updates)
     except ValueError as err:
@@ -100,6 +89,22 @@ def begin(
                 "(fnn never changes a network's dtype silently)"
             )
     return step, u
+
+
+def _step(who: str, like_tree: Any) -> Step:
+    like, td = tree.flatten(like_tree)
+    if not like:
+        raise ValueError(f"{who}: params has no arrays; pass the network built by fnn.init")
+    active = td.memo.get(_ACTIVE)
+    if active is None:  # shared by every call on this structure: never changed in place
+        active = td.memo[_ACTIVE] = [i for i, s in enumerate(td.state_mask) if not s]
+    for i, p in enumerate(like):
+        if p.dtype.kind != "f":
+            raise TypeError(
+                f"{who}: {td.paths[i] or '<root>'} has dtype {p.dtype}; parameters must be "
+                "floating, e.g. params.astype(np.float32)"
+            )
+    return Step(who, td, like, like_tree, active)
 
 
 def _negative_zeros(a: Array) -> Array:
@@ -297,7 +302,7 @@ class Optimizer:
             ValueError: ``params`` has no arrays, or a mask does not fit it.
             TypeError: a leaf is not floating point.
         """
-        step, _ = begin(f"fnn.optim.{self.name}.init", params)
+        step = begin_init(f"fnn.optim.{self.name}.init", params)
         return OptimizerState(np.int64(0), self.tx.init_leaves(step, step.like))
 
     def update(self, grads: Any, state: Any, params: Any) -> tuple[Any, OptimizerState]:
@@ -321,7 +326,6 @@ class Optimizer:
         if type(state) is not OptimizerState:
             state = self._coerce(who, state, params)
         step, g = begin(who, params, grads)
-        assert g is not None
         u, inner = self.tx.update_leaves(step, list(g), state.inner, step.like)
         new_params = step.build(apply_leaves(step, u))
         return new_params, checked_state(OptimizerState, count=next_count(state.count), inner=inner)
@@ -393,7 +397,6 @@ def apply_updates(params: Any, updates: Any) -> Any:
         {'w': array([0.5])}
     """
     step, u = begin("fnn.optim.apply_updates", params, updates, "updates")
-    assert u is not None
     return step.build(apply_leaves(step, u))
 
 

@@ -324,8 +324,7 @@ class AddDecayedWeights(GradientTransformation):
         self, step: Step, updates: list[Array], state: Any, params: list[Array] | None
     ) -> tuple[list[Array], Any]:
         _empty(step, self.name, state)
-        step.needs_params(self.name, params)
-        assert params is not None
+        params = step.needs_params(self.name, params)
         if not self.weight_decay:
             return updates, state
         sel = None if self.mask is None else resolve(step, self.name, self.mask)

@@ -213,8 +213,7 @@ class Ema(GradientTransformation):
     ) -> tuple[list[Array], Any]:
         if type(state) is not EmaState:
             raise step.state_error(self.name, EmaState, state)
-        step.needs_params(self.name, params)
-        assert params is not None
+        params = step.needs_params(self.name, params)
         old = step.buffer(self.name, "ema", state.ema)
         new = [_own_copy(p) for p in params]  # untrained leaves follow the params
         for i in step.active:
