@@ -16,11 +16,11 @@ takes its place). The flip and the shift are custom layers in fnn's short
 form (``apply``/``backward``, with a key and the training flag): data
 augmentation that ``fit`` drives with its per-step keys, like a dropout layer.
 
-The data and budget are those of ``examples/mnist_cnn.py``, so the two
-compare: images ``(batch, 28, 28, 1)`` float32 in [0, 1], 10% of the training
-set held out with a fixed key for validation, Adam (batch 128) for at most 15
-epochs, the best epoch restored, the test set used once at the end. The
-differences: AdamW with a cosine decay of the learning rate from 1e-3 to 0
+The data are those of ``examples/mnist_cnn.py``, so the two compare: images
+``(batch, 28, 28, 1)`` float32 in [0, 1], 10% of the training set held out
+with a fixed key for validation, batch 128, at most 25 epochs (the CNN's
+budget is 15), the best epoch restored, the test set used once at the end.
+The other differences: AdamW with a cosine decay of the learning rate from 1e-3 to 0
 over the run and a decoupled weight decay of 0.05 on the convolution and
 dense kernels only (a mask by path: ``path.endswith(".w")`` spares biases and
 batch-norm parameters), and early stopping on the validation accuracy
@@ -28,8 +28,16 @@ batch-norm parameters), and early stopping on the validation accuracy
 accuracy still improves. Batch norm uses batch statistics in training and its
 running statistics in evaluation (``fit`` updates them every step).
 
-Measured (seed 0, ``fnn.threads(1)``, 2-core machine shared with other jobs):
-RESULTS_PLACEHOLDER
+Measured (seed 0, ``fnn.threads(1)``, ``python examples/resnet_fashion.py
+--epochs 25`` at commit 6b69b86, 2-core machine shared with other jobs): 309,418
+parameters (the CNN example has 421,642); validation accuracy 86.4% after
+epoch 1, 91.1% after 6, 92.6% after 14, 93.7% after 24 and 25; test accuracy
+**93.19%** with epoch 24's parameters restored, against the CNN example's
+92.67%. 85-185 s per epoch (2469 s in all), about 86 s on a quiet machine.
+An earlier run of 15 epochs with only the flip gave 92.53%, below the CNN;
+the shift and the longer cosine schedule made the difference. (Later
+convolution kernels, Winograd and shifted products, change the float32
+results in their last bits.)
 
     python examples/resnet_fashion.py                          # full size
     python examples/resnet_fashion.py --epochs 2 --train 5000  # a quick look
@@ -202,7 +210,7 @@ def resnet(widths: tuple[int, int, int] = (32, 64, 128), drop_prob: float = 0.3)
 
 def main(
     *,
-    epochs: int = 15,
+    epochs: int = 25,
     n_train: int | None = None,
     n_test: int | None = None,
     widths: tuple[int, int, int] = (32, 64, 128),
@@ -257,7 +265,7 @@ def main(
     )
     accuracy = metrics.accuracy(pred, y_test)
     print(
-        f"test accuracy {accuracy:.4f} (best epoch {history.best_epoch}), "
+        f"test accuracy {accuracy:.4f} (epoch {history.best_epoch + 1}'s parameters), "
         f"{len(history.epochs)} epochs in {seconds:.0f}s"
     )
     return accuracy
@@ -265,7 +273,7 @@ def main(
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--train", type=int, default=None, help="use the first N training examples")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
