@@ -10,6 +10,9 @@ One module per kind of data:
   images into what networks take.
 - `fnn.datasets.toys`: `xor`, `linear_regression`, `two_spirals`, generated
   from an explicit key where random.
+- `fnn.datasets.text`: `words`, the system word list in a deterministic
+  train/validation/test split, and `CharVocab`, characters ↔ ids for
+  character-level language models.
 - `fnn.datasets.helpers`: `train_val_split`, `one_hot`, the two helpers every
   training script needs.
 
@@ -28,10 +31,13 @@ Example:
 from fnn.datasets.helpers import one_hot, train_val_split
 from fnn.datasets.idx import download, read_idx, write_idx
 from fnn.datasets.images import Dataset, fashion_mnist, images_to_float, mnist
+from fnn.datasets.text import CharVocab, Words, words
 from fnn.datasets.toys import linear_regression, two_spirals, xor
 
 __all__ = [
+    "CharVocab",
     "Dataset",
+    "Words",
     "download",
     "fashion_mnist",
     "images_to_float",
@@ -41,6 +47,7 @@ __all__ = [
     "read_idx",
     "train_val_split",
     "two_spirals",
+    "words",
     "write_idx",
     "xor",
 ]

@@ -14,7 +14,6 @@ import gzip
 import hashlib
 import math
 import os
-import stat
 import tempfile
 import urllib.request
 import zlib
@@ -25,6 +24,7 @@ from typing import IO, Any, cast
 import numpy as np
 
 from fnn import _arrays
+from fnn.datasets._checks import open_regular
 from fnn.tree import readonly
 
 __all__ = ["download", "read_idx", "write_idx"]
@@ -46,15 +46,6 @@ _CHUNK = 1 << 22
 _GZIP_MAGIC = b"\x1f\x8b"
 _MAX_RANK = 32  # files in use have rank 1-4; NumPy 1.x arrays stop at 32 axes
 _DEFLATE_MAX_RATIO = 1032  # deflate turns n bytes into at most about 1032·n
-_FILE_KINDS = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
 def _read_exactly(f: IO[bytes], n: int) -> bytes:
     """Up to ``n`` bytes, in chunks, so a lying size never allocates more than arrives."""
     parts, left = [], n
@@ -67,33 +58,10 @@ def _read_exactly(f: IO[bytes], n: int) -> bytes:
     return b"".join(parts)
 
 
-def _open_regular(path: Path, who: str) -> IO[bytes]:
-    """Open ``path`` for reading if it is a regular file; refuse anything else at once.
-
-    Opened non-blocking, so a FIFO without a writer does not hang ``open``; its
-    kind is then checked on the open descriptor (no race with a swapped path).
-    """
-    nonblock = getattr(os, "O_NONBLOCK", 0)  # 0 on Windows, which has no FIFOs in the path
-    fd = os.open(path, os.O_RDONLY | nonblock)
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a file")
-            raise ValueError(
-                f"{who}: not a regular file ({kind}); read_idx reads IDX files from disk"
-            )
-        if nonblock:
-            os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 @contextlib.contextmanager
 def _open_maybe_gzip(path: Path, who: str) -> Iterator[tuple[IO[bytes], bool, int]]:
     """``(stream, compressed, file size)``: gzip is detected from the first bytes."""
-    with _open_regular(path, who) as raw:
+    with open_regular(path, who, "read_idx reads IDX files from disk") as raw:
         size = os.fstat(raw.fileno()).st_size
         compressed = raw.read(2) == _GZIP_MAGIC
         raw.seek(0)
