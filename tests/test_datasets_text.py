@@ -210,6 +210,7 @@ def test_from_words_and_a_custom_boundary():
     assert vocab.encode("bé").tolist() == [2, 3]
     x, y, mask = vocab.sequences(["éa"])
     assert y.tolist() == [[3, 1, 0]] and vocab.decode(y[0]) == "éa"
+    assert x.tolist() == [[0, 3, 1]] and mask.all()
 
 
 @pytest.mark.parametrize(
