@@ -46,6 +46,25 @@ def test_masked_softmax_is_a_softmax_over_the_kept_entries(case):
             assert not r.any()
 
 
+@given(st.sampled_from([1, 2, 16, 64, 65, 200]), st.integers(1, 6), st.booleans(),
+       st.integers(0, 2**31))
+def test_row_reductions_agree_with_numpy(n, rows, transposed, seed):
+    """The fast row maximum and row sum (a loop of np.maximum, a product with ones, for rows
+    up to 64 long) equal NumPy's reductions, for long rows (NumPy's own) and views too; the
+    masked softmax of such rows still sums to 1."""
+    from fnn.layers.attention import _row_max, _row_sum
+
+    a = np.random.default_rng(seed).normal(size=(2, rows, n))
+    if transposed and rows == n:
+        a = a.transpose(0, 2, 1)
+    np.testing.assert_array_equal(_row_max(a), a.max(axis=-1, keepdims=True))
+    np.testing.assert_allclose(_row_sum(a), a.sum(axis=-1, keepdims=True), rtol=1e-12, atol=1e-12)
+    before = a.copy()
+    p = masked_softmax(a, None)
+    np.testing.assert_allclose(p.sum(axis=-1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(a, before)  # the softmax is computed in a new array
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fully_masked_rows_give_zeros_without_any_warning(dtype):
     """A fully masked row is all zeros, forward and backward, with every NumPy floating-point
