@@ -1,31 +1,49 @@
-"""Benchmark: forward + backward of sequence layers in fnn versus PyTorch eager on the CPU.
+"""Benchmark: one training step of sequence models in fnn versus PyTorch eager on the CPU.
 
-Two steps at batch 64, context 16, d_model 64, float32, each the forward pass
-and the backward pass to the input and every parameter for a random
-cotangent (no loss, no optimizer update: the layer-level part of a training
-step; the whole network step with containers and a loss comes with part 2 of
-issue 11):
+Two character-level language models at batch 64, context 16, d_model 64,
+vocabulary 27, float32, each step being the whole network's forward pass, a
+masked ``sparse_softmax_cross_entropy`` over the (batch, time) positions (random
+word lengths 1-16; the padding masked), the backward pass and an Adam update:
 
-- ``lstm``: ``LSTM(64)`` over ``(64, 16, 64)``, every step's output.
-- ``block``: a pre-norm causal transformer block,
-  ``h = x + MHA(LN(x))``, ``y = h + Dense(64)(GELU(Dense(256)(LN(h))))``
-  with 4 heads; the residual additions (and their backward) are written out
-  by hand here, since fnn's ``Residual`` container is not merged yet.
+- ``lstm``: ``Embedding(27, 64)``, ``LSTM(64)``, ``Dense(27)``.
+- ``transformer``: ``Embedding(27, 64)``, ``PositionalEmbedding(16)``, two
+  pre-norm causal blocks, each ``Residual([LayerNorm(), MultiHeadAttention(4,
+  causal=True)])`` then ``Residual([LayerNorm(), Dense(256), GELU(), Dense(64)])``,
+  a final ``LayerNorm()`` and ``Dense(27)``.
 
+fnn's step is ``fnn.value_and_grad`` then ``opt.update`` (``fnn.optim.adam``);
+PyTorch's is ``zero_grad``, forward, ``F.cross_entropy(ignore_index=-100)``,
+``backward`` and ``torch.optim.Adam.step`` on the same architecture
+(``nn.MultiheadAttention`` with a causal mask, ``GELU(approximate="tanh")``).
 fnn and torch run interleaved in one process (fnn step, torch step, ...) so
-both see the same machine state, with threads limited alike (threadpoolctl
-for NumPy's BLAS, ``torch.set_num_threads``). Prints the median wall and CPU
+both see the same machine state, with threads limited alike (threadpoolctl for
+NumPy's BLAS, ``torch.set_num_threads``). Prints the median wall and CPU
 milliseconds per step, the ratio fnn / torch, and the load average (the
-machine may be shared: compare ratios, not absolute times).
+machine may be shared: compare ratios, not absolute times). The target of
+issue 11 is a transformer step within 2x of PyTorch.
+
+Measured with ``OPENBLAS_NUM_THREADS=1 python benchmarks/sequence.py --threads 1
+--profile`` (torch 2.13.0 CPU, 30 steps after 3 warm-up ones, machine shared:
+2 cores, another training job on one), median wall ms per step::
+
+    lstm        fnn  5.09, torch  3.78, ratio fnn/torch 1.35
+    transformer fnn 22.78, torch 16.17, ratio fnn/torch 1.41
+
+The profile of that run splits fnn's transformer step (19.6 CPU ms, forward +
+backward of every instance): Dense 5.5, GELU 4.8, MultiHeadAttention 3.9,
+LayerNorm 3.2, the optimizer update 0.9, plumbing 0.7, the loss 0.3, the
+embeddings 0.3.
 
 Run:  python benchmarks/sequence.py [--steps 30] [--threads 1 2] [--profile] [--scatter]
 
-``--profile`` prints the median CPU time of each fnn layer's forward and
-backward in the block and the LSTM. ``--scatter`` (alone) times the ways of computing
-an embedding's weight gradient (a scatter-add over repeated ids) for ``(64,
-16)`` ids and ``dim`` 64: ``np.add.at``, a sort + ``np.add.reduceat``, and the
-two methods of ``fnn.layers.embedding.scatter_add_rows`` (``np.bincount``,
-one-hot product), best of five runs of 200 calls, one thread.
+``--profile`` splits fnn's transformer step (one thread) by where the CPU time
+goes: each layer's forward and backward (timed inside the network), the loss,
+the optimizer update, and the rest (network and container plumbing: input
+checks, pullback checks, tree building). ``--scatter`` (alone) times the ways
+of computing an embedding's weight gradient (a scatter-add over repeated ids)
+for ``(64, 16)`` ids and ``dim`` 64: ``np.add.at``, a sort + ``np.add.reduceat``,
+and the two methods of ``fnn.layers.embedding.scatter_add_rows``
+(``np.bincount``, one-hot product), best of five runs of 200 calls, one thread.
 """
 
 from __future__ import annotations
@@ -41,97 +59,128 @@ from typing import Any
 
 import numpy as np
 
-from fnn.layers import GELU, LSTM, Dense, LayerNorm, MultiHeadAttention
+import fnn
 
-BATCH, CONTEXT, D_MODEL, HEADS, HIDDEN = 64, 16, 64, 4, 256
-F32 = np.dtype(np.float32)
-Step = Callable[[np.ndarray, np.ndarray], Any]
+BATCH, CONTEXT, D_MODEL, HEADS, HIDDEN, VOCAB = 64, 16, 64, 4, 256, 27
+LR = 1e-3
+Step = Callable[[], Any]
+Data = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def fnn_lstm() -> Step:
-    layer, _ = LSTM(D_MODEL).init(0, (CONTEXT, D_MODEL), F32)
+def data(seed: int = 0) -> Data:
+    """Ids ``(64, 16)``, next-id labels with -100 at padding, and the mask (random lengths)."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, CONTEXT + 1, BATCH)
+    keep = np.arange(CONTEXT) < lengths[:, None]
+    x = np.where(keep, rng.integers(0, VOCAB, (BATCH, CONTEXT)), 0)
+    y = np.where(keep, rng.integers(0, VOCAB, (BATCH, CONTEXT)), -100)
+    return x, y, keep
 
-    def step(x: np.ndarray, dy: np.ndarray) -> Any:
-        _, pullback = layer.vjp(x)
-        return pullback(dy)
+
+def lstm_layers() -> list[fnn.Layer]:
+    return [fnn.Embedding(VOCAB, D_MODEL), fnn.LSTM(D_MODEL), fnn.Dense(VOCAB)]
+
+
+def transformer_layers() -> list[fnn.Layer]:
+    def block() -> list[fnn.Layer]:
+        return [
+            fnn.Residual([fnn.LayerNorm(), fnn.MultiHeadAttention(HEADS, causal=True)]),
+            fnn.Residual([fnn.LayerNorm(), fnn.Dense(HIDDEN), fnn.GELU(), fnn.Dense(D_MODEL)]),
+        ]
+
+    return [
+        fnn.Embedding(VOCAB, D_MODEL),
+        fnn.PositionalEmbedding(CONTEXT),
+        *block(),
+        *block(),
+        fnn.LayerNorm(),
+        fnn.Dense(VOCAB),
+    ]
+
+
+MODELS = {"lstm": lstm_layers, "transformer": transformer_layers}
+
+
+def fnn_step(name: str, batch: Data) -> Step:
+    """One training step of model ``name``; each call trains the network further."""
+    net = fnn.init(MODELS[name](), (CONTEXT,), key=0)
+    opt = fnn.optim.adam(LR)
+    state = opt.init(net)
+    x, y, keep = batch
+    loss = fnn.losses.sparse_softmax_cross_entropy
+
+    def step() -> float:
+        nonlocal net, state
+        value, grads = fnn.value_and_grad(net, x, (y, keep), loss)
+        net, state = opt.update(grads, state, net)
+        return float(value)
 
     return step
 
 
-def fnn_block_layers() -> list[Any]:
-    """The block's layers, built: ln1, attention, ln2, dense1, gelu, dense2."""
-    shape = (CONTEXT, D_MODEL)
-    ln1, _ = LayerNorm().init(0, shape, F32)
-    mha, _ = MultiHeadAttention(HEADS, causal=True).init(1, shape, F32)
-    ln2, _ = LayerNorm().init(2, shape, F32)
-    d1, hidden = Dense(HIDDEN).init(3, shape, F32)
-    d2, _ = Dense(D_MODEL).init(4, hidden, F32)
-    return [ln1, mha, ln2, d1, GELU(), d2]
-
-
-def fnn_block() -> Step:
-    ln1, mha, ln2, d1, gelu, d2 = fnn_block_layers()
-
-    def step(x: np.ndarray, dy: np.ndarray) -> Any:
-        a, pb_ln1 = ln1.vjp(x)
-        a, pb_mha = mha.vjp(a)
-        h = x + a
-        m, pb_ln2 = ln2.vjp(h)
-        m, pb_d1 = d1.vjp(m)
-        m, pb_gelu = gelu.vjp(m)
-        m, pb_d2 = d2.vjp(m)
-        _ = h + m  # the block's output
-        grads = []
-        g = dy
-        for pb in (pb_d2, pb_gelu, pb_d1, pb_ln2):
-            dlayer, g = pb(g)
-            grads.append(dlayer)
-        dh = dy + g
-        g = dh
-        for pb in (pb_mha, pb_ln1):
-            dlayer, g = pb(g)
-            grads.append(dlayer)
-        return grads, dh + g
-
-    return step
-
-
-def torch_steps() -> dict[str, Step] | None:
-    """The same two steps in PyTorch eager, or None when torch is not installed."""
+def torch_steps(batch: Data) -> dict[str, Step] | None:
+    """The same two training steps in PyTorch eager, or None when torch is not installed."""
     try:
         import torch
     except ImportError:
         return None
     torch.manual_seed(0)
-    nn = torch.nn
-    lstm = nn.LSTM(D_MODEL, D_MODEL, batch_first=True)
-    ln1, ln2 = nn.LayerNorm(D_MODEL), nn.LayerNorm(D_MODEL)
-    mha = nn.MultiheadAttention(D_MODEL, HEADS, batch_first=True)
-    mlp = nn.Sequential(
-        nn.Linear(D_MODEL, HIDDEN), nn.GELU(approximate="tanh"), nn.Linear(HIDDEN, D_MODEL)
-    )
-    mask = torch.triu(torch.ones(CONTEXT, CONTEXT, dtype=torch.bool), 1)
-    modules = [lstm, ln1, ln2, mha, mlp]
+    nn, functional = torch.nn, torch.nn.functional
+    causal = torch.triu(torch.ones(CONTEXT, CONTEXT, dtype=torch.bool), 1)
 
-    def lstm_step(x: np.ndarray, dy: np.ndarray) -> Any:
-        for m in modules:
-            m.zero_grad()
-        xt = torch.from_numpy(x).requires_grad_()
-        y, _ = lstm(xt)
-        y.backward(torch.from_numpy(dy))
-        return xt.grad
+    class LSTMModel(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(VOCAB, D_MODEL)
+            self.lstm = nn.LSTM(D_MODEL, D_MODEL, batch_first=True)
+            self.out = nn.Linear(D_MODEL, VOCAB)
 
-    def block_step(x: np.ndarray, dy: np.ndarray) -> Any:
-        for m in modules:
-            m.zero_grad()
-        xt = torch.from_numpy(x).requires_grad_()
-        a = ln1(xt)
-        h = xt + mha(a, a, a, attn_mask=mask, need_weights=False)[0]
-        y = h + mlp(ln2(h))
-        y.backward(torch.from_numpy(dy))
-        return xt.grad
+        def forward(self, x: Any) -> Any:
+            return self.out(self.lstm(self.emb(x))[0])
 
-    return {"lstm": lstm_step, "block": block_step}
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(D_MODEL), nn.LayerNorm(D_MODEL)
+            self.mha = nn.MultiheadAttention(D_MODEL, HEADS, batch_first=True)
+            self.mlp = nn.Sequential(
+                nn.Linear(D_MODEL, HIDDEN), nn.GELU(approximate="tanh"), nn.Linear(HIDDEN, D_MODEL)
+            )
+
+        def forward(self, h: Any) -> Any:
+            a = self.ln1(h)
+            h = h + self.mha(a, a, a, attn_mask=causal, need_weights=False)[0]
+            return h + self.mlp(self.ln2(h))
+
+    class Transformer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(VOCAB, D_MODEL)
+            self.pos = nn.Parameter(torch.zeros(CONTEXT, D_MODEL))
+            self.blocks = nn.Sequential(Block(), Block())
+            self.ln = nn.LayerNorm(D_MODEL)
+            self.out = nn.Linear(D_MODEL, VOCAB)
+
+        def forward(self, x: Any) -> Any:
+            return self.out(self.ln(self.blocks(self.emb(x) + self.pos)))
+
+    xt = torch.from_numpy(batch[0])
+    yt = torch.from_numpy(batch[1])
+
+    def make(model: Any) -> Step:
+        opt = torch.optim.Adam(model.parameters(), lr=LR)
+
+        def step() -> float:
+            opt.zero_grad()
+            logits = model(xt)
+            loss = functional.cross_entropy(logits.reshape(-1, VOCAB), yt.reshape(-1))
+            loss.backward()
+            opt.step()
+            return float(loss.item())
+
+        return step
+
+    return {"lstm": make(LSTMModel()), "transformer": make(Transformer())}
 
 
 @contextlib.contextmanager
@@ -161,67 +210,111 @@ def threads(n: int) -> Iterator[None]:
 
 def bench(n_threads: int, steps: int, warmup: int = 3) -> None:
     """Interleave fnn and torch steps of each model; print medians and ratios."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((BATCH, CONTEXT, D_MODEL)).astype(np.float32)
-    dy = rng.standard_normal((BATCH, CONTEXT, D_MODEL)).astype(np.float32)
-    ours = {"lstm": fnn_lstm(), "block": fnn_block()}
-    theirs = torch_steps() or {}
+    batch = data()
+    theirs = torch_steps(batch) or {}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"threads={n_threads}, load average at start {load:.2f}", flush=True)
-    for model in ours:
-        runners = {"fnn": ours[model]} | ({"torch": theirs[model]} if model in theirs else {})
+    for model in MODELS:
+        runners = {"fnn": fnn_step(model, batch)}
+        runners |= {"torch": theirs[model]} if model in theirs else {}
         wall: dict[str, list[float]] = {name: [] for name in runners}
         cpu: dict[str, list[float]] = {name: [] for name in runners}
         with threads(n_threads):
             for i in range(warmup + steps):
                 for name, run in runners.items():
                     t0, c0 = time.perf_counter(), time.process_time()
-                    run(x, dy)
+                    run()
                     if i >= warmup:
                         wall[name].append(time.perf_counter() - t0)
                         cpu[name].append(time.process_time() - c0)
         for label, times in (("wall", wall), ("cpu", cpu)):
             med = {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
-            line = f"  {model:<5} {label:>4}: fnn {med['fnn']:6.2f} ms"
+            line = f"  {model:<11} {label:>4}: fnn {med['fnn']:6.2f} ms"
             if "torch" in med:
                 ratio = med["fnn"] / med["torch"]
                 line += f", torch {med['torch']:6.2f} ms, ratio fnn/torch {ratio:.2f}"
             print(line, flush=True)
 
 
-def profile(n_threads: int, steps: int = 20) -> None:
-    """Median CPU milliseconds of each fnn layer's forward (vjp) and backward (pullback).
+@contextlib.contextmanager
+def timed_classes(classes: list[type], table: dict[str, list[float]]) -> Iterator[None]:
+    """Patch each class's ``vjp`` so every call adds its forward and backward CPU time to
+    ``table`` under the class name (summed over the instances of one step); restore after."""
+    saved = {cls: cls.__dict__.get("vjp") for cls in classes}
 
-    The block's layers are timed as a plain chain (without the residual additions)
-    on their real inputs; the LSTM on its own.
-    """
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((BATCH, CONTEXT, D_MODEL)).astype(np.float32)
-    lstm, _ = LSTM(D_MODEL).init(0, (CONTEXT, D_MODEL), F32)
-    chains = [fnn_block_layers(), [lstm]]
-    names = [layer.name for chain in chains for layer in chain]
-    fwd: dict[int, list[float]] = {i: [] for i in range(len(names))}
-    bwd: dict[int, list[float]] = {i: [] for i in range(len(names))}
-    with threads(n_threads):
-        for _ in range(steps):
-            offset = 0
-            for chain in chains:
-                h, pbs = x, []
-                for i, layer in enumerate(chain):
-                    t0 = time.process_time()
-                    h, pb = layer.vjp(h)
-                    fwd[offset + i].append(time.process_time() - t0)
-                    pbs.append(pb)
-                g = rng.standard_normal(h.shape).astype(np.float32)
-                for i in range(len(chain) - 1, -1, -1):
-                    t0 = time.process_time()
-                    _, g = pbs[i](g)
-                    bwd[offset + i].append(time.process_time() - t0)
-                offset += len(chain)
-    print(f"profile (threads={n_threads}), median CPU ms:  forward  backward")
-    for i, name in enumerate(names):
-        f, b = 1e3 * statistics.median(fwd[i]), 1e3 * statistics.median(bwd[i])
-        print(f"  {name:<42} {f:7.2f} {b:8.2f}")
+    def patched(cls: type) -> Callable[..., Any]:
+        vjp = cls.vjp  # type: ignore[attr-defined]
+
+        def timed_vjp(self: Any, x: Any, **kwargs: Any) -> Any:
+            t0 = time.process_time()
+            y, pullback = vjp(self, x, **kwargs)
+            table[f"{cls.__name__} forward"][-1] += time.process_time() - t0
+
+            def timed_pullback(dy: Any) -> Any:
+                t1 = time.process_time()
+                out = pullback(dy)
+                table[f"{cls.__name__} backward"][-1] += time.process_time() - t1
+                return out
+
+            return y, timed_pullback
+
+        return timed_vjp
+
+    for cls in classes:
+        table[f"{cls.__name__} forward"], table[f"{cls.__name__} backward"] = [], []
+        cls.vjp = patched(cls)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        for cls, old in saved.items():
+            if old is None:
+                del cls.vjp  # type: ignore[attr-defined]
+            else:
+                cls.vjp = old  # type: ignore[attr-defined]
+
+
+def profile(steps: int = 30, warmup: int = 3) -> None:
+    """Median CPU ms of each part of fnn's transformer step (one thread): the leaf layers'
+    forward and backward (by class, over all instances), the loss, the optimizer update, and
+    what is left: the network's and containers' plumbing (input and pullback checks, the
+    chain of pullbacks, building gradient trees)."""
+    x, y, keep = data()
+    net = fnn.init(transformer_layers(), (CONTEXT,), key=0)
+    opt = fnn.optim.adam(LR)
+    state = opt.init(net)
+    loss = fnn.losses.sparse_softmax_cross_entropy
+    table: dict[str, list[float]] = {"loss": [], "optimizer update": [], "whole step": []}
+
+    def loss_fn(pred: Any, target: Any) -> Any:
+        t0 = time.process_time()
+        out = loss.fn(pred, target)
+        table["loss"][-1] += time.process_time() - t0
+        return out
+
+    timed_loss = fnn.losses.Loss(loss.name, loss_fn)
+    leaf_classes = [
+        fnn.Embedding, fnn.PositionalEmbedding, fnn.LayerNorm, fnn.MultiHeadAttention,
+        fnn.Dense, fnn.GELU,
+    ]
+    with threads(1), timed_classes(leaf_classes, table):
+        for _ in range(warmup + steps):
+            for times in table.values():
+                times.append(0.0)
+            t0 = time.process_time()
+            _, grads = fnn.value_and_grad(net, x, (y, keep), timed_loss)
+            t1 = time.process_time()
+            net, state = opt.update(grads, state, net)
+            t2 = time.process_time()
+            table["optimizer update"][-1] = t2 - t1
+            table["whole step"][-1] = t2 - t0
+    med = {k: 1e3 * statistics.median(v[warmup:]) for k, v in table.items()}
+    whole = med.pop("whole step")
+    print("profile of fnn's transformer step (threads=1), median CPU ms per step:")
+    for k, v in med.items():
+        print(f"  {k:<40} {v:7.3f}")
+    rest = whole - sum(med.values())
+    print(f"  {'rest: network and container plumbing':<40} {rest:7.3f}")
+    print(f"  {'whole step':<40} {whole:7.3f}")
 
 
 def scatter(vocabs: tuple[int, ...] = (27, 128, 1000)) -> None:
@@ -278,8 +371,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     for n in args.threads:
         bench(n, args.steps)
-        if args.profile:
-            profile(n)
+    if args.profile:
+        profile(args.steps)
 
 
 if __name__ == "__main__":

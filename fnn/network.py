@@ -640,6 +640,7 @@ def sgd_step(net: Network, grads: Network, lr: float) -> Network:
     _check_network(who, net)
     _check_network(who, grads)
 
+    @_arrays.underflow_retried  # a subnormal lr·g is flushed to 0 under errstate(all="raise")
     def step(p: Array, g: Array) -> Array:
         out: Array = g * p.dtype.type(-rate)  # a fresh array, so adding in place is safe
         out += p

@@ -168,7 +168,7 @@ def test_missing_dataset_is_one_line(empty_data_env, no_network, capsys, monkeyp
     data_dir.mkdir()
     name = dataset.replace("_", "-")
     if name == "fashion-mnist":  # pretend Debian's package is not installed either
-        monkeypatch.setitem(fnn.datasets._SYSTEM_DIRS, "fashion-mnist", ())
+        monkeypatch.setitem(fnn.datasets.images._SYSTEM_DIRS, "fashion-mnist", ())
     code = cli.main(["train", "--dataset", dataset, "--data-dir", str(data_dir), "--out",
                      str(empty_data_env / "out"), *TOY])
     assert code == 2

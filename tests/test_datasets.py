@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from fnn import datasets as ds
+from fnn.datasets import images
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_debian_fashion = pytest.mark.skipif(
-    not all((DEBIAN_FASHION / f"{s}.gz").is_file() for s in ds._STEMS),
+    not all((DEBIAN_FASHION / f"{s}.gz").is_file() for s in images._STEMS),
     reason="Debian's dataset-fashion-mnist package is not installed",
 )
 
@@ -39,7 +40,7 @@ def make_fake(directory: Path, marker: int = 7, gz: bool = True, n_train: int = 
         np.arange(n_test, dtype=np.uint8) % 10,
     ]
     hashes = {}
-    for stem, array in zip(ds._STEMS, arrays, strict=True):
+    for stem, array in zip(images._STEMS, arrays, strict=True):
         path = directory / (f"{stem}.gz" if gz else stem)
         ds.write_idx(path, array)
         raw = gzip.decompress(path.read_bytes()) if gz else path.read_bytes()
@@ -60,7 +61,7 @@ def places(tmp_path, monkeypatch):
     monkeypatch.setenv("FNN_DATA", str(root["env"]))
     monkeypatch.setenv("XDG_CACHE_HOME", str(root["cache"]))
     monkeypatch.setenv("HOME", str(root["home"]))
-    monkeypatch.setattr(ds, "_SYSTEM_DIRS", {"mnist": (), "fashion-mnist": (str(root["system"]),)})
+    monkeypatch.setattr(images, "_SYSTEM_DIRS", {"mnist": (), "fashion-mnist": (str(root["system"]),)})
     return root
 
 
@@ -266,11 +267,11 @@ def test_loader_downloads_when_missing(places, monkeypatch):
     and later calls find it there without downloading."""
     server = places["explicit"].parent / "server"
     hashes = make_fake(server, marker=6)
-    monkeypatch.setattr(ds, "_MNIST", attrs.evolve(ds._MNIST, sha256=hashes))
+    monkeypatch.setattr(images, "_MNIST", attrs.evolve(images._MNIST, sha256=hashes))
     data = ds.mnist(base_url=server.as_uri())
     assert marker_of(data) == 6
     cache = places["cache"] / "fnn" / "mnist"
-    assert sorted(os.listdir(cache)) == sorted(f"{s}.gz" for s in ds._STEMS)
+    assert sorted(os.listdir(cache)) == sorted(f"{s}.gz" for s in images._STEMS)
     again = ds.mnist(base_url=(server / "gone").as_uri())
     assert marker_of(again) == 6
 
@@ -298,11 +299,11 @@ def test_loader_unreachable_mirror(places):
 def test_fashion_download_verifies_the_real_checksums(tmp_path, monkeypatch):
     """Downloading Debian's copy through file:// passes the built-in SHA-256 of every file
     (Debian recompressed the archives; the content hashes are what match)."""
-    monkeypatch.setattr(ds, "_SYSTEM_DIRS", {"mnist": (), "fashion-mnist": ()})
+    monkeypatch.setattr(images, "_SYSTEM_DIRS", {"mnist": (), "fashion-mnist": ()})
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("FNN_DATA", raising=False)
     data = ds.fashion_mnist(tmp_path / "d", base_url=DEBIAN_FASHION.as_uri())
-    assert sorted(os.listdir(tmp_path / "d")) == sorted(f"{s}.gz" for s in ds._STEMS)
+    assert sorted(os.listdir(tmp_path / "d")) == sorted(f"{s}.gz" for s in images._STEMS)
     assert data.x_train.shape == (60000, 28, 28)
 
 

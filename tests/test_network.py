@@ -82,6 +82,17 @@ def test_sgd_step_is_theta_minus_lr_grad():
     assert fnn.loss(new, x, y, losses.mse) < fnn.loss(net, x, y, losses.mse)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_step_with_a_subnormal_step_does_not_raise_for_underflow(dtype):
+    """Under np.errstate(all='raise') a finite lr so small that lr·g underflows (5e-324) is no
+    error: the step is flushed to 0 and the parameters come back unchanged."""
+    net = fnn.init([fnn.Dense(2)], (3,), key=0, dtype=dtype)
+    g = tree.map(lambda a: np.full_like(a, 0.5), net)
+    with np.errstate(all="raise"):
+        new = fnn.sgd_step(net, g, 5e-324)
+    assert tree.allclose(new, net, rtol=0, atol=0)
+
+
 def test_same_key_same_network_different_key_different_network():
     """init is deterministic in its key."""
     assert tree.allclose(mlp(key=3), mlp(key=3), rtol=0)

@@ -67,6 +67,51 @@ def causal_mask(time: int) -> Array:
     return out
 
 
+# Reductions over a short last axis (a softmax row of `time` entries) are slow in NumPy: its
+# reduce loop pays per row. For rows up to this length the row maximum is a loop of
+# np.maximum over the columns, and a row sum a matrix product with a column of ones (one BLAS
+# call). Measured on (64, 4, 16, 16) float32 scores, one thread (timeit, on a shared
+# machine): max 442 -> 50 us, sum 91 -> 20 us; the layer's forward pass
+# 2.25 -> 0.80 ms.
+_SHORT_ROW = 64
+
+
+def _row_max(a: Array) -> Array:
+    """``a.max(axis=-1, keepdims=True)``, fast for short rows (a new array)."""
+    n = a.shape[-1]
+    if n > _SHORT_ROW or n == 0:
+        out: Array = a.max(axis=-1, keepdims=True)
+        return out
+    m = a[..., :1].copy()
+    for j in range(1, n):
+        np.maximum(m, a[..., j : j + 1], out=m)
+    return m
+
+
+def _row_sum(a: Array) -> Array:
+    """``a.sum(axis=-1, keepdims=True)``, as one matrix product for short rows (a new array)."""
+    n = a.shape[-1]
+    if n > _SHORT_ROW or not a.flags.c_contiguous:
+        out: Array = a.sum(axis=-1, keepdims=True)
+        return out
+    ones = np.ones((n, 1), a.dtype)
+    total: Array = (a.reshape(-1, n) @ ones).reshape(*a.shape[:-1], 1)
+    return total
+
+
+def _softmax_into(masked: Array) -> Array:
+    """Turn ``masked`` (scores, -inf where masked; an array the caller just allocated) into
+    the masked softmax in place and return it."""
+    m = _row_max(masked)
+    m[~np.isfinite(m)] = 0  # a fully masked row: exp(-inf - 0) = 0 everywhere
+    e = np.exp(np.subtract(masked, m, out=masked), out=masked)  # exp(-inf) = 0, no warning
+    total = _row_sum(e)
+    total[total == 0] = 1  # only fully masked rows sum to 0 (a kept entry gives exp(0) = 1)
+    e /= total
+    out: Array = e
+    return out
+
+
 def masked_softmax(s: Array, keep: Array | None) -> Array:
     """Softmax over the last axis of ``s`` restricted to the entries where ``keep`` is true.
 
@@ -89,18 +134,15 @@ def masked_softmax(s: Array, keep: Array | None) -> Array:
         >>> masked_softmax(s, keep).round(4).tolist()
         [[0.2689, 0.7311, 0.0], [0.0, 0.0, 0.0]]
     """
-    if keep is None:
-        e = np.exp(s - s.max(axis=-1, keepdims=True))
-    else:
-        masked = np.where(keep, s, -np.inf)
-        m = masked.max(axis=-1, keepdims=True)
-        m[~np.isfinite(m)] = 0  # a fully masked row: exp(-inf - 0) = 0 everywhere
-        e = np.exp(masked - m)  # exp(-inf) = 0 exactly, without a warning
-    total = e.sum(axis=-1, keepdims=True)
-    total[total == 0] = 1  # only fully masked rows sum to 0 (a kept entry gives exp(0) = 1)
-    e /= total
-    out: Array = e
-    return out
+    masked = s.copy() if keep is None else np.where(keep, s, -np.inf)
+    return _softmax_into(masked)
+
+
+def _softmax_pullback_into(p: Array, dp: Array) -> Array:
+    """`masked_softmax_pullback` written into ``dp`` (an array the caller just allocated)."""
+    dp -= _row_sum(dp * p)
+    dp *= p
+    return dp
 
 
 def masked_softmax_pullback(p: Array, dp: Array) -> Array:
@@ -113,8 +155,7 @@ def masked_softmax_pullback(p: Array, dp: Array) -> Array:
         >>> masked_softmax_pullback(p, np.array([[2.0, 5.0]])).tolist()
         [[0.0, 0.0]]
     """
-    out: Array = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
-    return out
+    return _softmax_pullback_into(p, np.array(dp, dtype=np.result_type(p, dp)))
 
 
 @attrs.frozen(eq=False)
@@ -240,7 +281,9 @@ class MultiHeadAttention(Layer):
         q, k, v = qkv[0], qkv[1], qkv[2]
         s = q @ k.transpose(0, 1, 3, 2)
         s *= x.dtype.type(1 / math.sqrt(dk))
-        p = masked_softmax(s, causal_mask(time) if self.causal else None)
+        if self.causal:
+            np.copyto(s, -np.inf, where=~causal_mask(time))
+        p = _softmax_into(s)
         o = (p @ v).transpose(0, 2, 1, 3).reshape(batch * time, inner)
         y = o @ cast(Array, self.w_o)
         if self.b_o is not None:
@@ -274,7 +317,7 @@ class MultiHeadAttention(Layer):
             dqkv = np.empty((batch, time, 3, self.heads, dk), x.dtype)
             dqkv_h = dqkv.transpose(2, 0, 3, 1, 4)  # a view: (3, batch, heads, time, dk)
             np.matmul(p.transpose(0, 1, 3, 2), do, out=dqkv_h[2])
-            ds = masked_softmax_pullback(p, do @ v.transpose(0, 1, 3, 2))
+            ds = _softmax_pullback_into(p, do @ v.transpose(0, 1, 3, 2))
             ds *= scale
             np.matmul(ds, k, out=dqkv_h[0])
             np.matmul(ds.transpose(0, 1, 3, 2), q, out=dqkv_h[1])

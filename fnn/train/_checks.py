@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -13,26 +14,37 @@ Array = np.ndarray
 MetricFn = Callable[[Array, Array], float]
 
 
-def check_pair(who: str, x: object, y: object, what: str = "data") -> tuple[Array, Array]:
-    x, y = _arrays.plain(who, "x", x), _arrays.plain(who, "y", y)
-    if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
-        bad = type(x if not isinstance(x, np.ndarray) else y).__name__
+def check_pair(who: str, x: object, y: object, what: str = "data") -> tuple[Array, Any]:
+    """``(x, y)`` checked: arrays with a batch axis of one length; ``y`` may be a tuple of
+    such arrays (such as ``(labels, mask)`` for the masked losses), batched together."""
+    x = _arrays.plain(who, "x", x)
+    parts = y if isinstance(y, tuple) and y else (y,)
+    parts = tuple(_arrays.plain(who, "y", part) for part in parts)
+    if not isinstance(x, np.ndarray) or not all(isinstance(p, np.ndarray) for p in parts):
+        bad = next(v for v in (x, *parts) if not isinstance(v, np.ndarray))
         raise TypeError(
-            f"{who}: {what} must be a pair of NumPy arrays (x, y), got {bad}; "
-            "convert with np.asarray"
+            f"{who}: {what} must be a pair of NumPy arrays (x, y), got {type(bad).__name__}; "
+            "convert with np.asarray (y may also be a tuple of arrays, such as (labels, mask))"
         )
-    if x.ndim == 0 or y.ndim == 0:
-        raise ValueError(
-            f"{who}: {what} x and y need a batch axis, got shapes {x.shape} and {y.shape}"
-        )
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(
-            f"{who}: {what} x has {x.shape[0]} examples but y has {y.shape[0]}; "
-            "x and y must have the same length along the first (batch) axis"
-        )
+    shapes = " and ".join(str(p.shape) for p in (x, *parts))
+    if x.ndim == 0 or any(p.ndim == 0 for p in parts):
+        raise ValueError(f"{who}: {what} x and y need a batch axis, got shapes {shapes}")
+    for p in parts:
+        if x.shape[0] != p.shape[0]:
+            raise ValueError(
+                f"{who}: {what} x has {x.shape[0]} examples but y has {p.shape[0]}; "
+                "x and y must have the same length along the first (batch) axis"
+            )
     if x.shape[0] == 0:
         raise ValueError(f"{who}: {what} is empty; pass at least one example")
-    return x, y
+    return x, parts if isinstance(y, tuple) and y else parts[0]
+
+
+def take(y: Any, index: Any) -> Any:
+    """``y[index]``, or the tuple of each part's ``[index]`` for a tuple ``y``."""
+    if isinstance(y, tuple):
+        return tuple(part[index] for part in y)
+    return y[index]
 
 
 def check_positive_int(who: str, name: str, value: object, minimum: int = 1) -> int:

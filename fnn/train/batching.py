@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from fnn.random import KeyLike, as_key, generator
-from fnn.train._checks import Array, check_pair, check_positive_int
+from fnn.train._checks import Array, check_pair, check_positive_int, take
 
 __all__ = ["batches"]
 
 
 def batches(
     x: Array,
-    y: Array,
+    y: Array | tuple[Array, ...],
     batch_size: int,
     *,
     key: KeyLike | None = None,
     drop_last: bool = False,
-) -> Iterator[tuple[Array, Array]]:
+) -> Iterator[tuple[Array, Any]]:
     """Split ``(x, y)`` into consecutive mini-batches, shuffled by ``key``.
 
     With a key, example order is the permutation ``π = permutation(key, n)`` and
@@ -27,7 +28,8 @@ def batches(
 
     Args:
         x: ``(n, ...)`` inputs.
-        y: ``(n, ...)`` targets.
+        y: ``(n, ...)`` targets, or a tuple of such arrays (such as ``(labels,
+            mask)`` for a masked loss), each batched like ``x``.
         batch_size: ``B >= 1``.
         key: shuffling key (``None``: keep the order).
         drop_last: drop the last batch when it has fewer than ``B`` examples.
@@ -55,15 +57,15 @@ def batches(
 
 
 def _batch_iter(
-    x: Array, y: Array, size: int, order: Array | None, drop_last: bool
-) -> Iterator[tuple[Array, Array]]:
+    x: Array, y: Any, size: int, order: Array | None, drop_last: bool
+) -> Iterator[tuple[Array, Any]]:
     n = x.shape[0]
     stop = n - n % size if drop_last else n
     for i in range(0, stop, size):
         if order is None:
-            yield x[i : i + size], y[i : i + size]
+            yield x[i : i + size], take(y, slice(i, i + size))
         else:
             idx = order[i : i + size]
-            yield x[idx], y[idx]
+            yield x[idx], take(y, idx)
 
 

@@ -335,7 +335,8 @@ def fit(
             ``fnn.optim.reduce_on_plateau`` in it sees each epoch's metrics
             (``fnn.optim.observe``) after the epoch is evaluated.
         loss_fn: an ``fnn.losses.Loss``.
-        data: ``(x, y)``, ``x`` of shape ``(n, *input_shape)``, ``y`` of ``(n, ...)``.
+        data: ``(x, y)``, ``x`` of shape ``(n, *input_shape)``, ``y`` of ``(n, ...)``,
+            or ``y = (labels, mask)`` for a masked loss (batched together).
         epochs: how many epochs to run (``>= 0``).
         key: the run's key (or int seed): shuffling and dropout.
         batch_size: examples per step (the last batch may be smaller).

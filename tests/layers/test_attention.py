@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fnn import testing
+import fnn
+from fnn import GELU, Dense, Residual, Sequential, testing
 from fnn.layers.attention import (
     MultiHeadAttention,
     causal_mask,
@@ -44,6 +45,25 @@ def test_masked_softmax_is_a_softmax_over_the_kept_entries(case):
             np.testing.assert_allclose(r[k], e / e.sum(), rtol=1e-12, atol=1e-15)
         else:
             assert not r.any()
+
+
+@given(st.sampled_from([1, 2, 16, 64, 65, 200]), st.integers(1, 6), st.booleans(),
+       st.integers(0, 2**31))
+def test_row_reductions_agree_with_numpy(n, rows, transposed, seed):
+    """The fast row maximum and row sum (a loop of np.maximum, a product with ones, for rows
+    up to 64 long) equal NumPy's reductions, for long rows (NumPy's own) and views too; the
+    masked softmax of such rows still sums to 1."""
+    from fnn.layers.attention import _row_max, _row_sum
+
+    a = np.random.default_rng(seed).normal(size=(2, rows, n))
+    if transposed and rows == n:
+        a = a.transpose(0, 2, 1)
+    np.testing.assert_array_equal(_row_max(a), a.max(axis=-1, keepdims=True))
+    np.testing.assert_allclose(_row_sum(a), a.sum(axis=-1, keepdims=True), rtol=1e-12, atol=1e-12)
+    before = a.copy()
+    p = masked_softmax(a, None)
+    np.testing.assert_allclose(p.sum(axis=-1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(a, before)  # the softmax is computed in a new array
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -249,3 +269,40 @@ def test_layer_norm_normalises_each_step_of_a_sequence(batch, time, d, seed):
     xhat = (y - layer.beta) / layer.gamma
     np.testing.assert_allclose(xhat.mean(axis=-1), 0, atol=1e-9)
     testing.check_layer(layer, x, seed=seed)
+
+
+# ---------------------------------------------------------------------------
+# A whole pre-norm transformer block, built from Residual containers
+
+
+@st.composite
+def transformer_block(draw):
+    """A float64 block Residual([LayerNorm, MultiHeadAttention]) then Residual([LayerNorm,
+    Dense, GELU, Dense]) with every parameter moved at random (LayerNorm's scales and shifts
+    included), and a normal batch (time 1 included)."""
+    heads = draw(st.integers(1, 2))
+    d_model = heads * draw(st.integers(1, 3))
+    time = draw(st.integers(1, 4))
+    causal = draw(st.booleans())
+    block = Sequential([
+        Residual([LayerNorm(), MultiHeadAttention(heads, causal=causal)]),
+        Residual([LayerNorm(), Dense(draw(st.integers(1, 6))), GELU(), Dense(d_model)]),
+    ])
+    built, _ = block.init(draw(st.integers(0, 2**31)), (time, d_model), F64)
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    # LayerNorm starts at scale 1, shift 0: move them so their gradients are generic too.
+    built = fnn.tree.map(lambda a: a + rng.normal(0, 0.3, a.shape), built)
+    # Normal draws from a drawn seed, as for LayerNorm alone (tests/layers/test_norm.py): an
+    # element-wise Hypothesis array shrinks towards rows of nearly equal values, where
+    # LayerNorm's derivative (1/std) is so large that central differences lose the digits.
+    x = rng.normal(0, 1.5, (draw(testing.batch_sizes(3)), time, d_model))
+    return built, x
+
+
+@given(transformer_block(), st.integers(0, 2**31))
+def test_transformer_block_gradient_matches_finite_differences(case, seed):
+    """A whole transformer block (both Residual branches, LayerNorm, attention causal on/off,
+    the GELU MLP): dL/dx and every parameter's gradient agree with central differences for a
+    random cotangent, over batch sizes, sequence lengths from 1, head counts and widths."""
+    block, x = case
+    testing.check_layer(block, x, seed=seed)

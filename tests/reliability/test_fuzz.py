@@ -650,6 +650,49 @@ def _(draw, env):
 
 
 # ---------------------------------------------------------------------------
+# issue 11 (sequence models, part 2): fnn.datasets.words, Words and CharVocab with its methods
+
+_WORDS = st.lists(st.text(alphabet="abcxyz", min_size=1, max_size=6), min_size=1, max_size=6)
+
+
+@entry("fnn.datasets.words", datasets.words, datasets.words, r"fnn\.datasets\.words",
+       extra_errors=(OSError,))
+def _(draw, env):
+    path = env.fresh(".txt")
+    path.write_text("\n".join([*draw(_WORDS), "Bob's", "UPPER", "co-op"]))
+    return Call({"path": path, "val_fraction": draw(st.floats(0.0, 0.4)),
+                 "test_fraction": draw(st.floats(0.0, 0.4)), "max_bytes": 1 << 16})
+
+
+entry("fnn.datasets.Words", datasets.Words, datasets.Words, r"fnn\.datasets\.Words")(
+    lambda draw, env: Call({"train": draw(_WORDS), "validation": tuple(draw(_WORDS)), "test": []}))
+entry("fnn.datasets.CharVocab", datasets.CharVocab, datasets.CharVocab, r"fnn\.datasets\.CharVocab")(
+    lambda draw, env: Call({"letters": draw(st.sampled_from(["abcxyz", "zyxcba", "abcdefxyz"])),
+                            "boundary": draw(st.sampled_from([".", "#"]))}))
+entry("fnn.datasets.CharVocab.from_words", datasets.CharVocab,
+      lambda words, boundary: datasets.CharVocab.from_words(words, boundary),
+      r"fnn\.datasets\.CharVocab", member="from_words")(
+    lambda draw, env: Call({"words": draw(_WORDS), "boundary": "."}))
+entry("fnn.datasets.CharVocab.encode", datasets.CharVocab,
+      lambda word: datasets.CharVocab("abcxyz").encode(word),
+      r"fnn\.datasets\.CharVocab\.encode", member="encode")(
+    lambda draw, env: Call({"word": draw(_WORDS)[0]}))
+entry("fnn.datasets.CharVocab.decode", datasets.CharVocab,
+      lambda ids: datasets.CharVocab("abcxyz").decode(ids),
+      r"fnn\.datasets\.CharVocab\.decode", member="decode")(
+    lambda draw, env: Call({"ids": np.array(draw(st.lists(st.integers(0, 6), max_size=8)),
+                                            np.int64)}))
+entry("fnn.datasets.CharVocab.sequences", datasets.CharVocab,
+      lambda words, length: datasets.CharVocab("abcxyz").sequences(words, length),
+      r"fnn\.datasets\.CharVocab\.sequences", member="sequences")(
+    lambda draw, env: Call({"words": draw(_WORDS), "length": draw(st.integers(7, 9))}))
+entry("fnn.datasets.CharVocab.windows", datasets.CharVocab,
+      lambda words, context: datasets.CharVocab("abcxyz").windows(words, context),
+      r"fnn\.datasets\.CharVocab\.(windows|sequences)", member="windows")(
+    lambda draw, env: Call({"words": draw(_WORDS), "context": draw(st.integers(1, 4))}))
+
+
+# ---------------------------------------------------------------------------
 # fnn.tree
 
 
