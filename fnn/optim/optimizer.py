@@ -79,13 +79,13 @@ def begin(
                 f"{who}: {td.paths[i] or '<root>'} has dtype {p.dtype}; parameters must be "
                 "floating, e.g. params.astype(np.float32)"
             )
-    step = Step(who, td, like, like_tree, active)
+    step = Step(who, td, like, active)
     if updates is _INIT:
         return step, None
     if params is None:
         return step, like
     try:
-        u = tree.leaves_like(td, like, params, updates)
+        u = tree.leaves_like(td, like, updates)
     except ValueError as err:
         raise ValueError(
             f"{who}: {what} do not match params: {err}; pass the gradient of these params, "
