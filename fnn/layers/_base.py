@@ -72,10 +72,11 @@ from typing_extensions import Self
 from fnn import _arrays
 from fnn._frozen import readonly_reduce_ex
 from fnn.random import KeyLike
-from fnn.tree import STATE_METADATA_KEY, readonly
+from fnn.tree import ARRAY_METADATA_KEY, STATE_METADATA_KEY, class_fields, readonly
 
-PARAM_METADATA_KEY = "fnn_array"
-"""attrs field metadata key marking a field that holds an array (parameter or state)."""
+PARAM_METADATA_KEY = ARRAY_METADATA_KEY
+"""attrs field metadata key marking a field that holds an array (parameter or state); which
+fields are arrays and which are state is read from ``fnn.tree``'s per-class table."""
 
 Array = np.ndarray
 Shape = tuple[int, ...]
@@ -153,7 +154,7 @@ class Layer:
         """True once ``init`` has filled every parameter field."""
         return all(
             getattr(self, name) is not None
-            for name in _array_fields(type(self))
+            for name in class_fields(type(self)).arrays
             if self._expects(name)
         )
 
@@ -263,23 +264,26 @@ class Layer:
         it differentiates.
         """
         cls = type(self)
-        array_fields = _array_fields(cls)
-        if not array_fields.issuperset(grads):
-            unknown = sorted(set(grads) - array_fields)
+        info = class_fields(cls)
+        if not info.array_set.issuperset(grads):
+            unknown = sorted(set(grads) - info.array_set)
             raise ValueError(f"{self.name}: unknown parameter fields {unknown}")
         # Built without __init__: this runs on every backward pass, and the
         # configuration was validated when `self` was built. Arrays are made
         # read-only here, as the field converter would.
         new = object.__new__(cls)
-        for name, is_array in _field_kinds(cls):
-            value = getattr(self, name)
-            if is_array:
-                if name in grads:
-                    value = grads[name]
-                elif value is not None:
-                    value = np.zeros_like(value)
+        for name in info.config:
+            object.__setattr__(new, name, getattr(self, name))
+        for name in info.arrays:
+            if name in grads:
+                value = grads[name]
                 if value is not None:
-                    value = readonly(value if isinstance(value, np.ndarray) else np.asarray(value))
+                    value = readonly(value if type(value) is np.ndarray else np.asarray(value))
+            else:
+                value = getattr(self, name)
+                if value is not None:
+                    value = np.zeros_like(value)
+                    value.setflags(write=False)  # allocated here: nobody else holds it
             object.__setattr__(new, name, value)
         return new
 
@@ -331,7 +335,8 @@ class Layer:
                 f"parameter gradients, got {type(grads).__name__} for grads"
             )
         cls = type(self)
-        fields = _array_fields(cls)
+        info = class_fields(cls)
+        fields = info.array_set
         if not fields:
             if grads:
                 raise ValueError(
@@ -345,7 +350,7 @@ class Layer:
                 f"{self.name}: backward returned gradients for {unknown}, which are not "
                 f"parameter fields of {cls.__name__} (those are {sorted(fields)})"
             )
-        state = _state_fields(cls)
+        state = info.state
         missing = sorted(
             n for n in fields if n not in state and getattr(self, n) is not None and n not in grads
         )
@@ -393,49 +398,11 @@ def _plan(cls: type) -> _Plan:
             has_backward=backward is not Layer.backward,
             apply_kw=_accepted(apply, ("key", "training")),
             backward_kw=_accepted(backward, ("key", "training", "need_dx")),
-            arrays=tuple(n for n, is_array in _field_kinds(cls) if is_array),
+            arrays=class_fields(cls).arrays,
             same_shape=cls.output_shape is Layer.output_shape,  # type: ignore[attr-defined]
         )
         _PLANS[cls] = plan
     return plan
-
-
-_FIELD_KINDS: dict[type, tuple[tuple[str, bool], ...]] = {}
-
-
-def _field_kinds(cls: type) -> tuple[tuple[str, bool], ...]:
-    """``(name, holds_an_array)`` for each attrs field of ``cls`` (cached per class)."""
-    kinds = _FIELD_KINDS.get(cls)
-    if kinds is None:
-        kinds = tuple((f.name, bool(f.metadata.get(PARAM_METADATA_KEY))) for f in attrs.fields(cls))
-        _FIELD_KINDS[cls] = kinds
-    return kinds
-
-
-_ARRAY_FIELDS: dict[type, frozenset[str]] = {}
-
-
-def _array_fields(cls: type) -> frozenset[str]:
-    """Names of the fields of ``cls`` that hold arrays (parameters or state), cached."""
-    names = _ARRAY_FIELDS.get(cls)
-    if names is None:
-        names = frozenset(name for name, is_array in _field_kinds(cls) if is_array)
-        _ARRAY_FIELDS[cls] = names
-    return names
-
-
-_STATE_FIELDS: dict[type, frozenset[str]] = {}
-
-
-def _state_fields(cls: type) -> frozenset[str]:
-    """Names of the state (non-trainable) array fields of ``cls``, cached."""
-    names = _STATE_FIELDS.get(cls)
-    if names is None:
-        names = frozenset(
-            f.name for f in attrs.fields(cls) if f.metadata.get(STATE_METADATA_KEY, False)
-        )
-        _STATE_FIELDS[cls] = names
-    return names
 
 
 def check_input(layer: Layer, x: object, rank: int | None, what: str) -> Array:
