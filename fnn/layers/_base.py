@@ -88,12 +88,15 @@ __all__ = [
     "Pullback",
     "Shape",
     "check_pullback",
+    "checked_pullback",
     "located",
     "param_field",
     "state_field",
 ]
 
 E = TypeVar("E", bound=Exception)
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 def _to_readonly(value: object) -> object:
@@ -223,7 +226,8 @@ class Layer:
             kwargs = {}
 
         def pullback(dy: Array) -> tuple[Layer, Array | None]:
-            dy = check_cotangent(self, dy, y)
+            if not (type(dy) is np.ndarray and dy.dtype is y.dtype and dy.shape == y.shape):
+                dy = check_cotangent(self, dy, y)
             # Underflow to zero is correct arithmetic in a backward pass (e.g. y·dy with tiny
             # probabilities), so it never raises, whatever the caller's np.errstate.
             out = _arrays.call_underflow_retried(self.backward, x, y, dy, **kwargs)
@@ -238,7 +242,9 @@ class Layer:
             if dlayer is None:
                 dlayer = self._grads_layer(grads)
                 check_pullback(self, dlayer, dx, x, need_dx, "backward")
-            elif need_dx:
+            elif need_dx and not (
+                type(dx) is np.ndarray and dx.shape == x.shape and dx.dtype is x.dtype
+            ):
                 _check_dx(self, dx, x, "backward")
             return dlayer, (dx if need_dx else None)
 
@@ -305,7 +311,7 @@ class Layer:
             y = self.apply(x, **{k: options[k] for k in plan.apply_kw})
         else:
             y = self.apply(x)
-        if type(y) is not np.ndarray or y.dtype != x.dtype:
+        if type(y) is not np.ndarray or y.dtype is not x.dtype:
             if not isinstance(y, np.ndarray) or y.dtype != x.dtype:
                 got = f"dtype {y.dtype}" if isinstance(y, np.ndarray) else type(y).__name__
                 raise TypeError(
@@ -363,6 +369,10 @@ class Layer:
         return self.zero_grad_like(**grads)
 
 
+_BASE_VJP = Layer.vjp  # the short form's: its pullback checks what backward returned
+_BASE_VJP_WITH_STATE = Layer.vjp_with_state  # returns vjp's pullback
+
+
 @attrs.frozen
 class _Plan:
     """How the base class calls a class's short form (computed once per class)."""
@@ -410,6 +420,14 @@ def check_input(layer: Layer, x: object, rank: int | None, what: str) -> Array:
 
     ``what`` describes the expected layout, e.g. ``"(batch, d_in)"``.
     """
+    if (  # the common case (a native float32/64 batch of the right rank): one test
+        type(x) is np.ndarray
+        and (x.dtype is _F32 or x.dtype is _F64)
+        and x.ndim > 0
+        and (rank is None or x.ndim == rank)
+        and x.size
+    ):
+        return x
     if type(x) is not np.ndarray or not x.dtype.isnative:  # (layer.name costs: only if needed)
         x = _arrays.plain(layer.name, "x", x)
     if not isinstance(x, np.ndarray):
@@ -446,6 +464,8 @@ def check_dtype(layer: Layer, x: Array, param: Array) -> None:
 
 def check_cotangent(layer: Layer, dy: object, y: Array) -> Array:
     """Check a pullback's ``dy``: an array of the output's shape and dtype; return it."""
+    if type(dy) is np.ndarray and dy.dtype is y.dtype and dy.shape == y.shape:
+        return dy
     if type(dy) is not np.ndarray or not dy.dtype.isnative:
         dy = _arrays.plain(layer.name, "dy", dy)
     if not isinstance(dy, np.ndarray) or dy.dtype != y.dtype:
@@ -457,6 +477,32 @@ def check_cotangent(layer: Layer, dy: object, y: Array) -> Array:
     if dy.shape != y.shape:
         raise ValueError(f"{layer.name}: dy has shape {dy.shape}, expected {y.shape}")
     return dy
+
+
+_CHECKED_PULLBACKS: dict[type, tuple[Callable[..., Any], Callable[[Layer], bool] | None]] = {}
+
+
+def checked_pullback(cls: type[Layer], when: Callable[[Layer], bool] | None = None) -> None:
+    """Declare that what ``cls``'s own ``vjp``'s pullbacks return is right by construction
+    (fnn's own full-protocol layers, such as ``Dense``), for every instance or for those
+    where ``when(layer)`` holds: then `check_pullback` on it would only repeat that, and
+    network-level callers skip it. Only ``cls`` itself, with the ``vjp`` it has now, is
+    trusted; a subclass, or another ``vjp`` put in its place, is checked as usual."""
+    _CHECKED_PULLBACKS[cls] = (cls.vjp, when)
+
+
+def pullback_checked(layer: Layer) -> bool:
+    """Whether what ``layer``'s ``vjp`` pullbacks return is already checked, or right by
+    construction, so that a caller's `check_pullback` could not fail: the short form's
+    pullback checks its result itself; `checked_pullback` declares the others."""
+    cls = type(layer)
+    if cls.vjp_with_state is not _BASE_VJP_WITH_STATE:  # its own pullbacks: check them
+        return False
+    vjp = cls.vjp
+    if vjp is _BASE_VJP:
+        return True
+    entry = _CHECKED_PULLBACKS.get(cls)
+    return entry is not None and entry[0] is vjp and (entry[1] is None or entry[1](layer))
 
 
 def _shape_hint(grad: Array, param: Array) -> str:
