@@ -496,13 +496,12 @@ def pullback_checked(layer: Layer) -> bool:
     construction, so that a caller's `check_pullback` could not fail: the short form's
     pullback checks its result itself; `checked_pullback` declares the others."""
     cls = type(layer)
+    entry = _CHECKED_PULLBACKS.get(cls)
     if cls.vjp_with_state is not _BASE_VJP_WITH_STATE:  # its own pullbacks: check them
         return False
-    vjp = cls.vjp
-    if vjp is _BASE_VJP:
-        return True
-    entry = _CHECKED_PULLBACKS.get(cls)
-    return entry is not None and entry[0] is vjp and (entry[1] is None or entry[1](layer))
+    if entry is None:
+        return cls.vjp is _BASE_VJP
+    return cls.vjp is entry[0] and (entry[1] is None or entry[1](layer))
 
 
 def _shape_hint(grad: Array, param: Array) -> str:

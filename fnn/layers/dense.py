@@ -137,9 +137,10 @@ class Dense(Layer):
 
     def _affine(self, x: Array) -> Array:
         """``x @ w + b`` for a checked ``x``."""
-        y: Array = x @ cast(Array, self.w)
-        if self.b is not None:
-            y += self.b  # y was just allocated by the matmul
+        y: Array = x @ self.w  # (x checked: w is set)
+        b = self.b
+        if b is not None:
+            y += b  # y was just allocated by the matmul
         return y
 
     def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
@@ -155,7 +156,8 @@ class Dense(Layer):
     ) -> tuple[Array, Pullback]:
         x = self._check(x)
         y = self._affine(x)
-        w, has_b = cast(Array, self.w), self.b is not None
+        w: Array = self.w  # type: ignore[assignment]  # (x checked: w is set)
+        has_b = self.b is not None
 
         def pullback(dy: Array) -> tuple[Dense, Array | None]:
             if not (type(dy) is np.ndarray and dy.dtype is y.dtype and dy.shape == y.shape):
@@ -197,7 +199,7 @@ def _consistent(layer: Layer) -> bool:
     and ``b`` (if any) of shape ``(d_out,)`` and ``w``'s dtype. Then its pullback returns
     gradients of the parameters' shapes and dtypes and ``dx`` like ``x`` by construction
     (``x`` and ``dy`` are checked), so callers need not check them again."""
-    w, b = cast(Dense, layer).w, cast(Dense, layer).b
+    w, b = layer.w, layer.b  # type: ignore[attr-defined]  # (registered for Dense only)
     return (
         w is not None
         and w.ndim == 2
