@@ -92,6 +92,7 @@ Array = np.ndarray
 Target = Array | tuple[Array, Array]
 """What a loss takes as ``y``: an array of targets, or ``(targets, mask)``."""
 LossFn = Callable[[Array, Any], tuple[float, Array]]
+_INT64 = np.dtype(np.int64)
 
 __all__ = [
     "Loss",
@@ -299,7 +300,9 @@ def _check_labels(who: str, z: Array, y: object) -> Array:
         )
     classes = z.shape[1]
     # Seen as unsigned, a negative label is huge: one comparison finds both kinds.
-    if y.size and y.astype(np.uint64, copy=False).max() >= classes:
+    # (int64, the usual labels, is viewed as uint64 in place: the same bits, no copy)
+    unsigned = y.view(np.uint64) if y.dtype is _INT64 else y.astype(np.uint64, copy=False)
+    if y.size and unsigned.max() >= classes:
         bad = y[(y < 0) | (y >= classes)][0]
         raise ValueError(
             f"{who}: label {bad} is out of range for {classes} classes (labels must be in "

@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 from collections.abc import Iterator, Sequence
@@ -38,6 +37,7 @@ from fnn.layers._base import (
     check_pullback,
     join_path,
     located,
+    pullback_checked,
 )
 from fnn.layers.containers import Container, NonFiniteInside, finite_checks
 from fnn.losses import Loss
@@ -493,36 +493,44 @@ def _chain(
     """Forward through every layer, keeping pullbacks, inputs and updated state."""
     k = as_key(key, who) if key is not None else None
     h = prepare_input(who, net, x, check_values)
+    if check_finite:
+        with finite_checks():  # containers check their children's outputs too
+            return _forward_pass(who, net, h, k, training, True)
+    return _forward_pass(who, net, h, k, training, False)
+
+
+def _forward_pass(
+    who: str, net: Network, h: Array, k: Key | None, training: bool, check_finite: bool
+) -> tuple[Array, list[Pullback], list[Array], Network]:
     pullbacks: list[Pullback] = []
     inputs: list[Array] = []
-    new_layers: list[Layer] = []
-    checks = finite_checks() if check_finite else contextlib.nullcontext()
-    with checks:  # containers check their children's outputs too
-        for i, layer in enumerate(net.layers):
-            lk = _layer_key(who, k, i, layer, training)
-            inputs.append(h)
-            try:
-                if layer.stateful:
-                    h, pb, new_layer = layer.vjp_with_state(
-                        h, key=lk, training=training, need_dx=i > 0
-                    )
-                else:
-                    h, pb = layer.vjp(h, key=lk, training=training, need_dx=i > 0)
-                    new_layer = layer
-            except (ValueError, TypeError) as err:
-                raise _at(who, err, i, layer) from err
-            except NonFiniteInside as err:
-                raise FloatingPointError(
-                    f"{who}: non-finite value in the forward pass at "
-                    f"{join_path(f'layers[{i}]', err.path)} ({err.layer}); lower the learning "
-                    "rate, check the input scale, or clip gradients"
-                ) from None
-            if check_finite:
-                _check_finite(who, h, i, layer)
-            pullbacks.append(pb)
-            new_layers.append(new_layer)
-    changed = any(new is not old for new, old in zip(new_layers, net.layers, strict=True))
-    return h, pullbacks, inputs, _with_layers(net, tuple(new_layers)) if changed else net
+    updated: list[Layer] | None = None  # the layers, once a stateful one has changed
+    for i, layer in enumerate(net.layers):
+        lk = _layer_key(who, k, i, layer, training) if training and layer.stochastic else None
+        inputs.append(h)
+        try:
+            if layer.stateful:
+                h, pb, new_layer = layer.vjp_with_state(
+                    h, key=lk, training=training, need_dx=i > 0
+                )
+                if new_layer is not layer:
+                    if updated is None:
+                        updated = list(net.layers)
+                    updated[i] = new_layer
+            else:
+                h, pb = layer.vjp(h, key=lk, training=training, need_dx=i > 0)
+        except (ValueError, TypeError) as err:
+            raise _at(who, err, i, layer) from err
+        except NonFiniteInside as err:
+            raise FloatingPointError(
+                f"{who}: non-finite value in the forward pass at "
+                f"{join_path(f'layers[{i}]', err.path)} ({err.layer}); lower the learning "
+                "rate, check the input scale, or clip gradients"
+            ) from None
+        if check_finite:
+            _check_finite(who, h, i, layer)
+        pullbacks.append(pb)
+    return h, pullbacks, inputs, net if updated is None else _with_layers(net, tuple(updated))
 
 
 @_arrays.underflow_retried
@@ -579,12 +587,14 @@ def value_and_grad(
     value, dy = fn.value_and_grad(pred, y)
     if check_finite and not math.isfinite(value):
         raise FloatingPointError(f"{who}: the loss is {value}; the prediction or target is off")
-    dlayers: list[Layer] = [net.layers[0]] * len(net.layers)
-    for i in range(len(net.layers) - 1, -1, -1):
-        layer = net.layers[i]
+    layers = net.layers
+    dlayers: list[Layer] = list(layers)
+    for i in range(len(layers) - 1, -1, -1):
+        layer = layers[i]
         try:
             dlayer, dx = pullbacks[i](dy)
-            check_pullback(layer, dlayer, dx, inputs[i], i > 0)
+            if not pullback_checked(layer):  # (the short form and Dense: checked already)
+                check_pullback(layer, dlayer, dx, inputs[i], i > 0)
         except (ValueError, TypeError) as err:
             raise _at(who, err, i, layer) from err
         if check_finite:
@@ -613,6 +623,8 @@ def grad(
 
 def check_lr(who: str, lr: object) -> float:
     """A learning rate must be a finite number > 0."""
+    if type(lr) is float and 0.0 < lr < math.inf:  # the common case, every step: fast
+        return lr
     if isinstance(lr, bool) or not isinstance(lr, int | float | np.floating | np.integer):
         raise TypeError(f"{who}: lr must be a number, got {type(lr).__name__}")
     rate = _arrays.real(lr)  # an int beyond float range is ±inf here, never OverflowError
@@ -639,14 +651,27 @@ def sgd_step(net: Network, grads: Network, lr: float) -> Network:
     rate = check_lr(who, lr)
     _check_network(who, net)
     _check_network(who, grads)
+    params, treedef = tree.flatten(net)
+    gs = tree.leaves_like(treedef, params, grads)  # (tree.map's message, unchanged)
+    return treedef.build(_sgd_leaves(params, gs, rate))  # type: ignore[no-any-return]
 
-    @_arrays.underflow_retried  # a subnormal lr·g is flushed to 0 under errstate(all="raise")
-    def step(p: Array, g: Array) -> Array:
-        out: Array = g * p.dtype.type(-rate)  # a fresh array, so adding in place is safe
+
+@_arrays.underflow_retried  # a subnormal lr·g is flushed to 0 under errstate(all="raise")
+def _sgd_leaves(params: list[Array], gs: list[Array], rate: float) -> list[Array]:
+    """``p - rate·g`` for each pair, read-only (pure: the retry may run it twice)."""
+    factors: dict[np.dtype, Any] = {}
+    new = []
+    for p, g in zip(params, gs, strict=True):
+        f = factors.get(p.dtype)
+        if f is None:
+            f = factors[p.dtype] = p.dtype.type(-rate)
+        out = g * f  # a fresh array (nobody else holds it), so adding in place is safe
+        if type(out) is not np.ndarray:  # a 0-d leaf gives a NumPy scalar
+            out = np.asarray(out)
         out += p
-        return out
-
-    return tree.map(step, net, grads)  # type: ignore[no-any-return]
+        out.setflags(write=False)
+        new.append(out)
+    return new
 
 
 def _param_counts(layer: Layer) -> tuple[int, int, int]:

@@ -55,6 +55,7 @@ from fnn._treecode import Miss as _Miss
 from fnn._treecode import slow_builder as _slow_builder
 
 __all__ = [
+    "NestingError",
     "Node",
     "TreeDef",
     "add",
@@ -83,6 +84,13 @@ Tree = Any
 STATE_METADATA_KEY = "fnn_state"
 """attrs field metadata key marking a non-trainable array (e.g. running statistics)."""
 
+ARRAY_METADATA_KEY = "fnn_array"
+"""attrs field metadata key marking a field declared to hold an array (a layer's
+``param_field`` or ``state_field``); `array_fields` lists them."""
+
+MAX_DEPTH = 200
+"""How deeply containers may nest in a tree `flatten` walks (deeper: `NestingError`)."""
+
 
 def readonly(a: np.ndarray) -> np.ndarray:
     """Return ``a`` itself if already read-only, else a read-only view of it.
@@ -105,11 +113,44 @@ def readonly(a: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------
-# Kinds of nodes. The kind of a value depends only on its type, cached per type.
+# Kinds of nodes. The kind of a value depends only on its type, cached per type;
+# for an attrs class the same first look records its fields (the one table of
+# which fields hold state and which are declared to hold arrays).
 
 _KIND_NAMES = ("leaf", "constant", "tuple", "list", "namedtuple", "dict", "attrs")
 _KINDS: dict[type, int] = {}
-_FIELDS: dict[type, tuple[tuple[str, bool], ...]] = {}
+
+
+class ClassFields:
+    """What fnn knows about the fields of one attrs class (made once per class).
+
+    Attributes:
+        names: the field names, in declaration order.
+        pairs: ``(name, is_state)`` per field (what `fields` returns).
+        state: the names of the fields marked as state (``fnn_state`` metadata).
+        arrays: the names of the fields declared to hold arrays (``fnn_array``
+            or ``fnn_state`` metadata), in declaration order.
+        array_set: ``arrays`` as a frozenset.
+        config: the names of the other fields (configuration), in order.
+    """
+
+    __slots__ = ("array_set", "arrays", "config", "names", "pairs", "state")
+
+    def __init__(self, cls: type) -> None:
+        fs = attrs.fields(cast(Any, cls))
+        self.names: tuple[str, ...] = tuple(f.name for f in fs)
+        is_state = [bool(f.metadata.get(STATE_METADATA_KEY)) for f in fs]
+        holds_array = [
+            s or bool(f.metadata.get(ARRAY_METADATA_KEY)) for f, s in zip(fs, is_state, strict=True)
+        ]
+        self.pairs: tuple[tuple[str, bool], ...] = tuple(zip(self.names, is_state, strict=True))
+        self.state = frozenset(n for n, s in self.pairs if s)
+        self.arrays = tuple(n for n, a in zip(self.names, holds_array, strict=True) if a)
+        self.array_set = frozenset(self.arrays)
+        self.config = tuple(n for n in self.names if n not in self.array_set)
+
+
+_FIELDS: dict[type, ClassFields] = {}
 
 
 def _kind(t: type) -> int:
@@ -125,14 +166,26 @@ def _kind(t: type) -> int:
             k = _DICT
         elif attrs.has(t):
             k = _ATTRS
-            _FIELDS[t] = tuple(
-                (f.name, bool(f.metadata.get(STATE_METADATA_KEY)))
-                for f in attrs.fields(cast(Any, t))
-            )
+            _FIELDS[t] = ClassFields(t)
         else:  # ints, floats, strings, None, functions, keys...: constants
             k = _CONST
         _KINDS[t] = k
     return k
+
+
+def class_fields(cls: type) -> ClassFields:
+    """The cached `ClassFields` of the attrs class ``cls`` (internal: for fnn's layers).
+
+    Raises:
+        TypeError: ``cls`` is not an attrs class.
+    """
+    info = _FIELDS.get(cls)
+    if info is None:
+        if not (isinstance(cls, type) and attrs.has(cls)):
+            raise TypeError(f"fnn.tree.fields: expected an attrs class, got {cls!r}")
+        _kind(cls)
+        info = _FIELDS[cls]
+    return info
 
 
 def fields(cls: type) -> tuple[tuple[str, bool], ...]:
@@ -149,10 +202,7 @@ def fields(cls: type) -> tuple[tuple[str, bool], ...]:
         >>> fields(fnn.Dense)[-2:]
         (('w', False), ('b', False))
     """
-    if not (isinstance(cls, type) and attrs.has(cls)):
-        raise TypeError(f"fnn.tree.fields: expected an attrs class, got {cls!r}")
-    _kind(cls)
-    return _FIELDS[cls]
+    return class_fields(cls).pairs
 
 
 # ---------------------------------------------------------------------------
@@ -161,7 +211,87 @@ def fields(cls: type) -> tuple[tuple[str, bool], ...]:
 # None for sequences. Leaves and constants are collected in order on the way.
 
 
-def _walk(x: Any, leaves: list[Any], consts: list[Any]) -> Any:
+class _Keys(tuple):  # type: ignore[type-arg]
+    """A dict node's keys: equal only to keys of the same values *and types*.
+
+    ``{1: a}``, ``{True: a}`` and ``{1.0: a}`` are different structures, though their
+    keys compare equal (and hash alike) as Python values.
+    """
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, tuple)
+            and tuple.__eq__(self, other) is True
+            and all(type(a) is type(b) for a, b in zip(self, other, strict=True))
+        )
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = tuple.__hash__
+
+
+class NestingError(ValueError):
+    """`flatten` met a tree nested more than `MAX_DEPTH` containers deep, or one containing itself.
+
+    Attributes:
+        steps: the path from the root to the container where the walk stopped,
+            one suffix per level (``"[0]"``, ``".w"``, ``"['a']"``); empty when
+            Python's recursion limit stopped the walk first.
+        cycle: for a tree that contains itself, the number of steps to the first
+            container that is one of its own ancestors (``"".join(steps[:cycle])``
+            is its path); ``None`` otherwise.
+    """
+
+    def __init__(self, message: str, steps: tuple[str, ...], cycle: int | None) -> None:
+        super().__init__(message)
+        self.steps = steps
+        self.cycle = cycle
+
+
+class _TooDeep(Exception):
+    """Raised at MAX_DEPTH; each container on the way up adds its object and the step."""
+
+    def __init__(self, deepest: object) -> None:
+        self.objects: list[object] = [deepest]  # deepest first
+        self.steps: list[str] = []
+
+    def up(self, x: Any, kind: int) -> None:
+        child = self.objects[-1]
+        if kind == _ATTRS:
+            step = next((f".{n}" for n in _FIELDS[type(x)].names if getattr(x, n) is child), "?")
+        elif kind == _DICT:
+            step = next((f"[{k!r}]" for k, v in x.items() if v is child), "[?]")
+        else:
+            step = next((f"[{i}]" for i, v in enumerate(x) if v is child), "[?]")
+        self.objects.append(x)
+        self.steps.append(step)
+
+    def error(self) -> NestingError:
+        objects, steps = self.objects[::-1], tuple(self.steps[::-1])
+        seen: set[int] = set()
+        for depth, obj in enumerate(objects):
+            if id(obj) in seen:
+                path = "".join(steps[:depth]).lstrip(".")
+                return NestingError(
+                    f"fnn.tree.flatten: the tree contains itself at {path} (a cycle); a tree is "
+                    "finite: break the cycle",
+                    steps,
+                    depth,
+                )
+            seen.add(id(obj))
+        return NestingError(
+            f"fnn.tree.flatten: the tree is nested too deeply (more than {MAX_DEPTH} "
+            f"containers) at {''.join(steps).lstrip('.')}; flatten the containers or store the "
+            "arrays in a list",
+            steps,
+            None,
+        )
+
+
+def _walk(x: Any, leaves: list[Any], consts: list[Any], depth: int) -> Any:
     t = type(x)
     k = _KINDS.get(t)
     if k is None:
@@ -172,12 +302,21 @@ def _walk(x: Any, leaves: list[Any], consts: list[Any]) -> Any:
     if k == _CONST:
         consts.append(x)
         return _CONST
-    if k == _ATTRS:
-        names = tuple(n for n, _ in _FIELDS[t])
-        return (k, t, names, tuple([_walk(getattr(x, n), leaves, consts) for n in names]))
-    if k == _DICT:
-        return (k, t, tuple(x), tuple([_walk(v, leaves, consts) for v in x.values()]))
-    return (k, t, None, tuple([_walk(v, leaves, consts) for v in x]))
+    if depth >= MAX_DEPTH:
+        raise _TooDeep(x)
+    depth += 1
+    try:
+        if k == _ATTRS:
+            names = _FIELDS[t].names
+            children = tuple([_walk(getattr(x, n), leaves, consts, depth) for n in names])
+            return (k, t, names, children)
+        if k == _DICT:
+            children = tuple([_walk(v, leaves, consts, depth) for v in x.values()])
+            return (k, t, _Keys(x), children)
+        return (k, t, None, tuple([_walk(v, leaves, consts, depth) for v in x]))
+    except _TooDeep as err:
+        err.up(x, k)
+        raise
 
 
 _INTERNED: dict[Any, _Structure] = {}
@@ -211,7 +350,8 @@ def flatten(tree: Tree) -> tuple[list[np.ndarray], TreeDef]:
         ``(leaves, treedef)``: a new list of the leaf arrays themselves (not copies).
 
     Raises:
-        ValueError: the tree is nested too deeply for Python's recursion limit.
+        NestingError: (a ValueError) the tree nests more than `MAX_DEPTH` (200)
+            containers deep, or contains itself; names the path.
 
     Example:
         >>> import numpy as np, fnn
@@ -232,11 +372,15 @@ def flatten(tree: Tree) -> tuple[list[np.ndarray], TreeDef]:
     leaves_out: list[Any] = []
     consts_out: list[Any] = []
     try:
-        key = _walk(tree, leaves_out, consts_out)
+        key = _walk(tree, leaves_out, consts_out, 0)
+    except _TooDeep as err:
+        raise err.error() from None
     except RecursionError:
-        raise ValueError(
+        raise NestingError(
             "fnn.tree.flatten: the tree is nested too deeply to walk (Python's recursion "
-            "limit); flatten the containers or store the arrays in a list"
+            "limit); flatten the containers or store the arrays in a list",
+            (),
+            None,
         ) from None
     s = _structure_of(key)
     if s.extract is None:
@@ -277,7 +421,7 @@ def _leaf_info(node: Any, path: str, state: bool, out: list[tuple[str, bool]]) -
     if node is _CONST:
         return
     kind, t, keys, children = node
-    flags = [s for _, s in _FIELDS[t]] if kind == _ATTRS else [False] * len(children)
+    flags = [s for _, s in _FIELDS[t].pairs] if kind == _ATTRS else [False] * len(children)
     for i, child in enumerate(children):
         key = keys[i] if keys is not None else i
         _leaf_info(child, path + _suffix(kind, key, i), state or flags[i], out)
@@ -405,8 +549,9 @@ class TreeDef:
             if node is _CONST:
                 return Node("constant", None, (), (), (), next(consts))
             kind, t, keys, children = node
-            flags = tuple(s for _, s in _FIELDS[t]) if kind == _ATTRS else (False,) * len(children)
-            ks = keys if keys is not None else tuple(range(len(children)))
+            n = len(children)
+            flags = tuple(s for _, s in _FIELDS[t].pairs) if kind == _ATTRS else (False,) * n
+            ks = tuple(keys) if keys is not None else tuple(range(len(children)))
             return Node(_KIND_NAMES[kind], t, ks, flags, tuple(go(c) for c in children))
 
         return go(self._s.key)
@@ -474,70 +619,75 @@ class TreeDef:
 
 
 # ---------------------------------------------------------------------------
-# Mismatch messages: a slow walk over both trees that names the first difference.
+# Mismatch messages: the structures of two flattened trees compared node by node,
+# naming the first difference (only when they differ: never on the common path).
 
 
-def _children(node: object) -> list[tuple[str, object]] | None:
-    """``(path_suffix, child)`` pairs of a container, ``None`` for a non-container."""
-    k = _kind(type(node))
-    if k in (_TUPLE, _LIST, _NAMEDTUPLE):
-        return [(f"[{i}]", c) for i, c in enumerate(cast(Sequence[object], node))]
-    if k == _DICT:
-        d = cast(dict[Any, object], node)
-        return [(f"[{key!r}]", d[key]) for key in d]
-    if k == _ATTRS:
-        return [(f".{name}", getattr(node, name)) for name, _ in _FIELDS[type(node)]]
-    return None
+class _Cursor:
+    """A flattened tree's leaves and constants, taken in walk order."""
+
+    def __init__(self, leaves: Sequence[np.ndarray], consts: Sequence[Any]) -> None:
+        self.leaves, self.consts = leaves, consts
+        self.leaf = self.const = 0
+
+    def describe(self, node: Any) -> str:
+        if node is _LEAF:
+            return f"shape {self.leaves[self.leaf].shape}"
+        if node is _CONST:
+            return "None" if self.consts[self.const] is None else "a non-array value"
+        kind, t, keys, children = node
+        if kind == _DICT:
+            return f"dict with keys {sorted(builtins.map(str, keys))}"
+        if kind == _ATTRS:
+            return str(t.__name__)
+        return f"{t.__name__} of length {len(children)}"
+
+    def skip(self, node: Any) -> None:
+        _, n_leaves, n_consts = _count(node)
+        self.leaf += n_leaves
+        self.const += n_consts
 
 
-def _describe(x: object) -> str:
-    if isinstance(x, np.ndarray):
-        return f"shape {x.shape}"
-    kids = _children(x)
-    if kids is None:
-        return "a non-array value" if x is not None else "None"
-    if isinstance(x, dict):
-        return f"dict with keys {sorted(builtins.map(str, x))}"
-    if _kind(type(x)) == _ATTRS:
-        return type(x).__name__
-    return f"{type(x).__name__} of length {len(kids)}"
-
-
-def _same_kind(a: object, b: object) -> bool:
-    ka, kb = _kind(type(a)), _kind(type(b))
-    if ka == _LEAF or kb == _LEAF:
-        return ka == kb and cast(np.ndarray, a).shape == cast(np.ndarray, b).shape
-    if ka == _CONST:
-        return kb == _CONST
-    if type(a) is not type(b):
+def _same_node(a: Any, b: Any, ca: _Cursor, cb: _Cursor) -> bool:
+    """Whether nodes ``a`` and ``b`` agree (not looking at their children)."""
+    if a is _LEAF or b is _LEAF:
+        return a is b and ca.leaves[ca.leaf].shape == cb.leaves[cb.leaf].shape
+    if a is _CONST or b is _CONST:
+        return a is b
+    if a[1] is not b[1]:
         return False
-    if ka == _DICT:
-        return list(cast(dict[Any, Any], a)) == list(cast(dict[Any, Any], b))
-    if ka == _ATTRS:
-        return True
-    return len(cast(Sequence[Any], a)) == len(cast(Sequence[Any], b))
+    if a[0] == _DICT:
+        return bool(a[2] == b[2])
+    return a[0] == _ATTRS or len(a[3]) == len(b[3])
 
 
-def _first_difference(path: str, a: object, b: object) -> str | None:
-    if not _same_kind(a, b):
-        return f"{path.lstrip('.') or '<root>'}: {_describe(a)} vs {_describe(b)}"
-    kids_a, kids_b = _children(a), _children(b)
-    if kids_a is None or kids_b is None:
+def _first_difference(path: str, a: Any, b: Any, ca: _Cursor, cb: _Cursor) -> str | None:
+    if not _same_node(a, b, ca, cb):
+        return f"{path.lstrip('.') or '<root>'}: {ca.describe(a)} vs {cb.describe(b)}"
+    if a is _LEAF or a is _CONST:
+        ca.skip(a)
+        cb.skip(b)
         return None
-    for (suffix, ca), (_, cb) in zip(kids_a, kids_b, strict=True):
-        found = _first_difference(path + suffix, ca, cb)
+    kind, _, keys, children = a
+    for i, (x, y) in enumerate(zip(children, b[3], strict=True)):
+        found = _first_difference(
+            path + _suffix(kind, keys[i] if keys is not None else i, i), x, y, ca, cb
+        )
         if found is not None:
             return found
     return None
 
 
-def mismatch_error(a: Tree, b: Tree, who: str | None = None) -> ValueError:
-    """The ValueError for two trees that differ, naming the first differing path."""
-    try:
-        where = _first_difference("", a, b)
-    except RecursionError:
-        where = None
-    where = where or "<root>: the trees differ"
+def mismatch_error(
+    td_a: TreeDef,
+    leaves_a: Sequence[np.ndarray],
+    td_b: TreeDef,
+    leaves_b: Sequence[np.ndarray],
+    who: str | None = None,
+) -> ValueError:
+    """The ValueError for two flattened trees that differ, naming the first differing path."""
+    ca, cb = _Cursor(leaves_a, td_a._consts), _Cursor(leaves_b, td_b._consts)
+    where = _first_difference("", td_a._s.key, td_b._s.key, ca, cb) or "<root>: the trees differ"
     prefix = f"{who}: " if who else ""
     return ValueError(
         f"{prefix}tree structures differ at {where}; "
@@ -545,19 +695,20 @@ def mismatch_error(a: Tree, b: Tree, who: str | None = None) -> ValueError:
     )
 
 
-def leaves_like(treedef: TreeDef, like_leaves: Sequence[np.ndarray], like: Tree, other: Tree,
-                who: str | None = None) -> list[np.ndarray]:
+def leaves_like(
+    treedef: TreeDef, like_leaves: Sequence[np.ndarray], other: Tree, who: str | None = None
+) -> list[np.ndarray]:
     """The leaves of ``other``, which must have ``treedef``'s structure and leaf shapes.
 
-    ``like`` (with leaves ``like_leaves``) is the tree ``treedef`` came from; it is
-    walked again only to explain a mismatch.
+    ``like_leaves`` are the leaves of the tree ``treedef`` came from (internal: the
+    optimizers check buffers and updates against the params with it).
     """
     leaves, td = flatten(other)
     if td._s is not treedef._s and td._s.key != treedef._s.key:
-        raise mismatch_error(like, other, who)
+        raise mismatch_error(treedef, like_leaves, td, leaves, who)
     for a, b in zip(like_leaves, leaves, strict=True):
         if a.shape != b.shape:
-            raise mismatch_error(like, other, who)
+            raise mismatch_error(treedef, like_leaves, td, leaves, who)
     return leaves
 
 
@@ -600,7 +751,7 @@ def map(f: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:  # noqa: A001
     leaves_, td = flatten(tree)
     if not rest:
         return td.build([_out(f(a)) for a in leaves_])
-    others = [leaves_like(td, leaves_, tree, r) for r in rest]
+    others = [leaves_like(td, leaves_, r) for r in rest]
     if len(others) == 1:
         return td.build([_out(f(a, b)) for a, b in zip(leaves_, others[0], strict=True)])
     return td.build([_out(f(*xs)) for xs in zip(leaves_, *others, strict=True)])
@@ -620,7 +771,7 @@ def map_with_path(f: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:
     if not callable(f):
         raise TypeError(f"fnn.tree.map_with_path: f must be a function (path, *leaves), got {f!r}")
     leaves_, td = flatten(tree)
-    others = [leaves_like(td, leaves_, tree, r) for r in rest]
+    others = [leaves_like(td, leaves_, r) for r in rest]
     return td.build([_out(f(p, *xs)) for p, *xs in zip(td.paths, leaves_, *others, strict=True)])
 
 
@@ -686,7 +837,7 @@ def check_same_structure(a: Tree, b: Tree) -> None:
         ValueError: tree structures differ at [0]: shape (2,) vs shape (3,); ...
     """
     leaves_a, td = flatten(a)
-    leaves_like(td, leaves_a, a, b)
+    leaves_like(td, leaves_a, b)
 
 
 def add(a: Tree, b: Tree) -> Tree:
@@ -715,7 +866,7 @@ def zeros_like(tree: Tree) -> Tree:
 def vdot(a: Tree, b: Tree) -> float:
     """Sum over leaves of ``vdot(a_leaf, b_leaf)``, as a Python float (accumulated in float64)."""
     leaves_a, td = flatten(a)
-    leaves_b = leaves_like(td, leaves_a, a, b)
+    leaves_b = leaves_like(td, leaves_a, b)
     return float(
         builtins.sum(
             float(np.vdot(x.astype(np.float64, copy=False), y.astype(np.float64, copy=False)))
@@ -751,7 +902,7 @@ def allclose(a: Tree, b: Tree, rtol: float = 1e-7, atol: float = 0.0) -> bool:
             )
     leaves_a, td = flatten(a)
     try:
-        leaves_b = leaves_like(td, leaves_a, a, b)
+        leaves_b = leaves_like(td, leaves_a, b)
     except ValueError:
         return False
     rtol, atol = _arrays.real(rtol), _arrays.real(atol)  # 2**64 as a float, not a ufunc error

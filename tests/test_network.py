@@ -307,3 +307,55 @@ def test_activations_by_path_reach_inside_containers():
     assert list(acts.by_path)[:6] == [
         "input", "layers[0]", "layers[1].body.layers[0]", "layers[1].body.layers[1]",
         "layers[1].body.layers[2]", "layers[1].body"]
+
+
+# issue 12 item 5: the hot path trusts a pullback only where its result is right by
+# construction; everywhere else value_and_grad still checks what the pullback returned.
+
+
+def _mlp_with_bias(b):
+    net = fnn.init([fnn.Dense(3), fnn.ReLU(), fnn.Dense(2)], (4,), key=0, dtype=np.float64)
+    return attrs.evolve(net, layers=(*net.layers[:2], attrs.evolve(net.layers[2], b=b)))
+
+
+@pytest.mark.parametrize(
+    ("b", "err", "pattern"),
+    [
+        (np.zeros(1), ValueError, r"layers\[2\] \(Dense\(units=2\)\).*gradient of b with shape "
+         r"\(2,\) but b has shape \(1,\)"),
+        (np.zeros(2, np.float32), TypeError, r"layers\[2\].*gradient of b with dtype float64 "
+         r"but b is float32"),
+    ],
+)
+def test_a_dense_whose_bias_does_not_fit_w_is_still_checked(b, err, pattern):
+    """A Dense built by hand with a bias that broadcasts but is not (d_out,) of w's dtype
+    gets no trust: value_and_grad names the wrong gradient as it always did."""
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(5, 4)), rng.integers(0, 2, size=5)
+    with pytest.raises(err, match=pattern):
+        fnn.value_and_grad(_mlp_with_bias(b), x, y, losses.sparse_softmax_cross_entropy)
+
+
+@attrs.frozen(eq=False)
+class _LeakyByHand(fnn.ReLU):
+    """A ReLU subclass that changes the math: it must take the general short-form path."""
+
+    def _f(self, x):
+        return np.where(x > 0, x, 0.5 * x)
+
+    def _df(self, x, y):
+        return np.where(x > 0, 1.0, 0.5)
+
+
+def test_a_relu_subclass_takes_the_general_path():
+    """ReLU's direct vjp serves ReLU itself only: a subclass that changes _f/_df gets its
+    own math, checked against finite differences."""
+    layer = _LeakyByHand()
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3, 4))
+    x += np.sign(x) * 0.1  # away from the kink at 0
+    y, pullback = layer.vjp(x)
+    np.testing.assert_array_equal(y, np.where(x > 0, x, 0.5 * x))
+    dy = rng.normal(size=(3, 4))
+    np.testing.assert_array_equal(pullback(dy)[1], dy * np.where(x > 0, 1.0, 0.5))
+    testing.check_layer(layer, x)

@@ -211,10 +211,10 @@ def test_compiled_and_walked_flatten_agree(a, b):
     tree.flatten(a)
     leaves_b, td_b = tree.flatten(b)
     walked: list = []
-    key = tree._walk(b, walked, [])
+    key = tree._walk(b, walked, [], 0)
     assert len(walked) == len(leaves_b) and all(x is y for x, y in zip(walked, leaves_b, strict=True))
     assert td_b._s.key == key
-    same = tree._walk(a, [], []) == key
+    same = tree._walk(a, [], [], 0) == key
     assert (tree.flatten(a)[1] == td_b) == same
 
 
@@ -311,13 +311,62 @@ def test_namedtuples_and_lists_rebuild_as_their_kind():
     assert type(out) is list and type(out[0]) is NT and type(out[0].b) is tuple and out[0].b[1] == 5
 
 
+def _nested(depth: int) -> object:
+    t: object = np.zeros(1)
+    for _ in range(depth):
+        t = [t]
+    return t
+
+
 def test_deep_nesting_is_a_value_error():
     """A tree nested beyond Python's recursion limit is refused with ValueError, not RecursionError."""
-    t: object = np.zeros(1)
-    for _ in range(5000):
-        t = [t]
     with pytest.raises(ValueError, match="nested too deeply"):
-        tree.flatten(t)
+        tree.flatten(_nested(5000))
+
+
+def test_nesting_limit_names_the_path():
+    """flatten walks MAX_DEPTH (200) containers; one more is a NestingError naming the path
+    of the container where it stopped, with one step per level, and no cycle."""
+    leaves, td = tree.flatten(_nested(tree.MAX_DEPTH))
+    assert len(leaves) == 1 and td.paths == ("[0]" * tree.MAX_DEPTH,)
+    deep = {"ok": 1, "deep": Pair("p", np.zeros(1), _nested(tree.MAX_DEPTH))}
+    with pytest.raises(tree.NestingError, match=r"more than 200 containers\) at \['deep'\]\.b\[0\]") as err:
+        tree.map(np.negative, deep)
+    assert err.value.steps[:3] == ("['deep']", ".b", "[0]") and len(err.value.steps) == 200
+    assert err.value.cycle is None
+
+
+def test_a_tree_that_contains_itself_is_named_at_its_first_repeat():
+    """A cycle (a list inside itself, an attrs value holding its container) is a NestingError
+    naming the path of the first container that is its own ancestor; nothing is built."""
+    a: list = [np.zeros(1)]
+    a.append({"again": a})
+    with pytest.raises(tree.NestingError, match=r"contains itself at \[1\]\['again'\] \(a cycle\)") as err:
+        tree.leaves(a)
+    assert err.value.cycle == 2 and err.value.steps[:2] == ("[1]", "['again']")
+    holder: list = []
+    holder.append(Pair("self", np.ones(1), holder))
+    with pytest.raises(ValueError, match=r"contains itself at \[0\]\.b"):
+        tree.flatten(holder)
+
+
+def test_dict_keys_of_other_types_are_other_structures():
+    """Keys equal as Python values but of other types (True, 1, 1.0, an IntEnum member) make
+    different structures: a map gives back the keys it was given, whatever came before."""
+    import enum
+
+    class Color(enum.IntEnum):
+        RED = 1
+
+    a = np.ones(1)
+    for key in (True, 1, 1.0, Color.RED, 1, True):
+        out = tree.map(np.negative, {key: a})
+        (got,) = out
+        assert type(got) is type(key) and got == key
+    assert tree.flatten({1: a})[1] != tree.flatten({True: a})[1]
+    assert tree.flatten({1: a})[1] == tree.flatten({1: a + 1})[1]
+    with pytest.raises(ValueError, match=r"tree structures differ at <root>: dict with keys \['1'\] vs dict"):
+        tree.add({1: a}, {1.0: a})
 
 
 def test_map_output_is_read_only_and_does_not_freeze_the_callers_array():

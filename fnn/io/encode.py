@@ -1,7 +1,8 @@
 """Encoding a tree as a JSON header plus arrays, and writing the file atomically.
 
-`save` walks the tree once (`_Encoder.node`), refusing anything `load` could
-not read back identically, then writes a temporary file beside the target and
+`save` flattens the tree with ``fnn.tree.flatten`` and encodes it along the
+treedef's nodes (`_Encoder.node`), refusing anything `load` could not read back
+identically, then writes a temporary file beside the target and
 renames it over the target. The process umask is never changed: a new file is
 created with mode ``0o666`` and the kernel applies the umask (and any default
 ACL) as for any other new file; an existing regular file's permission bits are
@@ -23,9 +24,9 @@ import zipfile
 from pathlib import Path
 from typing import IO, Any
 
-import attrs
 import numpy as np
 
+from fnn import tree as _tree
 from fnn.io import spec
 from fnn.io.registry import Names
 
@@ -39,63 +40,101 @@ except ImportError:  # pragma: no cover - Windows has no flock; stale temp files
     fcntl = None  # type: ignore[assignment]
 
 
+_EXACT = {"tuple": tuple, "list": list, "dict": dict}
+
+
 class _Encoder:
-    """One walk over a tree: JSON nodes out, array leaves collected by entry name."""
+    """Encodes a tree along its `fnn.tree.TreeDef`: JSON nodes out, array leaves collected
+    by entry name.
+
+    Which values are containers, in which order their children come and under
+    which keys is what ``fnn.tree.flatten`` found (``treedef.root``); the encoder
+    follows those nodes (taking each child's value by its key, since functions,
+    classes and fnn's exported objects are written by name) and refuses what a
+    file cannot hold.
+    """
 
     def __init__(self, who: str, names: Names) -> None:
         self.who = who
         self.names = names
         self.arrays: dict[str, np.ndarray] = {}
-        self.on_path: set[int] = set()  # ids of the containers being encoded (cycle check)
 
     def cannot(self, what: str, path: str, fix: str = "") -> TypeError:
         fix = fix or f"fnn files hold {spec.SAVABLE}"
         return TypeError(f"{self.who}: cannot save {what} at {spec.where(path)}; {fix}")
 
-    def node(self, x: Any, path: str, depth: int) -> object:
-        """The JSON node for ``x``, found at ``path`` inside ``depth`` containers.
+    def encode(self, x: Any) -> object:
+        """The JSON node of the whole tree ``x``."""
+        try:
+            _, treedef = _tree.flatten(x)
+        except _tree.NestingError as err:
+            raise self.nesting(err) from None
+        return self.node(treedef.root, x, "", 0)
 
-        This is the one walk over the tree: containers recurse here, leaves are
-        encoded by `leaf`, classes and functions by name.
-        """
-        leaf = self.leaf(x, path)
-        if leaf is not NotImplemented:
-            return leaf
+    def nesting(self, err: _tree.NestingError) -> ValueError:
+        """The error for a tree that contains itself or nests too deeply to walk."""
+        if err.cycle is not None and err.cycle < spec.MAX_DEPTH:
+            return ValueError(
+                f"{self.who}: the tree contains itself at "
+                f"{spec.where(''.join(err.steps[: err.cycle]))} (a cycle); fnn files hold "
+                "trees, so break the cycle"
+            )
+        if len(err.steps) >= spec.MAX_DEPTH:
+            return self.too_deep("".join(err.steps[: spec.MAX_DEPTH]))
+        return ValueError(
+            f"{self.who}: the tree nests deeper than Python's recursion limit lets it walk "
+            f"(load reads no deeper than {spec.MAX_DEPTH} levels); flatten it"
+        )
+
+    def too_deep(self, path: str) -> ValueError:
+        return ValueError(
+            f"{self.who}: the tree nests deeper than {spec.MAX_DEPTH} levels at "
+            f"{spec.where(path)} (load reads no deeper); flatten it"
+        )
+
+    def node(self, n: _tree.Node, x: Any, path: str, depth: int) -> object:
+        """The JSON node for ``x`` (whose tree node is ``n``), at ``path`` inside ``depth``
+        containers: leaves and constants are encoded by `array` and `constant`,
+        containers recurse here."""
+        if n.kind == "leaf":
+            return self.array(x, path)
+        if n.kind == "constant":
+            return self.constant(x, path)
         if self.names.is_exported_object(x):  # e.g. fnn.losses.mse: saved by its public name
             return {"t": "ref", "name": self.names.name_of(x)}
-        kind = _container_kind(x)
-        if kind is None:
+        kind = n.kind
+        if kind in _EXACT and n.type is not _EXACT[kind]:  # a subclass: would load as the base
             return self.ref(x, path)
         if depth >= spec.MAX_DEPTH:
-            raise ValueError(
-                f"{self.who}: the tree nests deeper than {spec.MAX_DEPTH} levels at "
-                f"{spec.where(path)} (load reads no deeper); flatten it"
-            )
-        if id(x) in self.on_path:
-            raise ValueError(
-                f"{self.who}: the tree contains itself at {spec.where(path)} (a cycle); "
-                "fnn files hold trees, so break the cycle"
-            )
+            raise self.too_deep(path)
         named = {"class": self.class_name(x, path)} if kind in ("namedtuple", "attrs") else {}
-        self.on_path.add(id(x))
-        try:
-            if kind == "dict":
-                items: object = [
-                    [self.key(k, path), self.node(v, f"{path}[{k!r}]", depth + 1)]
-                    for k, v in x.items()
-                ]
-            elif kind == "attrs":
-                fields = attrs.fields(type(x))
-                fields_node = {
-                    f.name: self.node(getattr(x, f.name), f"{path}.{f.name}", depth + 1)
-                    for f in fields
-                }
-                return {"t": kind, **named, "fields": fields_node}
-            else:
-                items = [self.node(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(x)]
-            return {"t": kind, **named, "items": items}
-        finally:
-            self.on_path.discard(id(x))
+        depth += 1
+        if kind == "attrs":
+            fields_node = {
+                name: self.node(c, getattr(x, name), f"{path}.{name}", depth)
+                for name, c in zip(n.keys, n.children, strict=True)
+            }
+            return {"t": kind, **named, "fields": fields_node}
+        if kind == "dict":
+            items: object = [
+                [self.key(k, path), self.node(c, x[k], f"{path}[{k!r}]", depth)]
+                for k, c in zip(n.keys, n.children, strict=True)
+            ]
+        else:
+            items = [
+                self.node(c, v, f"{path}[{i}]", depth)
+                for i, (c, v) in enumerate(zip(n.children, x, strict=True))
+            ]
+        return {"t": kind, **named, "items": items}
+
+    def constant(self, x: Any, path: str) -> object:
+        """The node of a non-array value: a scalar, a dtype, or a class or function by name."""
+        value = self.scalar(x, path)
+        if value is not NotImplemented:
+            return value
+        if self.names.is_exported_object(x):
+            return {"t": "ref", "name": self.names.name_of(x)}
+        return self.ref(x, path)
 
     def key(self, k: object, path: str) -> object:
         """A dict key: a str or an int that files can hold."""
@@ -107,10 +146,8 @@ class _Encoder:
             )
         return self.check_scalar(k, f"{path}[{k!r}]")
 
-    def leaf(self, x: object, path: str) -> object:
-        """The node of a leaf value, or ``NotImplemented`` for anything else."""
-        if isinstance(x, np.ndarray):
-            return self.array(x, path)
+    def scalar(self, x: object, path: str) -> object:
+        """The node of a scalar value, or ``NotImplemented`` for anything else."""
         if isinstance(x, np.generic):
             return self.numpy_scalar(x, path)
         if isinstance(x, np.dtype):
@@ -203,19 +240,6 @@ class _Encoder:
             "@fnn.io.register) in the module that defines it, so that load can find it by "
             "name too"
         )
-
-
-def _is_namedtuple(x: object) -> bool:
-    return isinstance(x, tuple) and hasattr(type(x), "_fields")
-
-
-def _container_kind(x: object) -> str | None:
-    """The node type of a container (exact tuple, list or dict; attrs; namedtuple), else None."""
-    if _is_namedtuple(x):
-        return "namedtuple"
-    if type(x) in (tuple, list, dict):
-        return type(x).__name__
-    return "attrs" if attrs.has(type(x)) else None
 
 
 def _float(x: float) -> object:
@@ -398,7 +422,7 @@ def save(path: str | os.PathLike[str], tree: object, *, compress: bool = False) 
             "(os.makedirs(..., exist_ok=True)) or choose another path"
         )
     encoder = _Encoder(who, Names())
-    root = encoder.node(tree, "", 0)
+    root = encoder.encode(tree)
     header = {
         "format": spec.FORMAT_NAME,
         "format_version": spec.FORMAT_VERSION,

@@ -72,10 +72,11 @@ from typing_extensions import Self
 from fnn import _arrays
 from fnn._frozen import readonly_reduce_ex
 from fnn.random import KeyLike
-from fnn.tree import STATE_METADATA_KEY, readonly
+from fnn.tree import ARRAY_METADATA_KEY, STATE_METADATA_KEY, class_fields, readonly
 
-PARAM_METADATA_KEY = "fnn_array"
-"""attrs field metadata key marking a field that holds an array (parameter or state)."""
+PARAM_METADATA_KEY = ARRAY_METADATA_KEY
+"""attrs field metadata key marking a field that holds an array (parameter or state); which
+fields are arrays and which are state is read from ``fnn.tree``'s per-class table."""
 
 Array = np.ndarray
 Shape = tuple[int, ...]
@@ -87,12 +88,15 @@ __all__ = [
     "Pullback",
     "Shape",
     "check_pullback",
+    "checked_pullback",
     "located",
     "param_field",
     "state_field",
 ]
 
 E = TypeVar("E", bound=Exception)
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 def _to_readonly(value: object) -> object:
@@ -153,7 +157,7 @@ class Layer:
         """True once ``init`` has filled every parameter field."""
         return all(
             getattr(self, name) is not None
-            for name in _array_fields(type(self))
+            for name in class_fields(type(self)).arrays
             if self._expects(name)
         )
 
@@ -222,7 +226,8 @@ class Layer:
             kwargs = {}
 
         def pullback(dy: Array) -> tuple[Layer, Array | None]:
-            dy = check_cotangent(self, dy, y)
+            if not (type(dy) is np.ndarray and dy.dtype is y.dtype and dy.shape == y.shape):
+                dy = check_cotangent(self, dy, y)
             # Underflow to zero is correct arithmetic in a backward pass (e.g. y·dy with tiny
             # probabilities), so it never raises, whatever the caller's np.errstate.
             out = _arrays.call_underflow_retried(self.backward, x, y, dy, **kwargs)
@@ -237,7 +242,9 @@ class Layer:
             if dlayer is None:
                 dlayer = self._grads_layer(grads)
                 check_pullback(self, dlayer, dx, x, need_dx, "backward")
-            elif need_dx:
+            elif need_dx and not (
+                type(dx) is np.ndarray and dx.shape == x.shape and dx.dtype is x.dtype
+            ):
                 _check_dx(self, dx, x, "backward")
             return dlayer, (dx if need_dx else None)
 
@@ -263,23 +270,26 @@ class Layer:
         it differentiates.
         """
         cls = type(self)
-        array_fields = _array_fields(cls)
-        if not array_fields.issuperset(grads):
-            unknown = sorted(set(grads) - array_fields)
+        info = class_fields(cls)
+        if not info.array_set.issuperset(grads):
+            unknown = sorted(set(grads) - info.array_set)
             raise ValueError(f"{self.name}: unknown parameter fields {unknown}")
         # Built without __init__: this runs on every backward pass, and the
         # configuration was validated when `self` was built. Arrays are made
         # read-only here, as the field converter would.
         new = object.__new__(cls)
-        for name, is_array in _field_kinds(cls):
-            value = getattr(self, name)
-            if is_array:
-                if name in grads:
-                    value = grads[name]
-                elif value is not None:
-                    value = np.zeros_like(value)
+        for name in info.config:
+            object.__setattr__(new, name, getattr(self, name))
+        for name in info.arrays:
+            if name in grads:
+                value = grads[name]
                 if value is not None:
-                    value = readonly(value if isinstance(value, np.ndarray) else np.asarray(value))
+                    value = readonly(value if type(value) is np.ndarray else np.asarray(value))
+            else:
+                value = getattr(self, name)
+                if value is not None:
+                    value = np.zeros_like(value)
+                    value.setflags(write=False)  # allocated here: nobody else holds it
             object.__setattr__(new, name, value)
         return new
 
@@ -301,7 +311,7 @@ class Layer:
             y = self.apply(x, **{k: options[k] for k in plan.apply_kw})
         else:
             y = self.apply(x)
-        if type(y) is not np.ndarray or y.dtype != x.dtype:
+        if type(y) is not np.ndarray or y.dtype is not x.dtype:
             if not isinstance(y, np.ndarray) or y.dtype != x.dtype:
                 got = f"dtype {y.dtype}" if isinstance(y, np.ndarray) else type(y).__name__
                 raise TypeError(
@@ -331,7 +341,8 @@ class Layer:
                 f"parameter gradients, got {type(grads).__name__} for grads"
             )
         cls = type(self)
-        fields = _array_fields(cls)
+        info = class_fields(cls)
+        fields = info.array_set
         if not fields:
             if grads:
                 raise ValueError(
@@ -345,7 +356,7 @@ class Layer:
                 f"{self.name}: backward returned gradients for {unknown}, which are not "
                 f"parameter fields of {cls.__name__} (those are {sorted(fields)})"
             )
-        state = _state_fields(cls)
+        state = info.state
         missing = sorted(
             n for n in fields if n not in state and getattr(self, n) is not None and n not in grads
         )
@@ -356,6 +367,10 @@ class Layer:
                 "gradients"
             )
         return self.zero_grad_like(**grads)
+
+
+_BASE_VJP = Layer.vjp  # the short form's: its pullback checks what backward returned
+_BASE_VJP_WITH_STATE = Layer.vjp_with_state  # returns vjp's pullback
 
 
 @attrs.frozen
@@ -393,49 +408,11 @@ def _plan(cls: type) -> _Plan:
             has_backward=backward is not Layer.backward,
             apply_kw=_accepted(apply, ("key", "training")),
             backward_kw=_accepted(backward, ("key", "training", "need_dx")),
-            arrays=tuple(n for n, is_array in _field_kinds(cls) if is_array),
+            arrays=class_fields(cls).arrays,
             same_shape=cls.output_shape is Layer.output_shape,  # type: ignore[attr-defined]
         )
         _PLANS[cls] = plan
     return plan
-
-
-_FIELD_KINDS: dict[type, tuple[tuple[str, bool], ...]] = {}
-
-
-def _field_kinds(cls: type) -> tuple[tuple[str, bool], ...]:
-    """``(name, holds_an_array)`` for each attrs field of ``cls`` (cached per class)."""
-    kinds = _FIELD_KINDS.get(cls)
-    if kinds is None:
-        kinds = tuple((f.name, bool(f.metadata.get(PARAM_METADATA_KEY))) for f in attrs.fields(cls))
-        _FIELD_KINDS[cls] = kinds
-    return kinds
-
-
-_ARRAY_FIELDS: dict[type, frozenset[str]] = {}
-
-
-def _array_fields(cls: type) -> frozenset[str]:
-    """Names of the fields of ``cls`` that hold arrays (parameters or state), cached."""
-    names = _ARRAY_FIELDS.get(cls)
-    if names is None:
-        names = frozenset(name for name, is_array in _field_kinds(cls) if is_array)
-        _ARRAY_FIELDS[cls] = names
-    return names
-
-
-_STATE_FIELDS: dict[type, frozenset[str]] = {}
-
-
-def _state_fields(cls: type) -> frozenset[str]:
-    """Names of the state (non-trainable) array fields of ``cls``, cached."""
-    names = _STATE_FIELDS.get(cls)
-    if names is None:
-        names = frozenset(
-            f.name for f in attrs.fields(cls) if f.metadata.get(STATE_METADATA_KEY, False)
-        )
-        _STATE_FIELDS[cls] = names
-    return names
 
 
 def check_input(layer: Layer, x: object, rank: int | None, what: str) -> Array:
@@ -443,6 +420,14 @@ def check_input(layer: Layer, x: object, rank: int | None, what: str) -> Array:
 
     ``what`` describes the expected layout, e.g. ``"(batch, d_in)"``.
     """
+    if (  # the common case (a native float32/64 batch of the right rank): one test
+        type(x) is np.ndarray
+        and (x.dtype is _F32 or x.dtype is _F64)
+        and x.ndim > 0
+        and (rank is None or x.ndim == rank)
+        and x.size
+    ):
+        return x
     if type(x) is not np.ndarray or not x.dtype.isnative:  # (layer.name costs: only if needed)
         x = _arrays.plain(layer.name, "x", x)
     if not isinstance(x, np.ndarray):
@@ -479,6 +464,8 @@ def check_dtype(layer: Layer, x: Array, param: Array) -> None:
 
 def check_cotangent(layer: Layer, dy: object, y: Array) -> Array:
     """Check a pullback's ``dy``: an array of the output's shape and dtype; return it."""
+    if type(dy) is np.ndarray and dy.dtype is y.dtype and dy.shape == y.shape:
+        return dy
     if type(dy) is not np.ndarray or not dy.dtype.isnative:
         dy = _arrays.plain(layer.name, "dy", dy)
     if not isinstance(dy, np.ndarray) or dy.dtype != y.dtype:
@@ -490,6 +477,31 @@ def check_cotangent(layer: Layer, dy: object, y: Array) -> Array:
     if dy.shape != y.shape:
         raise ValueError(f"{layer.name}: dy has shape {dy.shape}, expected {y.shape}")
     return dy
+
+
+_CHECKED_PULLBACKS: dict[type, tuple[Callable[..., Any], Callable[[Layer], bool] | None]] = {}
+
+
+def checked_pullback(cls: type[Layer], when: Callable[[Layer], bool] | None = None) -> None:
+    """Declare that what ``cls``'s own ``vjp``'s pullbacks return is right by construction
+    (fnn's own full-protocol layers, such as ``Dense``), for every instance or for those
+    where ``when(layer)`` holds: then `check_pullback` on it would only repeat that, and
+    network-level callers skip it. Only ``cls`` itself, with the ``vjp`` it has now, is
+    trusted; a subclass, or another ``vjp`` put in its place, is checked as usual."""
+    _CHECKED_PULLBACKS[cls] = (cls.vjp, when)
+
+
+def pullback_checked(layer: Layer) -> bool:
+    """Whether what ``layer``'s ``vjp`` pullbacks return is already checked, or right by
+    construction, so that a caller's `check_pullback` could not fail: the short form's
+    pullback checks its result itself; `checked_pullback` declares the others."""
+    cls = type(layer)
+    entry = _CHECKED_PULLBACKS.get(cls)
+    if cls.vjp_with_state is not _BASE_VJP_WITH_STATE:  # its own pullbacks: check them
+        return False
+    if entry is None:
+        return cls.vjp is _BASE_VJP
+    return cls.vjp is entry[0] and (entry[1] is None or entry[1](layer))
 
 
 def _shape_hint(grad: Array, param: Array) -> str:

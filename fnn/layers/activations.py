@@ -17,7 +17,15 @@ import attrs
 import numpy as np
 
 from fnn import _arrays
-from fnn.layers._base import Array, Layer
+from fnn.layers._base import (
+    Array,
+    Layer,
+    Pullback,
+    check_cotangent,
+    check_input,
+    checked_pullback,
+)
+from fnn.random import KeyLike
 
 __all__ = ["ELU", "GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh"]
 
@@ -66,6 +74,40 @@ class ReLU(_Elementwise):
         # A boolean mask: dy * mask keeps dy's dtype and saves a cast pass.
         out: Array = x > 0
         return out
+
+    def vjp(
+        self,
+        x: Array,
+        *,
+        key: KeyLike | None = None,
+        training: bool = False,
+        need_dx: bool = True,
+    ) -> tuple[Array, Pullback]:
+        """The short form's ``vjp`` without its general plumbing (ReLU runs on every step).
+
+        Same checks (``x`` as the short form checks it, ``dy`` against ``y``), same
+        arithmetic and results; what the base class would check afterwards (``y``
+        and ``dx`` have ``x``'s shape and dtype) holds by construction.
+        """
+        if type(self) is not ReLU:  # a subclass may change apply or backward: the general way
+            return super().vjp(x, key=key, training=training, need_dx=need_dx)
+        x = check_input(self, x, self.input_rank, self.input_layout)
+        y: Array = np.maximum(x, 0)
+
+        def pullback(dy: Array) -> tuple[Layer, Array | None]:
+            if not (type(dy) is np.ndarray and dy.dtype is y.dtype and dy.shape == y.shape):
+                dy = check_cotangent(self, dy, y)
+            try:  # (computed even when not needed, as the short form does: same errors)
+                dx = dy * (x > 0)
+            except (FloatingPointError, RuntimeWarning):  # as call_underflow_retried
+                with np.errstate(under="ignore"):
+                    dx = dy * (x > 0)
+            return self, (dx if need_dx else None)
+
+        return y, pullback
+
+
+checked_pullback(ReLU)  # dlayer is the layer itself, dx = dy·[x > 0] has x's shape and dtype
 
 
 def _finite_nonneg(instance: object, attribute: attrs.Attribute[float], value: float) -> None:

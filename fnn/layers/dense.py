@@ -17,12 +17,17 @@ from fnn.layers._base import (
     check_cotangent,
     check_dtype,
     check_input,
+    checked_pullback,
     param_field,
     positive_int,
 )
 from fnn.random import KeyLike, split
+from fnn.tree import class_fields
 
 __all__ = ["Dense"]
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_set = object.__setattr__
 
 
 @attrs.frozen(eq=False)
@@ -95,7 +100,18 @@ class Dense(Layer):
         return attrs.evolve(self, w=w, b=b), out_shape
 
     def _check(self, x: object) -> Array:
-        if self.w is None:
+        w = self.w
+        if (  # the common case, every step: one test (a float32/64 batch of the right width)
+            type(x) is np.ndarray
+            and w is not None
+            and x.dtype is w.dtype
+            and (x.dtype is _F32 or x.dtype is _F64)
+            and x.ndim == 2
+            and x.shape[1] == w.shape[0]
+            and x.size
+        ):
+            return x
+        if w is None:
             check_built(self)
         x = check_input(self, x, None, "(batch, d_in)")
         if x.ndim not in (2, 3):
@@ -119,13 +135,16 @@ class Dense(Layer):
         check_dtype(self, x, w)
         return x
 
+    def _affine(self, x: Array) -> Array:
+        """``x @ w + b`` for a checked ``x``."""
+        y: Array = x @ self.w  # (x checked: w is set)
+        b = self.b
+        if b is not None:
+            y += b  # y was just allocated by the matmul
+        return y
+
     def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:
-        x = self._check(x)
-        y = x @ cast(Array, self.w)
-        if self.b is not None:
-            y += self.b  # y was just allocated by the matmul
-        out: Array = y
-        return out
+        return self._affine(self._check(x))
 
     def vjp(
         self,
@@ -135,16 +154,57 @@ class Dense(Layer):
         training: bool = False,
         need_dx: bool = True,
     ) -> tuple[Array, Pullback]:
-        y = self.forward(x)
-        x = np.asarray(x)  # forward checked x; the pullback needs it as a plain array
-        w = cast(Array, self.w)
+        x = self._check(x)
+        y = self._affine(x)
+        w: Array = self.w  # type: ignore[assignment]  # (x checked: w is set)
+        has_b = self.b is not None
 
         def pullback(dy: Array) -> tuple[Dense, Array | None]:
-            dy = check_cotangent(self, dy, y)
-            x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
-            dw = x2.T @ dy2
-            db = dy2.sum(axis=0) if self.b is not None else None
+            if not (type(dy) is np.ndarray and dy.dtype is y.dtype and dy.shape == y.shape):
+                dy = check_cotangent(self, dy, y)
+            if x.ndim == 2:
+                dw, db = x.T @ dy, (dy.sum(axis=0) if has_b else None)
+            else:  # (batch, time, d): the sums run over batch and time
+                x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
+                dw, db = x2.T @ dy2, (dy2.sum(axis=0) if has_b else None)
             dx = dy @ w.T if need_dx else None
-            return self.zero_grad_like(w=dw, **({"b": db} if db is not None else {})), dx
+            return self._gradient(dw, db), dx
 
         return y, pullback
+
+    def _gradient(self, dw: Array, db: Array | None) -> Dense:
+        """``self.zero_grad_like(w=dw, b=db)`` for the arrays the pullback just allocated.
+
+        They are marked read-only in place (nobody else holds them), and the
+        configuration is copied field by field without ``__init__`` (it was validated
+        when ``self`` was built): this runs for every Dense layer on every step.
+        """
+        cls = type(self)
+        info = class_fields(cls)
+        if info.arrays != ("w", "b"):  # a subclass with arrays of its own: the general way
+            return self.zero_grad_like(w=dw, **({"b": db} if db is not None else {}))
+        new = object.__new__(cls)
+        for name in info.config:
+            _set(new, name, getattr(self, name))
+        dw.setflags(write=False)
+        _set(new, "w", dw)
+        if db is not None:
+            db.setflags(write=False)
+        _set(new, "b", db)
+        return new
+
+
+def _consistent(layer: Layer) -> bool:
+    """Whether ``layer``'s arrays fit together as `Dense.init` makes them: a matrix ``w``
+    and ``b`` (if any) of shape ``(d_out,)`` and ``w``'s dtype. Then its pullback returns
+    gradients of the parameters' shapes and dtypes and ``dx`` like ``x`` by construction
+    (``x`` and ``dy`` are checked), so callers need not check them again."""
+    w, b = layer.w, layer.b  # type: ignore[attr-defined]  # (registered for Dense only)
+    return (
+        w is not None
+        and w.ndim == 2
+        and (b is None or (b.shape == w.shape[1:] and b.dtype == w.dtype))
+    )
+
+
+checked_pullback(Dense, _consistent)

@@ -97,29 +97,27 @@ class Step:
         who: the public entry point, for error messages (``fnn.optim.adam.update``).
         treedef: the structure of the params (or of the updates when no params).
         like: the leaves of that tree; buffers must match their shapes and dtypes.
-        like_tree: that tree, walked again only to explain a mismatch.
         active: indices of the leaves this transformation may change.
         frozen: indices frozen so far in this call (shared by every sub-step).
         fresh: arrays allocated in this call that nobody else holds, by id; a
             later transformation may write into them instead of allocating.
     """
 
-    __slots__ = ("active", "fresh", "frozen", "like", "like_tree", "treedef", "who")
+    __slots__ = ("active", "fresh", "frozen", "like", "treedef", "who")
 
     def __init__(
-        self, who: str, treedef: TreeDef, like: list[Array], like_tree: Any, active: list[int]
+        self, who: str, treedef: TreeDef, like: list[Array], active: list[int]
     ) -> None:
         self.who = who
         self.treedef = treedef
         self.like = like
-        self.like_tree = like_tree
         self.active = active
         self.frozen: set[int] = set()
         self.fresh: dict[int, Array] = {}
 
     def sub(self, active: list[int]) -> Step:
         """The same call restricted to ``active`` (frozen and fresh are shared)."""
-        s = Step(self.who, self.treedef, self.like, self.like_tree, active)
+        s = Step(self.who, self.treedef, self.like, active)
         s.frozen, s.fresh = self.frozen, self.fresh
         return s
 
@@ -155,7 +153,7 @@ class Step:
     def buffer(self, name: str, what: str, value: object) -> list[Array]:
         """The leaves of the buffer tree ``value`` (``state.<what>``), checked against params."""
         try:
-            leaves = tree.leaves_like(self.treedef, self.like, self.like_tree, value)
+            leaves = tree.leaves_like(self.treedef, self.like, value)
         except ValueError as err:
             raise ValueError(
                 f"{self.who}: {name}: state.{what} does not match params: {err}; the state was "
@@ -381,7 +379,7 @@ class Foreign(GradientTransformation):
         u_tree = step.build([tree.readonly(u) for u in updates])
         p_tree = None if params is None else step.build(params)
         new_tree, new_state = self.inner.update(u_tree, state, p_tree)
-        new = tree.leaves_like(step.treedef, step.like, step.like_tree, new_tree, step.who)
+        new = tree.leaves_like(step.treedef, step.like, new_tree, step.who)
         out = list(updates)
         for i in step.active:  # the others pass through, whatever the user's code did
             out[i] = np.asarray(new[i])

@@ -74,7 +74,7 @@ def begin(who: str, params: Any, updates: Any, what: str = "grads") -> tuple[Ste
         return step, step.like
     like, td, active = step.like, step.treedef, step.active
     try:
-        u = tree.leaves_like(td, like, params, updates)
+        u = tree.leaves_like(td, like, updates)
     except ValueError as err:
         raise ValueError(
             f"{who}: {what} do not match params: {err}; pass the gradient of these params, "
@@ -104,7 +104,7 @@ def _step(who: str, like_tree: Any) -> Step:
                 f"{who}: {td.paths[i] or '<root>'} has dtype {p.dtype}; parameters must be "
                 "floating, e.g. params.astype(np.float32)"
             )
-    return Step(who, td, like, like_tree, active)
+    return Step(who, td, like, active)
 
 
 def _negative_zeros(a: Array) -> Array:
