@@ -5,7 +5,7 @@ Two measurements, each side by side in one run (interleaved rounds, medians):
 1. **Sweep speed-up.** ``--configs`` (default 8) trainings of a 784-64-10 MLP
    (synthetic 10-class data, Adam, a fixed number of steps each), first one
    after the other in this process, then with ``fnn.distributed.sweep`` on a
-   ``LocalCluster(n_workers=--workers, threads_per_worker=1, processes=True)``.
+   ``fnn.distributed.local_cluster(--workers)`` (single-threaded worker processes).
    Both sides use one BLAS thread per training. Target: >= 1.7x for 8 configs
    on 2 workers (2 free cores). The script also checks the two runs gave the
    same bits.
@@ -148,13 +148,12 @@ def main() -> None:
     parser.add_argument("--sweep-steps", type=int, default=300, help="Adam steps per config")
     parser.add_argument("--steps", type=int, default=20, help="training steps per timing round")
     args = parser.parse_args()
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     print(f"fnn {fnn.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
           f"{os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.2f}")
     t0 = time.perf_counter()
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+    with fd.local_cluster(args.workers) as cluster, Client(cluster) as client:
         print(f"local cluster of {args.workers} workers started in "
               f"{time.perf_counter() - t0:.1f} s")
         if args.part in ("sweep", "both"):

@@ -4,7 +4,7 @@ Each configuration trains a 784-<width>-10 MLP with Adam (batch 128) on the
 first ``--train`` Fashion-MNIST training images and reports its accuracy on a
 held-out validation split. The grid runs twice: one configuration after the
 other in this process, then as `fnn.distributed.sweep` on a
-``LocalCluster`` of ``--workers`` single-threaded worker processes. The script
+``fnn.distributed.local_cluster`` of ``--workers`` single-threaded worker processes. The script
 prints the table of validation accuracies, both wall times and whether the two
 runs gave the same bits (they do: configuration ``i`` gets the key
 ``fold_in(key, i)`` wherever it runs, and both sides use one BLAS thread).
@@ -103,7 +103,7 @@ def main(
     address) is connected to, or a ``LocalCluster`` of ``workers`` processes
     is started and closed again.
     """
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     data = load(n_train, toy)
     configs = grid(lrs, widths, epochs=epochs)
@@ -117,9 +117,7 @@ def main(
         print(f"sequential: {len(configs)} configs in {out['sequential_seconds']:.1f}s")
     own = None
     if client is None:
-        own = Client(scheduler) if scheduler else Client(
-            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                         dashboard_address=":0"))
+        own = Client(scheduler) if scheduler else Client(distributed.local_cluster(workers))
     try:
         active = client or own
         n_workers = len(active.nthreads())

@@ -5,6 +5,8 @@ module runs fnn on `Dask distributed <https://distributed.dask.org>`_, an
 optional extra (``pip install "fnn[dask]"``); ``distributed`` is imported only
 when a function here needs it.
 
+- `local_cluster` starts a ``LocalCluster`` of single-threaded worker
+  processes whose memory allocator is left as fnn needs it.
 - `shard` scatters contiguous row blocks of ``(x, y)`` to the workers.
 - `value_and_grad` computes each shard's loss and gradient on the worker that
   holds it and combines them on the driver by shard size, in shard order. fnn's
@@ -54,7 +56,7 @@ Example:
     [1.0, 2.0]
 """
 
-from fnn.distributed._cluster import Shards, shard
+from fnn.distributed._cluster import Shards, local_cluster, shard
 from fnn.distributed._fit import fit
 from fnn.distributed._grad import step, value_and_grad
 from fnn.distributed._sweep import SweepError, Trial, sweep
@@ -64,6 +66,7 @@ __all__ = [
     "SweepError",
     "Trial",
     "fit",
+    "local_cluster",
     "shard",
     "step",
     "sweep",

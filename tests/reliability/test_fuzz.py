@@ -1237,6 +1237,8 @@ EXEMPT.update({
 })
 EXEMPT["fnn.distributed.Shards"] = "holds futures of a running Dask cluster; built by shard()"
 EXEMPT["fnn.distributed.SweepError"] = "an exception class"
+EXEMPT["fnn.distributed.local_cluster"] = ("starts worker processes; its bad input is tested in "
+                                           "tests/test_distributed.py")
 _SWEEP_POOL = ThreadPoolExecutor(2)
 
 
