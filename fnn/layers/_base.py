@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import attrs
 import numpy as np
@@ -88,6 +88,7 @@ __all__ = [
     "Pullback",
     "Shape",
     "check_pullback",
+    "check_sequence",
     "checked_pullback",
     "located",
     "param_field",
@@ -460,6 +461,29 @@ def check_dtype(layer: Layer, x: Array, param: Array) -> None:
             f"{layer.name}: x has dtype {x.dtype} but the layer's parameters are {param.dtype}; "
             f"cast the input with x.astype(np.{param.dtype}) (fnn never upcasts silently)"
         )
+
+
+def check_sequence(
+    layer: Layer, x: object, param: Array | None, width_axis: int, what: str
+) -> Array:
+    """Check a ``(batch, time, features)`` input of a built sequence layer; return it.
+
+    ``param`` is the built parameter whose axis ``width_axis`` is the feature width
+    (``None`` if the layer was never built); ``what`` names the layout in errors,
+    e.g. ``"(batch, time, d_model)"``.
+    """
+    if param is None:
+        check_built(layer)
+    x = check_input(layer, x, 3, what)
+    p = cast(Array, param)
+    width = p.shape[width_axis]
+    if x.shape[2] != width:
+        raise ValueError(
+            f"{layer.name}: x has shape {x.shape} but this layer was built for "
+            f"(batch, time, {width}); check the feature width of the layer before this one"
+        )
+    check_dtype(layer, x, p)
+    return x
 
 
 def check_cotangent(layer: Layer, dy: object, y: Array) -> Array:

@@ -44,10 +44,8 @@ from fnn.layers._base import (
     Layer,
     Pullback,
     Shape,
-    check_built,
     check_cotangent,
-    check_dtype,
-    check_input,
+    check_sequence,
     param_field,
     positive_int,
 )
@@ -256,17 +254,7 @@ class MultiHeadAttention(Layer):
         return attrs.evolve(self, **params), out_shape
 
     def _check(self, x: object) -> Array:
-        if self.w_qkv is None:
-            check_built(self)
-        x = check_input(self, x, 3, "(batch, time, d_model)")
-        w = cast(Array, self.w_qkv)
-        if x.shape[2] != w.shape[0]:
-            raise ValueError(
-                f"{self.name}: x has shape {x.shape} but this layer was built for "
-                f"(batch, time, {w.shape[0]}); check the width of the layer before this one"
-            )
-        check_dtype(self, x, w)
-        return x
+        return check_sequence(self, x, self.w_qkv, 0, "(batch, time, d_model)")
 
     def _attend(self, x: Array) -> tuple[Array, Array, Array, Array, Array]:
         """``(y, o_flat, p, qkv)`` where ``qkv`` is ``(3, batch, heads, time, key_dim)``."""

@@ -41,8 +41,7 @@ from fnn.layers._base import (
     Shape,
     check_built,
     check_cotangent,
-    check_dtype,
-    check_input,
+    check_sequence,
     param_field,
     positive_int,
 )
@@ -262,18 +261,9 @@ class PositionalEmbedding(Layer):
         return attrs.evolve(self, w=self.w_init(key, (self.max_len, in_shape[1]), dtype)), out_shape
 
     def _check(self, x: object) -> Array:
-        if self.w is None:
-            check_built(self)
-        x = check_input(self, x, 3, "(batch, time, d)")
-        w = cast(Array, self.w)
-        if x.shape[2] != w.shape[1]:
-            raise ValueError(
-                f"{self.name}: x has shape {x.shape} but this layer was built for "
-                f"(batch, time, {w.shape[1]}); check the width of the layer before this one"
-            )
+        x = check_sequence(self, x, self.w, 1, "(batch, time, d)")
         if x.shape[1] > self.max_len:
             raise self._too_long(x.shape[1])
-        check_dtype(self, x, w)
         return x
 
     def forward(self, x: Array, *, key: KeyLike | None = None, training: bool = False) -> Array:

@@ -31,7 +31,7 @@ each after the backward loop; only ``h·u`` and its transpose run per step.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
@@ -43,10 +43,8 @@ from fnn.layers._base import (
     Layer,
     Pullback,
     Shape,
-    check_built,
     check_cotangent,
-    check_dtype,
-    check_input,
+    check_sequence,
     param_field,
     positive_int,
 )
@@ -110,17 +108,7 @@ class Recurrent(Layer):
         return attrs.evolve(self, **params), out_shape
 
     def _check(self, x: object) -> Array:
-        if self.w is None:
-            check_built(self)
-        x = check_input(self, x, 3, "(batch, time, d_in)")
-        w = cast(Array, self.w)
-        if x.shape[2] != w.shape[0]:
-            raise ValueError(
-                f"{self.name}: x has shape {x.shape} but this layer was built for "
-                f"(batch, time, {w.shape[0]}); check the feature width of the layer before it"
-            )
-        check_dtype(self, x, w)
-        return x
+        return check_sequence(self, x, self.w, 0, "(batch, time, d_in)")
 
     def _check_carry(self, carry: object, x: Array) -> Carry:
         """The initial carry: zeros for ``None``, else a checked tuple of ``(batch, units)``."""
