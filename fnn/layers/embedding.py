@@ -33,6 +33,7 @@ from typing import ClassVar, cast
 import attrs
 import numpy as np
 
+from fnn import _arrays
 from fnn.layers import initializers
 from fnn.layers._base import (
     Array,
@@ -153,6 +154,8 @@ class Embedding(Layer):
     def _check(self, x: object) -> Array:
         if self.w is None:
             check_built(self)
+        if type(x) is not np.ndarray or not x.dtype.isnative:  # fnn's input policy
+            x = _arrays.plain(self.name, "x", x)  # (refuses masked arrays, unwraps subclasses)
         if not isinstance(x, np.ndarray):
             raise TypeError(
                 f"{self.name}: x must be a NumPy array of integer ids of shape (batch, time), "

@@ -43,6 +43,7 @@ from typing import Any, ClassVar, cast
 import attrs
 import numpy as np
 
+from fnn import _arrays
 from fnn.layers._base import Array
 from fnn.layers.recurrent import Carry, Recurrent, shifted
 
@@ -51,9 +52,10 @@ __all__ = ["LSTM"]
 
 def _finite(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     ok = isinstance(value, int | float | np.floating | np.integer) and not isinstance(value, bool)
-    if not (ok and math.isfinite(float(value))):  # type: ignore[arg-type]
+    if not (ok and math.isfinite(_arrays.real(value))):  # type: ignore[arg-type]
         raise ValueError(
-            f"{type(instance).__name__}: {attribute.name} must be a finite number, got {value!r}"
+            f"{type(instance).__name__}: {attribute.name} must be a finite number, "
+            f"got {_arrays.short(value)}"
         )
 
 

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import attrs
 import numpy as np
 
+from fnn import _arrays
 from fnn.optim import _checks
 from fnn.optim.base import (
     Array,
@@ -124,9 +125,9 @@ def checked_rate(who: str, schedule: Schedule, t: int) -> float:
             f"{who}: the lr schedule returned {type(value).__name__} at step {t}; "
             "a schedule must return a float"
         )
-    if not math.isfinite(float(value)) or value < 0:
+    if not math.isfinite(_arrays.real(value)) or value < 0:
         raise ValueError(
-            f"{who}: the lr schedule returned {value} at step {t}; "
+            f"{who}: the lr schedule returned {_arrays.short(value)} at step {t}; "
             "a learning rate must be finite and >= 0"
         )
     return float(value)

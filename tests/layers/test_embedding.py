@@ -241,3 +241,16 @@ def test_network_with_ids_refuses_floats_and_a_leading_sequential_passes_them_on
     np.testing.assert_array_equal(fnn.forward(nested, ids), expected)
     with pytest.raises(ValueError, match=r"layers\[0\]\.layers\[0\] \(Embedding.*ids must be in \[0, 5\), got 5"):
         fnn.forward(nested, np.array([[0, 5, 1, 1]]))
+
+
+def test_masked_and_subclassed_ids_follow_the_input_policy():
+    """Found by the slow fuzz run: a masked id array skipped the range check (its min/max
+    ignore masked entries) and indexing then read the value under the mask."""
+    layer, _ = Embedding(1, 2).init(0, (1,), np.float32)
+    ids = np.ma.masked_array(np.array([[255]], np.uint8), mask=[[True]])
+    with pytest.raises(TypeError, match=r"Embedding\(vocab=1, dim=2\): x is a masked array"):
+        layer.forward(ids)
+    with pytest.raises(TypeError, match=r"x is a masked array"):
+        layer.vjp(ids)
+    big_endian = np.array([[0, 0]], ">i8")
+    np.testing.assert_array_equal(layer.forward(big_endian), layer.forward(np.zeros((1, 2), int)))

@@ -311,3 +311,9 @@ def test_matches_pytorch(cls):
     np.testing.assert_allclose(dlayer.b, t.bias_ih_l0.grad.numpy(), rtol=1e-10, atol=1e-12)
     if cls is GRU:
         np.testing.assert_allclose(dlayer.b_hn, t.bias_hh_l0.grad.numpy()[8:], rtol=1e-10, atol=1e-12)
+
+
+def test_a_forget_bias_beyond_float_range_is_a_value_error():
+    """Found by the slow fuzz run: float(10**400) raised OverflowError in the validator."""
+    with pytest.raises(ValueError, match=r"LSTM: forget_bias must be a finite number, got 1000"):
+        LSTM(3, forget_bias=10**400)

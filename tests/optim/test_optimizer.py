@@ -284,6 +284,7 @@ def test_state_of_another_optimizer_raises():
         (lambda o, n, g, s: sgd_update(lambda t: -1.0, g, n), ValueError, r"sgd.update: scale_by_learning_rate: the lr schedule returned -1.0 at step 0; a learning rate must be finite and >= 0"),
         (lambda o, n, g, s: sgd_update(lambda t: float("nan"), g, n), ValueError, r"sgd.update: scale_by_learning_rate: the lr schedule returned nan at step 0"),
         (lambda o, n, g, s: sgd_update(lambda t: "x", g, n), TypeError, r"the lr schedule returned str at step 0"),
+        (lambda o, n, g, s: sgd_update(lambda t: 10**400, g, n), ValueError, r"the lr schedule returned 1000.*\.\.\. at step 0; a learning rate must be finite"),
         (lambda o, n, g, s: optim.OptState(np.float64(1.0), {}), ValueError, r"OptState: count must be a non-negative integer scalar"),
         (lambda o, n, g, s: optim.OptimizerState(-1, None), ValueError, r"OptimizerState: count must be a non-negative integer scalar"),
         (lambda o, n, g, s: optim.chain(o, 3), TypeError, r"chain: argument 1 must be a gradient transformation"),
