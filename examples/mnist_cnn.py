@@ -17,7 +17,10 @@ Epoch time (issue 15's convolution kernels), from the median training step
 times 422 steps, one thread, on the 2-core machine while six other jobs ran
 (load 7-8): before, 100-116 ms CPU and 250-274 ms wall per step (42-49 s CPU,
 105-116 s wall per epoch); after, 82-101 ms CPU and 206-219 ms wall (35-43 s
-CPU, 87-92 s wall). Rerun with ``python benchmarks/cnn.py --no-bench --example 40``;
+CPU, 87-92 s wall). With Winograd and shifted products as well, on a quiet
+machine (``python benchmarks/cnn.py --compare --example 30``): 76.3 ms per step,
+32 s per epoch, against 88.2 ms and 37 s with im2col only, measured in the
+same run. Rerun with ``python benchmarks/cnn.py --no-bench --example 40``;
 ``--threads 2`` trains with two threads (``fnn.threads(2, blas=1)``).
 
     python examples/mnist_cnn.py                         # full size: 92.7% test accuracy
