@@ -6,7 +6,7 @@ import importlib
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from fnn.distributed._cluster import (
     Array,
@@ -235,9 +235,9 @@ def fit(
         t0, lr = time.perf_counter(), _learning_rate(opt, state)
         epoch_key = fold_in(run_key, epoch)
         if shards is None:
-            assert arrays is not None
-            net, state, train_loss = _exact_epoch(
-                client, workers, net, opt, state, loss_fn, arrays, size, kk, epoch_key, epoch
+            net, state, train_loss = _exact_epoch(  # (_fit_data gives arrays when no shards)
+                client, workers, net, opt, state, loss_fn, cast(tuple[Array, Array], arrays),
+                size, kk, epoch_key, epoch,
             )
         else:
             net, state, train_loss = _sharded_epoch(

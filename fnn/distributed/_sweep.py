@@ -242,8 +242,10 @@ def sweep(
         for fut in futures:
             if not fut.done():
                 fut.cancel()
+    missing = [i for i, t in enumerate(trials) if t is None]
+    if missing:  # never expected: as_completed yields every future; a gap must not pass silently
+        raise RuntimeError(f"{who}: no outcome was reported for configs {missing}")
     out = [t for t in trials if t is not None]
-    assert len(out) == len(items), "every config has an outcome"
     failed = [t for t in out if not t.ok]
     if failed and errors == "raise":
         lines = "; ".join(f"configs[{t.index}] = {t.config!r}: {t.error}" for t in failed)
