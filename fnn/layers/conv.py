@@ -37,9 +37,10 @@ on several threads inside ``fnn.threads(n)``; the chunks' dL/dW are added in
 chunk order, so a given thread count always gives the same bits.
 
 Stride-1 convolutions are mostly computed without an im2col matrix, where that
-measured faster (:meth:`Conv2D._formulation`, ``docs/math/conv.md``): by
-shifted products (``fnn.layers._shifted``: one product per kernel offset on a
-shifted slice of the flat padded input, added up) or, for 3x3 kernels, by
+measured faster on the BLAS kernel in use (``fnn.layers._conv_rule``,
+``docs/math/conv.md``): by shifted products (``fnn.layers._shifted``: one
+product per kernel offset on a shifted slice of the flat padded input, added
+up) or, for 3x3 kernels, by
 Winograd F(2x2, 3x3) (``fnn.layers._winograd``: 16 products with ``K = c_in``,
 2.25x fewer multiplications, and additions to transform). Their pullbacks are
 the exact adjoints of their forward steps. Both run per chunk of the batch and
@@ -55,6 +56,7 @@ import numpy as np
 
 from fnn import parallel
 from fnn._diagnose import channels_first_hint
+from fnn.layers import _conv_rule as rule
 from fnn.layers import _im2col as ops
 from fnn.layers import _shifted as sh
 from fnn.layers import _winograd as wg
@@ -293,47 +295,18 @@ class Conv2D(Layer):
 
         Winograd F(2x2, 3x3) applies to 3x3 kernels, stride 1, no dilation;
         shifted products to any stride-1 kernel; im2col to all. With
-        ``_FORMULATION == "auto"`` the rule is what measured fastest (vjp +
-        pullback, one thread, batch 64-128, c_in in {1, 3, 8, 16, 32, 64, 128},
-        c_out in {8, 16, 32, 64, 128}, images 7-56, 3x3 and 5x5 kernels,
-        dilation 1 and 2; the table is in ``docs/math/conv.md``):
-
-        - im2col for strides other than 1, 1x1 kernels (their im2col matrix is
-          ``x`` itself), and fewer than 8 input channels (a first layer on
-          1-3 colour channels: its im2col matrix is small, the products of
-          the others are too thin);
-        - Winograd for 3x3 kernels with ``c_in >= 32``, ``c_out >= c_in`` and
-          ``c_in·c_out >= 2048`` (32 -> 64, 64 -> 64, 128 -> 128), when its
-          tiles waste at most 40% (``4·th·(tw + 1)`` outputs computed for
-          ``out_h·out_w``): 1.05-1.5x as fast as im2col, and as fast as
-          shifted products or up to 1.2x faster;
-        - shifted products otherwise, when the flat grid wastes at most 50%
-          (``hp·wp`` rows for ``out_h·out_w`` outputs) and ``c_out <= 2·c_in``,
-          or ``c_out <= 4·c_in`` on grids wasting at most 30%: 1.2-2.6x as fast
-          as im2col (1.56x for 32 -> 32 on 14x14);
-        - im2col for the rest (e.g. 8 -> 32 or 16 -> 64 on 13x13 valid, where
-          shifted products ran 0.9x as fast).
+        ``_FORMULATION == "auto"`` strides other than 1 take im2col and stride 1
+        takes what measured fastest on this kind of BLAS kernel
+        (`fnn.layers._conv_rule`, ``docs/math/conv.md``).
         """
         if self.strides != (1, 1) or _FORMULATION == "im2col":
             return "im2col"
-        winograd = self.kernel_size == (3, 3) and self.dilation == (1, 1)
         if _FORMULATION == "winograd":
+            winograd = self.kernel_size == (3, 3) and self.dilation == (1, 1)
             return "winograd" if winograd else "im2col"
         if _FORMULATION == "shifted":
             return "shifted"
-        if self.kernel_size == (1, 1) or c_in < 8:
-            return "im2col"
-        c_out = self.filters
-        g = sh.grid(in_hw, pads, self.kernel_size, self.dilation)
-        (oh, ow), outputs = g.out_hw, g.out_hw[0] * g.out_hw[1]
-        if winograd and c_in >= 32 and c_out >= c_in and c_in * c_out >= 2048:
-            tiles = 4 * -(-oh // 2) * (-(-ow // 2) + 1)
-            if tiles <= 1.4 * outputs:
-                return "winograd"
-        grid_waste = g.hp * g.wp / outputs - 1
-        if grid_waste <= 0.5 and (c_out <= 2 * c_in or (c_out <= 4 * c_in and grid_waste <= 0.3)):
-            return "shifted"
-        return "im2col"
+        return rule.choose(self.kernel_size, self.dilation, c_in, self.filters, in_hw, pads)
 
     def _plan(self, x: Array, pads: ops.Pads, keep: bool) -> _Passes | None:
         """The chunked passes of a fast formulation for ``x``, or ``None`` for im2col."""

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 import fnn
 from fnn import testing
+from fnn.layers import _conv_rule, conv
 from fnn.layers import _shifted as sh
 from fnn.layers import _winograd as wg
-from fnn.layers import conv
 from fnn.layers.conv import Conv2D
 
 small = st.integers(1, 3)
@@ -534,33 +534,74 @@ def test_fast_formulations_in_float32_are_as_accurate_as_documented(mode):
         assert np.abs(got - want).max() <= 2e-6 * np.abs(want).max()
 
 
+# (layer, input shape, the small-matrix rule's pick, the generic rule's pick)
+RULE_CASES = [
+    (Conv2D(32, 3, padding="same"), (14, 14, 32), "shifted", "winograd"),  # ResNet-style block
+    (Conv2D(64, 3, padding="same"), (28, 28, 32), "winograd", "winograd"),  # 32 -> 64
+    (Conv2D(64, 3, padding="same"), (14, 14, 64), "winograd", "winograd"),  # 64 -> 64
+    (Conv2D(64, 3), (13, 13, 64), "winograd", "winograd"),  # 11x11 outputs: tiles waste 39%
+    (Conv2D(16, 3), (13, 13, 32), "shifted", "im2col"),  # ... generic: 32 -> 16 at 39% loses
+    (Conv2D(64, 3, padding="same"), (7, 7, 64), "shifted", "im2col"),  # 7x7: tiles waste 63%
+    (Conv2D(16, 3), (28, 28, 1), "im2col", "im2col"),  # the CNN's first layer: one channel
+    (Conv2D(16, 3, padding="same"), (28, 28, 3), "im2col", "im2col"),  # RGB input
+    (Conv2D(32, 3), (13, 13, 16), "shifted", "im2col"),  # the CNN's second layer
+    (Conv2D(32, 3, padding="same"), (13, 13, 16), "shifted", "winograd"),  # tiles waste 33%
+    (Conv2D(64, 3, padding="same"), (14, 14, 16), "shifted", "winograd"),  # 4x the channels
+    (Conv2D(64, 3), (13, 13, 16), "im2col", "im2col"),  # 4x the channels, grid wastes 40%
+    (Conv2D(32, 3, padding="same"), (14, 14, 8), "shifted", "im2col"),  # 8 channels in
+    (Conv2D(8, 3, padding="same"), (14, 14, 64), "shifted", "winograd"),  # fewer channels out
+    (Conv2D(32, 3, dilation=2, padding="same"), (14, 14, 32), "shifted", "shifted"),  # dilation
+    (Conv2D(16, 3, dilation=2, padding="same"), (28, 28, 32), "shifted", "shifted"),  # fewer out
+    (Conv2D(64, 3, dilation=2, padding="same"), (28, 28, 32), "shifted", "im2col"),  # more out
+    (Conv2D(32, 5, padding="same"), (14, 14, 32), "shifted", "shifted"),  # 5x5, grid wastes 31%
+    (Conv2D(64, 5, padding="same"), (14, 14, 32), "shifted", "im2col"),  # 5x5, more out
+    (Conv2D(32, 5), (14, 14, 32), "im2col", "im2col"),  # 5x5 valid: grid wastes 96%
+    (Conv2D(32, 1), (14, 14, 32), "im2col", "im2col"),  # 1x1: x is its own im2col matrix
+    (Conv2D(32, 3, strides=2, padding="same"), (14, 14, 32), "im2col", "im2col"),  # stride 2
+]
+
+
 @pytest.mark.parametrize(
-    ("layer", "in_shape", "expected"),
+    ("libraries", "expected"),
     [
-        (Conv2D(32, 3, padding="same"), (14, 14, 32), "shifted"),  # the ResNet-style block
-        (Conv2D(64, 3, padding="same"), (28, 28, 32), "winograd"),  # 32 -> 64
-        (Conv2D(64, 3, padding="same"), (14, 14, 64), "winograd"),  # 64 -> 64
-        (Conv2D(64, 3), (13, 13, 64), "winograd"),  # 11x11 outputs: tiles waste 39%
-        (Conv2D(64, 3, padding="same"), (7, 7, 64), "shifted"),  # 7x7: tiles waste 63%
-        (Conv2D(16, 3), (28, 28, 1), "im2col"),  # the CNN's first layer: one input channel
-        (Conv2D(16, 3, padding="same"), (28, 28, 3), "im2col"),  # RGB input
-        (Conv2D(32, 3), (13, 13, 16), "shifted"),  # the CNN's second layer
-        (Conv2D(64, 3, padding="same"), (14, 14, 16), "shifted"),  # 4x the channels, 15% waste
-        (Conv2D(64, 3), (13, 13, 16), "im2col"),  # 4x the channels, grid wastes 40%
-        (Conv2D(8, 3, padding="same"), (14, 14, 64), "shifted"),  # fewer output channels
-        (Conv2D(32, 3, dilation=2, padding="same"), (14, 14, 32), "shifted"),  # dilation
-        (Conv2D(32, 5, padding="same"), (14, 14, 32), "shifted"),  # 5x5 kernel
-        (Conv2D(32, 1), (14, 14, 32), "im2col"),  # 1x1: x is its own im2col matrix
-        (Conv2D(32, 3, strides=2, padding="same"), (14, 14, 32), "im2col"),  # stride 2
+        ([{"user_api": "blas", "internal_api": "openblas", "architecture": "SkylakeX"}], True),
+        ([{"user_api": "blas", "internal_api": "openblas", "architecture": "Cooperlake"}], True),
+        ([{"user_api": "blas", "internal_api": "openblas", "architecture": "Haswell"}], False),
+        ([{"user_api": "blas", "internal_api": "openblas", "architecture": None}], False),
+        ([{"user_api": "blas", "internal_api": "mkl", "architecture": "SkylakeX"}], False),
+        ([{"user_api": "openmp", "internal_api": "openmp"}], False),
+        (None, False),  # threadpoolctl not installed
     ],
 )
-def test_the_formulation_is_chosen_where_it_measured_fastest(layer, in_shape, expected):
+def test_the_rule_follows_the_blas_kernel_numpy_loaded(libraries, expected):
+    """small_matrix_blas() is true only for OpenBLAS on a core with small-matrix kernels
+    (asked of threadpoolctl), and false without threadpoolctl: the generic rule."""
+    import threadpoolctl
+
+    if libraries is None:
+        patch = mock.patch.dict("sys.modules", {"threadpoolctl": None})
+    else:
+        patch = mock.patch.object(threadpoolctl, "threadpool_info", return_value=libraries)
+    with patch:
+        assert _conv_rule.small_matrix_blas.__wrapped__() is expected
+
+
+@pytest.mark.parametrize("small_matrix_blas", [True, False])
+@pytest.mark.parametrize(("layer", "in_shape", "small_pick", "generic_pick"), RULE_CASES)
+def test_the_formulation_is_chosen_where_it_measured_fastest(
+    layer, in_shape, small_pick, generic_pick, small_matrix_blas
+):
     """The automatic rule (Conv2D._formulation) picks each formulation where it measured
-    fastest; forced, Winograd applies to 3x3 stride-1 undilated kernels only and shifted
-    products to every stride-1 kernel (other layers fall back to im2col)."""
+    fastest on its kind of BLAS kernel (OpenBLAS with small-matrix kernels, or any other);
+    forced, Winograd applies to 3x3 stride-1 undilated kernels only and shifted products to
+    every stride-1 kernel (other layers fall back to im2col)."""
     layer, _ = layer.init(0, in_shape, np.float32)
     x = np.zeros((2, *in_shape), np.float32)
-    with kernel_calls() as calls:
+    expected = small_pick if small_matrix_blas else generic_pick
+    with (
+        mock.patch.object(_conv_rule, "small_matrix_blas", return_value=small_matrix_blas),
+        kernel_calls() as calls,
+    ):
         layer.forward(x)
     assert {name for name, spy in calls.items() if spy.called} == {expected} - {"im2col"}
     stride1 = layer.strides == (1, 1)
