@@ -26,7 +26,7 @@ from typing import IO, Any, TypeVar, overload
 import attrs
 import numpy as np
 
-from fnn import _arrays, _paths, tree
+from fnn import _arrays, _paths, parallel, tree
 from fnn._diagnose import shape_hint
 from fnn._frozen import readonly_reduce_ex
 from fnn.layers._base import (
@@ -38,8 +38,10 @@ from fnn.layers._base import (
     join_path,
     located,
     pullback_checked,
+    runs_per_example,
 )
 from fnn.layers.containers import Container, NonFiniteInside, finite_checks
+from fnn.layers.conv import Conv2D
 from fnn.losses import Loss
 from fnn.random import Key, KeyLike, as_key, fold_in
 
@@ -581,6 +583,13 @@ def value_and_grad(
     who = "fnn.value_and_grad"
     net = _check_network(who, net)
     fn = _check_loss_fn(who, loss_fn)
+    if not check_finite and parallel.num_threads() > 1 and _in_parts(net):
+        try:
+            result = _value_and_grad_in_parts(who, net, fn, x, y, training, check_values)
+        except Exception:  # computed again in one piece below, which raises the same error
+            result = None
+        if result is not None:
+            return (*result, net) if with_state else result
     pred, pullbacks, inputs, new_net = _chain(
         who, net, x, key, training, check_finite, check_values
     )
@@ -606,6 +615,88 @@ def value_and_grad(
     if with_state:
         return value, grads, new_net
     return value, grads
+
+
+def _in_parts(net: Network) -> bool:
+    """Whether a step of ``net`` may run in parts of the batch on fnn's threads (and gains).
+
+    Every layer must compute each example on its own (`Layer.per_example`:
+    no batch norm in training, no dropout), and one must be a convolution,
+    whose step is long enough for two threads to share it.
+    """
+    if not all(runs_per_example(layer) for layer in net.layers):
+        return False
+    stack: list[Layer] = list(net.layers)
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, Conv2D):
+            return True
+        if isinstance(layer, Container):
+            stack.extend(child for _, child in layer.sublayers())
+    return False
+
+
+def _value_and_grad_in_parts(
+    who: str, net: Network, fn: Loss, x: Array, y: Array, training: bool, check_values: bool
+) -> tuple[float, Network] | None:
+    """`value_and_grad` with one forward and one backward pass per part of the batch.
+
+    The parts (`fnn.parallel.split`: one per thread) run on fnn's threads, each
+    from its input to its prediction and back; the loss and dL/dpred are taken
+    once, on the whole prediction, exactly as in one piece, and each part
+    pulls back its rows of dL/dpred. Since every layer computes each example
+    on its own, the predictions are those of one piece and the parameter
+    gradient is the sum of the parts' (added in part order), equal to one
+    piece's up to float rounding. ``None`` for a batch too small to share.
+    """
+    h = prepare_input(who, net, x, check_values)
+    chunks = parallel.split(len(h))
+    if len(chunks) < 2:
+        return None
+    passes = parallel.map(
+        lambda c: _forward_pass(who, net, h[c[0] : c[1]], None, training, False), chunks
+    )
+    value, dy = fn.value_and_grad(np.concatenate([p[0] for p in passes]), y)
+
+    def backward(part: tuple[tuple[int, int], Any]) -> Network:
+        (start, stop), (_, pullbacks, inputs, _) = part
+        dlayers = _pull_back(who, net.layers, pullbacks, inputs, dy[start:stop], False)
+        return _with_layers(net, dlayers)
+
+    parts = parallel.map(backward, list(zip(chunks, passes, strict=True)))
+    grads = parts[0]
+    for other in parts[1:]:  # in part order: a given thread count gives the same bits
+        grads = tree.map(np.add, grads, other)
+    return value, grads
+
+
+def _pull_back(
+    who: str,
+    layers: tuple[Layer, ...],
+    pullbacks: list[Pullback],
+    inputs: list[Array],
+    dy: Array,
+    check_finite: bool,
+) -> tuple[Layer, ...]:
+    """Apply the pullbacks in reverse from ``dy`` = dL/dpred: each layer's gradient.
+
+    What each pullback returns is checked (`fnn.layers.check_pullback`).
+    """
+    dlayers: list[Layer] = list(layers)
+    for i in range(len(layers) - 1, -1, -1):
+        layer = layers[i]
+        try:
+            dlayer, dx = pullbacks[i](dy)
+            if not pullback_checked(layer):  # (the short form and Dense: checked already)
+                check_pullback(layer, dlayer, dx, inputs[i], i > 0)
+        except (ValueError, TypeError) as err:
+            raise _at(who, err, i, layer) from err
+        if check_finite:
+            _check_finite_grads(who, dlayer, i, layer)
+        dlayers[i] = dlayer
+        if dx is not None:
+            dy = dx
+    return tuple(dlayers)
 
 
 def grad(

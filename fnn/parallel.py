@@ -9,7 +9,14 @@ Two kinds of threads do fnn's arithmetic:
 - **fnn's own threads.** Kernels that split a batch into independent parts
   (``Conv2D``, ``MaxPool2D`` with stride = window, ``BatchNorm``) run those
   parts on a small pool of threads, each calling single-threaded products;
-  NumPy releases the GIL inside them.
+  NumPy releases the GIL inside them. A whole training step goes the same
+  way where it can: ``fnn.value_and_grad`` on a network whose every layer
+  computes each example on its own (``Layer.per_example``: convolutions,
+  pooling, dense layers, activations, reshapes; not batch norm in training,
+  not dropout) and that holds a convolution runs the forward and backward
+  passes of one part of the batch per thread, so the threads hand over
+  twice per step instead of twice per kernel; the loss is taken once on the
+  whole prediction.
 
 Nothing in fnn changes either count behind your back. ``with fnn.threads(n):``
 sets both for the block and restores the previous settings afterwards; outside
@@ -232,8 +239,9 @@ def map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:  # noqa: A001
     the other in the calling thread and nothing is changed. ``fn`` must not
     write to memory that another item's call reads or writes (give each item
     its own slice); for a fixed list of items the results do not depend on
-    which thread ran which item. ``fn`` runs in the pool's threads without this
-    block's context, so fnn kernels it calls run single-threaded.
+    which thread ran which item. Every call of ``fn`` runs with the caller's
+    floating-point error settings (``np.errstate``) and, in any thread, with
+    fnn's thread count at 1, so fnn kernels it calls run single-threaded.
 
     Args:
         fn: the function to apply.
@@ -267,15 +275,21 @@ def map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:  # noqa: A001
     results: list[Any] = [None] * len(items)
     errors: list[tuple[int, BaseException]] = []
     turn = itertools.count()  # next() on a count is atomic under the GIL
+    settings = np.geterr()  # the caller's floating-point error handling, for every thread
 
     def work() -> None:
-        for i in iter(turn.__next__, None):
-            if i >= len(items):
-                return
-            try:
-                results[i] = fn(items[i])
-            except BaseException as err:  # re-raised in the caller below
-                errors.append((i, err))
+        token = _THREADS.set(1)  # fn's own fnn kernels run single-threaded, in any thread
+        try:
+            with np.errstate(**settings):
+                for i in iter(turn.__next__, None):
+                    if i >= len(items):
+                        return
+                    try:
+                        results[i] = fn(items[i])
+                    except BaseException as err:  # re-raised in the caller below
+                        errors.append((i, err))
+        finally:
+            _THREADS.reset(token)
 
     pool = _executor(workers - 1)
     with _single_blas():

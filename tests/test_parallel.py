@@ -193,3 +193,24 @@ def test_blas_count_can_differ_from_fnn_count():
     with pytest.raises(TypeError, match=r"fnn.threads: blas must be a positive int"):
         fnn.threads(2, blas=1.5)
     assert _blas_threads() == before
+
+
+def test_map_items_run_with_the_callers_error_settings_and_one_fnn_thread():
+    """Every item, in the caller's thread or the pool's, runs under the caller's np.errstate
+    (an overflow raises where the caller asked for it) and sees fnn's thread count as 1."""
+    big = np.array([3e38], np.float32)
+
+    def item(i):
+        settings = np.geterr()
+        try:
+            big * np.float32(10)
+        except FloatingPointError:
+            return "raised", settings["over"], parallel.num_threads()
+        return "no error", settings["over"], parallel.num_threads()
+
+    with fnn.threads(2), np.errstate(over="raise"):
+        out = parallel.map(item, [0, 1, 2, 3])
+        assert parallel.num_threads() == 2  # the caller's count is back after map
+    assert out == [("raised", "raise", 1)] * 4
+    with fnn.threads(2), np.errstate(over="ignore"):
+        assert parallel.map(item, [0, 1]) == [("no error", "ignore", 1)] * 2

@@ -37,7 +37,9 @@ themselves):
   layer).
 
 Layers whose output is random (dropout) set ``stochastic = True`` and receive a
-key of their own from the network. Layers with non-trainable state (batch-norm
+key of their own from the network. Layers that compute each example on its
+own set ``per_example = True`` (see `Layer.per_example`), so that a network
+may run a step in parts of the batch on fnn's threads. Layers with non-trainable state (batch-norm
 running statistics) set ``stateful = True`` and implement ``vjp_with_state``,
 which also returns the layer with its updated state; their state fields are
 declared with `state_field` and get zero gradients.
@@ -139,6 +141,11 @@ class Layer:
 
     stochastic: ClassVar[bool] = False
     stateful: ClassVar[bool] = False
+    per_example: ClassVar[bool] = False
+    """Each example's output depends only on that example and the parameters, and the
+    pullback's parameter gradient is a sum over examples: a network may then compute a
+    batch in parts on fnn's threads (`fnn.threads`). Counts only where the class itself
+    sets it (a subclass may change the math, so it must say so again)."""
     takes_ids: ClassVar[bool] = False
     """The input is integer ids, not numbers to cast (``Embedding``); a network whose first
     layer (or first layer of a leading ``Sequential``) takes ids keeps ``x`` as integers."""
@@ -513,6 +520,23 @@ def checked_pullback(cls: type[Layer], when: Callable[[Layer], bool] | None = No
     network-level callers skip it. Only ``cls`` itself, with the ``vjp`` it has now, is
     trusted; a subclass, or another ``vjp`` put in its place, is checked as usual."""
     _CHECKED_PULLBACKS[cls] = (cls.vjp, when)
+
+
+def runs_per_example(layer: Layer) -> bool:
+    """Whether ``layer`` computes each example on its own (`Layer.per_example`).
+
+    The flag counts where the layer's own class sets it (or a container's
+    property answers for what it holds); a subclass of a per-example layer
+    that does not set it again is not taken to be one, since it may change the
+    math.
+    """
+    for cls in type(layer).__mro__:
+        if "per_example" in cls.__dict__:
+            value = cls.__dict__["per_example"]
+            if isinstance(value, property):
+                return bool(layer.per_example)
+            return cls is type(layer) and value is True
+    return False
 
 
 def pullback_checked(layer: Layer) -> bool:

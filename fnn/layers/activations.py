@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import attrs
 import numpy as np
@@ -55,6 +56,8 @@ class _Elementwise(Layer):
 class Identity(_Elementwise):
     """``y = x``; ``dx = dy``."""
 
+    per_example: ClassVar[bool] = True  # each example its own: may run in parts
+
     def _f(self, x: Array) -> Array:
         return x.copy()
 
@@ -65,6 +68,8 @@ class Identity(_Elementwise):
 @attrs.frozen(eq=False)
 class ReLU(_Elementwise):
     """``y = max(x, 0)``; ``dx = dy · [x > 0]`` (the derivative at 0 is taken as 0)."""
+
+    per_example: ClassVar[bool] = True  # each example its own: may run in parts
 
     def _f(self, x: Array) -> Array:
         out: Array = np.maximum(x, 0)
@@ -122,6 +127,8 @@ def _finite_nonneg(instance: object, attribute: attrs.Attribute[float], value: f
 class LeakyReLU(_Elementwise):
     """``y = x`` for x > 0, ``negative_slope · x`` otherwise; ``dx = dy · (1 or slope)``."""
 
+    per_example: ClassVar[bool] = True  # each example its own: may run in parts
+
     negative_slope: float = attrs.field(default=0.01, validator=_finite_nonneg)
 
     @property
@@ -141,6 +148,8 @@ class LeakyReLU(_Elementwise):
 @attrs.frozen(eq=False)
 class ELU(_Elementwise):
     """``y = x`` for x > 0, ``alpha · (eˣ − 1)`` otherwise; ``dx = dy · (1 or y + alpha)``."""
+
+    per_example: ClassVar[bool] = True  # each example its own: may run in parts
 
     alpha: float = attrs.field(default=1.0, validator=_finite_nonneg)
 
@@ -162,6 +171,8 @@ class ELU(_Elementwise):
 @attrs.frozen(eq=False)
 class Tanh(_Elementwise):
     """``y = tanh(x)``; ``dx = dy · (1 − y²)``."""
+
+    per_example: ClassVar[bool] = True  # each example its own: may run in parts
 
     def _f(self, x: Array) -> Array:
         out: Array = np.tanh(x)
@@ -185,6 +196,8 @@ def sigmoid(x: Array) -> Array:
 @attrs.frozen(eq=False)
 class Sigmoid(_Elementwise):
     """``y = 1 / (1 + e⁻ˣ)``; ``dx = dy · y · (1 − y)``."""
+
+    per_example: ClassVar[bool] = True  # each example its own: may run in parts
 
     def _f(self, x: Array) -> Array:
         return sigmoid(x)
@@ -218,6 +231,8 @@ class GELU(_Elementwise):
     overflow for large finite x).
     """
 
+    per_example: ClassVar[bool] = True  # each example its own: may run in parts
+
     @_arrays.underflow_retried
     def _f(self, x: Array) -> Array:
         t = _gelu_tanh(x)[1]
@@ -248,6 +263,8 @@ class Softmax(Layer):
     classification prefer a linear output with ``fnn.losses.softmax_cross_entropy``,
     which is more accurate than ``Softmax`` followed by a log.
     """
+
+    per_example: ClassVar[bool] = True  # each example its own: may run in parts
 
     input_layout = "(batch, ..., classes)"
 

@@ -57,6 +57,7 @@ from fnn.layers._base import (
     check_pullback,
     join_path,
     located,
+    runs_per_example,
 )
 from fnn.random import Key, KeyLike, as_key, fold_in
 
@@ -146,13 +147,19 @@ class Container(Layer):
         """True if any layer inside has non-trainable state (batch-norm statistics)."""
         return self._flags()[1]
 
-    def _flags(self) -> tuple[bool, bool]:
-        flags: tuple[bool, bool] | None = self.__dict__.get("_fnn_flags")
+    @property
+    def per_example(self) -> bool:  # type: ignore[override]
+        """True if every layer inside computes each example on its own (see `Layer`)."""
+        return self._flags()[2]
+
+    def _flags(self) -> tuple[bool, bool, bool]:
+        flags: tuple[bool, bool, bool] | None = self.__dict__.get("_fnn_flags")
         if flags is None:
             children = [child for _, child in self.sublayers()]
             flags = (
                 any(child.stochastic for child in children),
                 any(child.stateful for child in children),
+                all(runs_per_example(child) for child in children),
             )
             self.__dict__["_fnn_flags"] = flags
         return flags

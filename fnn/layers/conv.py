@@ -49,7 +49,7 @@ on threads in the same way.
 
 from __future__ import annotations
 
-from typing import Protocol, cast
+from typing import ClassVar, Protocol, cast
 
 import attrs
 import numpy as np
@@ -142,6 +142,8 @@ class Conv2D(Layer):
         >>> out_shape, layer.w.shape, layer.forward(np.zeros((2, 28, 28, 1), np.float32)).shape
         ((28, 28, 8), (3, 3, 1, 8), (2, 28, 28, 8))
     """
+
+    per_example: ClassVar[bool] = True  # each example its own: may run in parts
 
     filters: int = attrs.field(validator=positive_int)
     kernel_size: tuple[int, int] = attrs.field(converter=ops.to_pair, validator=ops.check_pair)

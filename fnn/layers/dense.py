@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import ClassVar, cast
 
 import attrs
 import numpy as np
@@ -64,6 +64,8 @@ class Dense(Layer):
         >>> out_shape, layer.w.shape, layer.forward(np.zeros((2, 3))).shape
         ((4,), (3, 4), (2, 4))
     """
+
+    per_example: ClassVar[bool] = True  # each example its own: may run in parts
 
     units: int = attrs.field(validator=positive_int)
     use_bias: bool = attrs.field(default=True, kw_only=True)

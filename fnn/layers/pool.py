@@ -14,7 +14,7 @@ each window.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
@@ -159,6 +159,8 @@ class MaxPool2D(_Pool2D):
                [13., 15.]])
     """
 
+    per_example: ClassVar[bool] = True  # each example its own: may run in parts
+
     def _pool(self, x: Array, pads: ops.Pads, out_hw: tuple[int, int]) -> tuple[Array, Array]:
         xp = ops.pad(x, pads, -np.inf)
         if self._strides == self.pool_size:
@@ -269,6 +271,8 @@ class AvgPool2D(_Pool2D):
                [10.5, 12.5]])
     """
 
+    per_example: ClassVar[bool] = True  # each example its own: may run in parts
+
     def _counts(self, hw: tuple[int, int], pads: ops.Pads, out_hw: tuple[int, int]) -> Array:
         """The real cells per window, shape ``(1, out_h, out_w, 1)`` (float64)."""
         ones = ops.pad(np.ones((1, *hw, 1)), pads)
@@ -309,6 +313,8 @@ class GlobalAvgPool2D(Layer):
         >>> GlobalAvgPool2D().forward(np.arange(8.0).reshape(1, 2, 2, 2))
         array([[3., 4.]])
     """
+
+    per_example: ClassVar[bool] = True  # each example its own: may run in parts
 
     def output_shape(self, in_shape: Shape) -> Shape:
         return (ops.image_shape(self.name, in_shape)[2],)

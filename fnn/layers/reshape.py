@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import attrs
 import numpy as np
@@ -44,6 +45,8 @@ class Flatten(_Relayout):
         (2, 784)
     """
 
+    per_example: ClassVar[bool] = True  # each example its own: may run in parts
+
     def _target(self, in_shape: Shape) -> Shape:
         return (math.prod(in_shape),)
 
@@ -73,6 +76,8 @@ class Reshape(_Relayout):
         >>> Reshape((28, 28, 1)).forward(np.zeros((2, 784))).shape
         (2, 28, 28, 1)
     """
+
+    per_example: ClassVar[bool] = True  # each example its own: may run in parts
 
     shape: tuple[int, ...] = attrs.field(converter=_shape_tuple)
 
