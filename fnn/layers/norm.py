@@ -111,6 +111,31 @@ def _normalize_pullback(
 
 Chunks = list[tuple[int, int]]
 
+_WIDE = 1024  # values per row of a widened per-channel operation
+
+
+def _per_channel(op: np.ufunc, rows: Array, vec: Array, out: Array) -> Array:
+    """``op(rows, vec, out=out)`` for ``(m, c)`` rows and a ``(c,)`` vector, on long rows.
+
+    NumPy runs a broadcast ``(m, c) ∘ (c,)`` one row of ``c`` values at a time,
+    and for a few dozen channels that per-row overhead dominates. When ``c``
+    divides 1024 and both arrays are contiguous, the first ``m − m mod k`` rows
+    (``k = 1024 / c``) are viewed as rows of 1024 values against the vector
+    tiled ``k`` times: the same operation on the same elements, so the same
+    bits. Measured ((25088, 32) float32, one thread, CPU ms): 0.35 for
+    ``x − μ`` row by row, 0.22 widened.
+    """
+    c = rows.shape[1]
+    k = _WIDE // c if c and _WIDE % c == 0 else 0
+    whole = rows.shape[0] - rows.shape[0] % k if k else 0
+    if whole == 0 or not (rows.flags.c_contiguous and out.flags.c_contiguous):
+        result: Array = op(rows, vec, out=out)
+        return result
+    op(rows[:whole].reshape(-1, _WIDE), np.tile(vec, k), out=out[:whole].reshape(-1, _WIDE))
+    if whole < rows.shape[0]:
+        op(rows[whole:], vec, out=out[whole:])
+    return out
+
 
 def _row_chunks(x: Array) -> Chunks:
     """Row chunks of an ``(m, channels)`` matrix for ``fnn.parallel.map`` (3 buffers per row)."""
@@ -136,7 +161,7 @@ def _batch_stats(x: Array, chunks: Chunks) -> tuple[Array, Array]:
     mu = _column_sums(chunks, lambda a, b: x[a:b]) / count
 
     def squares(a: int, b: int) -> Array:
-        t: Array = x[a:b] - mu
+        t = _per_channel(np.subtract, x[a:b], mu, np.empty((b - a, x.shape[1]), x.dtype))
         t *= t
         return t
 
@@ -149,9 +174,9 @@ def _normalize(x: Array, mu: Array, scale: Array, beta: Array, chunks: Chunks) -
 
     def rows(chunk: tuple[int, int]) -> None:
         a, b = chunk
-        out = np.subtract(x[a:b], mu, out=y[a:b])
-        out *= scale
-        out += beta
+        out = _per_channel(np.subtract, x[a:b], mu, y[a:b])
+        _per_channel(np.multiply, out, scale, out)
+        _per_channel(np.add, out, beta, out)
 
     parallel.map(rows, chunks)
     return y
@@ -173,7 +198,7 @@ def _batch_norm_grads(
 
     def sums(chunk: tuple[int, int]) -> tuple[Array, Array]:
         a, b = chunk
-        t = x[a:b] - mu
+        t = _per_channel(np.subtract, x[a:b], mu, np.empty((b - a, x.shape[1]), x.dtype))
         t *= dy[a:b]
         return ops.column_sums(dy[a:b]), ops.column_sums(t)
 
@@ -190,12 +215,12 @@ def _batch_norm_grads(
 
     def rows(chunk: tuple[int, int]) -> None:
         lo, hi = chunk
-        out = np.multiply(dy[lo:hi], scale, out=dx[lo:hi])
+        out = _per_channel(np.multiply, dy[lo:hi], scale, dx[lo:hi])
         if training:
-            t = x[lo:hi] - mu
-            t *= a_coef
+            t = _per_channel(np.subtract, x[lo:hi], mu, np.empty((hi - lo, x.shape[1]), x.dtype))
+            _per_channel(np.multiply, t, a_coef, t)
             out -= t
-            out -= c_coef
+            _per_channel(np.subtract, out, c_coef, out)
 
     parallel.map(rows, chunks)
     return dgamma, dbeta, dx

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import fnn
 from fnn import testing
-from fnn.layers.norm import BatchNorm, LayerNorm
+from fnn.layers.norm import BatchNorm, LayerNorm, _per_channel
 
 
 def normal_arrays(shape, scale=1.0, shift=0.0):
@@ -216,3 +216,23 @@ def test_batch_norm_thread_counts_agree_and_a_count_repeats_its_bits():
     for a, b, c in zip(first, second, single, strict=True):
         assert np.array_equal(a, b)
         np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-5 * np.abs(c).max())
+
+
+@pytest.mark.parametrize("channels", [3, 8, 32, 48, 1024])
+@pytest.mark.parametrize("rows", [1, 31, 32, 33, 100])
+@pytest.mark.parametrize("op", [np.subtract, np.multiply, np.add])
+def test_per_channel_operations_on_widened_rows_give_the_same_bits(channels, rows, op):
+    """BatchNorm's per-channel broadcasts run on rows of 1024 values where the channel count
+    divides 1024 (the rest row by row): exactly what the plain broadcast gives, also in
+    place, for any row count, and unchanged for non-contiguous rows."""
+    rng = np.random.default_rng(rows * channels)
+    x = rng.normal(size=(rows, channels)).astype(np.float32)
+    vec = rng.normal(size=channels).astype(np.float32)
+    expected = op(x, vec)
+    got = _per_channel(op, x, vec, np.empty_like(x))
+    assert np.array_equal(got, expected)
+    inplace = x.copy()
+    assert _per_channel(op, inplace, vec, inplace) is inplace
+    assert np.array_equal(inplace, expected)
+    strided = np.asfortranarray(x)
+    assert np.array_equal(_per_channel(op, strided, vec, np.empty_like(x)), expected)
