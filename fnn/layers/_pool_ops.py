@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fnn import _buffers
 from fnn.layers._base import Array
 
 __all__ = ["max_pool_tiles", "max_pool_tiles_grad", "max_pool_tiles_masks", "tiles"]
@@ -57,14 +58,14 @@ def max_pool_tiles_masks(x6: Array, out: Array) -> Array:
     a NaN max and no mask set.
     """
     ph, pw = x6.shape[2], x6.shape[4]
-    cells = np.empty((ph * pw, *out.shape), dtype=x6.dtype)
+    cells = _buffers.empty((ph * pw, *out.shape), x6.dtype)
     for k in range(ph * pw):
         i, j = divmod(k, pw)
         cells[k] = x6[:, :, i, :, j, :]
     np.copyto(out, cells[0])
     for k in range(1, ph * pw):
         np.maximum(out, cells[k], out=out)
-    masks: Array = cells == out
+    masks: Array = np.equal(cells, out, out=_buffers.empty(cells.shape, np.bool_))
     taken = masks[0].copy()  # windows whose maximum is already claimed
     for k in range(1, ph * pw):
         np.greater(masks[k], taken, out=masks[k])  # m & ~taken, for booleans

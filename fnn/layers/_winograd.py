@@ -133,7 +133,8 @@ def kernel_transform_adjoint(du: Array) -> Array:
 
 def _to_phases(x: Array, tl: Tiling) -> Array:
     """The zero-padded chunk ``x`` as its four phases ``(2, 2, m, th + 1, tw + 1, c)``."""
-    p = np.zeros((2, 2, x.shape[0], tl.th + 1, tl.tw + 1, x.shape[3]), x.dtype)
+    p = ops.empty((2, 2, x.shape[0], tl.th + 1, tl.tw + 1, x.shape[3]), x.dtype)
+    p.fill(0)
     for ph, (a0, r0, na) in enumerate(tl.rows):
         for pw, (b0, s0, nb) in enumerate(tl.cols):
             if na and nb:
@@ -150,7 +151,7 @@ def _input_transform(p: Array, tl: Tiling, v: Array) -> None:
     flat = p.reshape(2, 2, m, -1)
     e0, e1 = flat[0, :, :, :span], flat[1, :, :, :span]  # tile rows 0 and 1
     f0, f1 = flat[0, :, :, row:], flat[1, :, :, row:]  # tile rows 2 and 3
-    r = np.empty((4, 2, m, span), p.dtype)  # Bᵀ d: r[u, pw] (both column phases at once)
+    r = ops.empty((4, 2, m, span), p.dtype)  # Bᵀ d: r[u, pw] (both column phases at once)
     np.subtract(e0, f0, out=r[0])
     np.add(e1, f0, out=r[1])
     np.subtract(f0, e1, out=r[2])
@@ -170,12 +171,12 @@ def _output_transform(mm: Array, tl: Tiling, y: Array) -> None:
     """``Y = Aᵀ M A`` of every tile, written into ``y`` ``(m, out_h, out_w, c_out)``."""
     m, k, tw = y.shape[0], y.shape[3], tl.tw
     m6 = mm.reshape(4, 4, m, tl.th, tw + 1, k)
-    s = np.empty((2, 4, m, tl.th, tw + 1, k), mm.dtype)  # Aᵀ M: s[r, v]
+    s = ops.empty((2, 4, m, tl.th, tw + 1, k), mm.dtype)  # Aᵀ M: s[r, v]
     np.add(m6[1], m6[2], out=s[0])
     s[0] += m6[0]
     np.subtract(m6[1], m6[2], out=s[1])
     s[1] += m6[3]
-    t = np.empty((2, m, tl.th, tw + 1, k), mm.dtype)
+    t = ops.empty((2, m, tl.th, tw + 1, k), mm.dtype)
     # Y[r, 0] = s[r, 0] + (s[r, 1] + s[r, 2]);  Y[r, 1] = s[r, 3] + (s[r, 1] − s[r, 2])
     for col, combine, last in ((0, np.add, 0), (1, np.subtract, 3)):
         combine(s[:, 1], s[:, 2], out=t)
@@ -203,7 +204,8 @@ def _output_transform_adjoint(dy: Array, tl: Tiling) -> Array:
     """``dM = A dY Aᵀ`` of every tile, ``(16, m·tiles, c_out)``, zero on the unused tiles."""
     m, k, th, tw = dy.shape[0], dy.shape[3], tl.th, tl.tw
     if dy.shape[1:3] != (2 * th, 2 * tw):  # odd output sizes: zero cotangents beyond the edge
-        full = np.zeros((m, 2 * th, 2 * tw, k), dy.dtype)
+        full = ops.empty((m, 2 * th, 2 * tw, k), dy.dtype)
+        full.fill(0)
         full[:, : dy.shape[1], : dy.shape[2]] = dy
         dy = full
     d = dy.reshape(m, th, 2, tw, 2, k)
@@ -225,7 +227,7 @@ def _input_transform_adjoint(dv: Array, tl: Tiling, dx: Array) -> None:
     n = m * tl.tiles * c
     dv4 = dv.reshape(4, 4, n)
     dr = ops.empty((4, 2, n), dv.dtype)  # cotangent of r[u, pw] in _input_transform
-    e = np.empty((4, n), dv.dtype)
+    e = ops.empty((4, n), dv.dtype)
     np.add(dv4[:, 1], dv4[:, 2], out=e)
     e -= dv4[:, 0]  # what tile column b + 1 of phase 0 received
     dr[:, 0, :c] = dv4[:, 0, :c]
@@ -235,7 +237,7 @@ def _input_transform_adjoint(dv: Array, tl: Tiling, dx: Array) -> None:
     dr[:, 1, :c] = e[:, :c]
     np.add(e[:, c:], dv4[:, 3, :-c], out=dr[:, 1, c:])
     dr6 = dr.reshape(4, 2, m, tl.th, tl.tw + 1, c)
-    f = np.empty((2, 2, m, tl.th, tl.tw + 1, c), dv.dtype)
+    f = ops.empty((2, 2, m, tl.th, tl.tw + 1, c), dv.dtype)
     np.add(dr6[1], dr6[2], out=f[0])
     f[0] -= dr6[0]  # what phase 0 received at row a + 1
     np.subtract(dr6[1], dr6[2], out=f[1])

@@ -17,7 +17,7 @@ from typing import ClassVar
 import attrs
 import numpy as np
 
-from fnn import _arrays
+from fnn import _arrays, _buffers
 from fnn.layers._base import (
     Array,
     Layer,
@@ -97,16 +97,18 @@ class ReLU(_Elementwise):
         if type(self) is not ReLU:  # a subclass may change apply or backward: the general way
             return super().vjp(x, key=key, training=training, need_dx=need_dx)
         x = check_input(self, x, self.input_rank, self.input_layout)
-        y: Array = np.maximum(x, 0)
+        # (large outputs in fnn's recycled blocks: fnn._buffers; the same values)
+        y: Array = np.maximum(x, 0, out=_buffers.empty(x.shape, x.dtype))
 
         def pullback(dy: Array) -> tuple[Layer, Array | None]:
             if not (type(dy) is np.ndarray and dy.dtype is y.dtype and dy.shape == y.shape):
                 dy = check_cotangent(self, dy, y)
+            mask = np.greater(x, 0, out=_buffers.empty(x.shape, np.bool_))
             try:  # (computed even when not needed, as the short form does: same errors)
-                dx = dy * (x > 0)
+                dx = np.multiply(dy, mask, out=_buffers.empty(x.shape, x.dtype))
             except (FloatingPointError, RuntimeWarning):  # as call_underflow_retried
                 with np.errstate(under="ignore"):
-                    dx = dy * (x > 0)
+                    dx = np.multiply(dy, mask, out=_buffers.empty(x.shape, x.dtype))
             return self, (dx if need_dx else None)
 
         return y, pullback

@@ -49,7 +49,7 @@ from typing import Any, ClassVar, cast
 import attrs
 import numpy as np
 
-from fnn import _arrays, parallel
+from fnn import _arrays, _buffers, parallel
 from fnn.layers import _im2col as ops
 from fnn.layers._base import (
     Array,
@@ -161,7 +161,7 @@ def _batch_stats(x: Array, chunks: Chunks) -> tuple[Array, Array]:
     mu = _column_sums(chunks, lambda a, b: x[a:b]) / count
 
     def squares(a: int, b: int) -> Array:
-        t = _per_channel(np.subtract, x[a:b], mu, np.empty((b - a, x.shape[1]), x.dtype))
+        t = _per_channel(np.subtract, x[a:b], mu, _buffers.empty((b - a, x.shape[1]), x.dtype))
         t *= t
         return t
 
@@ -198,7 +198,7 @@ def _batch_norm_grads(
 
     def sums(chunk: tuple[int, int]) -> tuple[Array, Array]:
         a, b = chunk
-        t = _per_channel(np.subtract, x[a:b], mu, np.empty((b - a, x.shape[1]), x.dtype))
+        t = _per_channel(np.subtract, x[a:b], mu, _buffers.empty((b - a, x.shape[1]), x.dtype))
         t *= dy[a:b]
         return ops.column_sums(dy[a:b]), ops.column_sums(t)
 
@@ -217,7 +217,8 @@ def _batch_norm_grads(
         lo, hi = chunk
         out = _per_channel(np.multiply, dy[lo:hi], scale, dx[lo:hi])
         if training:
-            t = _per_channel(np.subtract, x[lo:hi], mu, np.empty((hi - lo, x.shape[1]), x.dtype))
+            t = _buffers.empty((hi - lo, x.shape[1]), x.dtype)
+            _per_channel(np.subtract, x[lo:hi], mu, t)
             _per_channel(np.multiply, t, a_coef, t)
             out -= t
             _per_channel(np.subtract, out, c_coef, out)
