@@ -25,8 +25,16 @@ prints the median wall-clock ms per step, the ratios, and whether issue 15's
 targets are met: fnn/torch <= 1.5 with one thread, <= 2.0 with two, and
 fnn(1)/fnn(2) >= 1.3.
 
+The interleaved run shares one process between the frameworks, and what one
+framework's steps do to the C library's heap changes the other's page faults
+(before fnn recycled its buffers, torch's steps in between halved fnn's CNN
+step). ``--separate RUNS`` therefore also times each framework alone, in
+``RUNS`` processes of its own (fnn and torch alternating, ``--rounds`` rounds
+each), as a user runs it, and prints the same table and targets for that.
+
 Run:
     python benchmarks/cnn.py                       # both models, 1 and 2 threads
+    python benchmarks/cnn.py --separate 3          # also each framework in its own processes
     python benchmarks/cnn.py --rounds 60 --models cnn
     python benchmarks/cnn.py --profile             # also: where fnn's time goes
     python benchmarks/cnn.py --no-bench --example 40   # the CNN example's epoch time
@@ -53,11 +61,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import random
 import statistics
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -208,6 +218,9 @@ def contenders(
     return {k: s for k, s in steps.items() if k[0] in models}
 
 
+Times = dict[tuple[str, str, int], list[float]]
+
+
 def bench(
     models: list[str],
     counts: list[int],
@@ -215,9 +228,15 @@ def bench(
     per_round: int,
     block_hw: int,
     compare: bool = False,
-) -> None:
-    """Interleave every contender and thread count; print medians, ratios and targets."""
+    only: str | None = None,
+) -> tuple[Times, Times]:
+    """Interleave every contender and thread count: ``(wall, cpu)`` seconds per step.
+
+    With ``only`` (``"fnn"`` or ``"torch"``) just that framework's contenders run.
+    """
     steps = contenders(models, block_hw, compare)
+    if only is not None:
+        steps = {k: s for k, s in steps.items() if (k[1] == "torch") == (only == "torch")}
     wall: dict[tuple[str, str, int], list[float]] = {}
     cpu: dict[tuple[str, str, int], list[float]] = {}
     items, shuffle = list(steps.items()), random.Random(0).shuffle
@@ -235,9 +254,43 @@ def bench(
                         if r > 0:
                             wall.setdefault((model, fw, n), []).append(time.perf_counter() - t0)
                             cpu.setdefault((model, fw, n), []).append(time.process_time() - c0)
+    return wall, cpu
+
+
+def separate(
+    models: list[str], counts: list[int], rounds: int, runs: int, block_hw: int
+) -> tuple[Times, Times]:
+    """``bench`` with each framework alone in a process of its own, as a user runs it.
+
+    ``runs`` child processes per framework, alternating fnn and torch, each
+    running ``rounds`` rounds; their step times are pooled.
+    """
+    import subprocess
+    import sys
+    import tempfile
+
+    wall: Times = {}
+    cpu: Times = {}
+    for i in range(runs):
+        for only in ("fnn", "torch") if i % 2 == 0 else ("torch", "fnn"):
+            with tempfile.NamedTemporaryFile(suffix=".json") as out:
+                args = ["--only", only, "--json", out.name, "--rounds", str(rounds)]
+                args += ["--models", *models, "--threads", *map(str, counts)]
+                args += ["--block-hw", str(block_hw)]
+                subprocess.run([sys.executable, __file__, *args], check=True)
+                result = json.loads(Path(out.name).read_text())
+            for model, fw, n, w, c in result:
+                wall.setdefault((model, fw, n), []).extend(w)
+                cpu.setdefault((model, fw, n), []).extend(c)
+    return wall, cpu
+
+
+def report(title: str, models: list[str], counts: list[int], wall: Times, cpu: Times) -> None:
+    """Print medians, ratios and whether issue 15's targets are met."""
     med = {k: 1e3 * statistics.median(v) for k, v in wall.items()}
     med_cpu = {k: 1e3 * statistics.median(v) for k, v in cpu.items()}
-    print(f"\nmedian ms per step over {rounds * per_round} steps (wall / process CPU); {load()}")
+    steps = min(len(v) for v in wall.values())
+    print(f"\n{title}\nmedian ms per step over {steps} steps (wall / process CPU); {load()}")
     for model in models:
         for n in counts:
             fnn_ms = f"{med[(model, 'fnn', n)]:7.2f} / {med_cpu[(model, 'fnn', n)]:7.2f}"
@@ -291,7 +344,6 @@ def example_epoch(counts: list[int], steps: int, compare: bool = False) -> None:
     im2col only) alternate step by step.
     """
     import importlib.util
-    from pathlib import Path
 
     path = Path(__file__).resolve().parent.parent / "examples" / "mnist_cnn.py"
     spec = importlib.util.spec_from_file_location("mnist_cnn", path)
@@ -360,11 +412,34 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="fnn.threads(n) with n BLAS threads too (default: fnn.threads(n, blas=1))",
     )
+    parser.add_argument(
+        "--separate",
+        type=int,
+        default=0,
+        metavar="RUNS",
+        help="also time each framework alone in RUNS processes of its own (alternating)",
+    )
+    parser.add_argument("--only", choices=["fnn", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--json", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.blas_threads_n:
         BLAS_THREADS[0] = None
+    if args.json:  # a child of --separate: one framework's raw times, no report
+        wall, cpu = bench(args.models, args.threads, args.rounds, args.per_round, args.block_hw,
+                          only=args.only)
+        rows = [[*k, wall[k], cpu[k]] for k in wall]
+        with open(args.json, "w") as out:
+            json.dump(rows, out)
+        return
     if not args.no_bench:
-        bench(args.models, args.threads, args.rounds, args.per_round, args.block_hw, args.compare)
+        wall, cpu = bench(
+            args.models, args.threads, args.rounds, args.per_round, args.block_hw, args.compare
+        )
+        report("fnn and torch interleaved in one process", args.models, args.threads, wall, cpu)
+    if args.separate:
+        wall, cpu = separate(args.models, args.threads, args.rounds, args.separate, args.block_hw)
+        title = f"each framework alone in its own process ({args.separate} processes each)"
+        report(title, args.models, args.threads, wall, cpu)
     if args.example:
         example_epoch(args.threads, args.example, args.compare)
     if args.profile:
