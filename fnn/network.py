@@ -596,22 +596,7 @@ def value_and_grad(
     value, dy = fn.value_and_grad(pred, y)
     if check_finite and not math.isfinite(value):
         raise FloatingPointError(f"{who}: the loss is {value}; the prediction or target is off")
-    layers = net.layers
-    dlayers: list[Layer] = list(layers)
-    for i in range(len(layers) - 1, -1, -1):
-        layer = layers[i]
-        try:
-            dlayer, dx = pullbacks[i](dy)
-            if not pullback_checked(layer):  # (the short form and Dense: checked already)
-                check_pullback(layer, dlayer, dx, inputs[i], i > 0)
-        except (ValueError, TypeError) as err:
-            raise _at(who, err, i, layer) from err
-        if check_finite:
-            _check_finite_grads(who, dlayer, i, layer)
-        dlayers[i] = dlayer
-        if dx is not None:
-            dy = dx
-    grads = _with_layers(net, tuple(dlayers))
+    grads = _with_layers(net, _pull_back(who, net.layers, pullbacks, inputs, dy, check_finite))
     if with_state:
         return value, grads, new_net
     return value, grads
