@@ -618,13 +618,18 @@ def check_pullback(
                 f"{layer.name}: {who} returned a gradient of {name} with shape {grad.shape} "
                 f"but {name} has shape {param.shape}{_shape_hint(grad, param)}"
             )
-        if grad.dtype != param.dtype:
+        if not _same_dtype(grad.dtype, param.dtype):
             raise TypeError(
                 f"{layer.name}: {who} returned a gradient of {name} with dtype {grad.dtype} "
                 f"but {name} is {param.dtype}; compute it in the parameter's dtype"
             )
     if need_dx:
         _check_dx(layer, dx, x, who)
+
+
+def _same_dtype(a: np.dtype, b: np.dtype) -> bool:
+    """The same numbers: equal dtypes up to byte order (fnn's input policy reads either)."""
+    return a == b or a.newbyteorder("=") == b.newbyteorder("=")
 
 
 def _check_dx(layer: Layer, dx: object, x: Array, who: str) -> None:
@@ -639,7 +644,7 @@ def _check_dx(layer: Layer, dx: object, x: Array, who: str) -> None:
             f"{layer.name}: {who} returned dx of shape {dx.shape} but x has shape "
             f"{x.shape}{_shape_hint(dx, x) if dx.ndim != x.ndim else ''}; dx has the shape of x"
         )
-    if dx.dtype != x.dtype:
+    if not _same_dtype(dx.dtype, x.dtype):
         raise TypeError(
             f"{layer.name}: {who} returned dx of dtype {dx.dtype} for a {x.dtype} input; "
             "dx has the dtype of x"

@@ -226,3 +226,20 @@ def test_check_pullback_hints():
         check_pullback(layer, fnn.ReLU(), None, x, False)
     with pytest.raises(TypeError, match=r"returned NoneType as the gradient of w"):
         check_pullback(layer, attrs.evolve(good, w=None), None, x, False)
+
+
+def test_check_pullback_reads_dtypes_up_to_byte_order():
+    """A big-endian float32 input is a float32 input (fnn's input policy reads either byte
+    order), so a layer's native float32 dx for it passes check_pullback, and so does a
+    big-endian dx or gradient of the right dtype; a float64 dx for it still fails."""
+    layer, _ = fnn.Dense(2).init(0, (3,), np.float32)
+    x = np.arange(6, dtype=">f4").reshape(2, 3)
+    _, pullback = layer.vjp(x)
+    dlayer, dx = pullback(np.array([[1.0, -2.0], [0.5, 3.0]], np.float32))
+    assert dx.dtype == np.float32 and dx.dtype.isnative
+    check_pullback(layer, dlayer, dx, x, True)
+    check_pullback(layer, dlayer, dx.astype(">f4"), x.astype(np.float32), True)
+    swapped = attrs.evolve(dlayer, w=dlayer.w.astype(">f4"))
+    check_pullback(layer, swapped, dx, x, True)
+    with pytest.raises(TypeError, match=r"dx of dtype float64 for a >f4 input"):
+        check_pullback(layer, dlayer, dx.astype(np.float64), x, True)
