@@ -94,6 +94,24 @@ def test_cast_finite_refuses_values_beyond_the_target_range():
     assert np.isfinite(_arrays.cast_finite("who", "x", big_int, np.dtype(np.float32))).all()
 
 
+def test_row_starts_is_a_cached_read_only_arange():
+    """row_starts(n, w) is arange(n)·w as intp, read-only, the same array on every call, and
+    flat-indexes one entry per row like 2-d fancy indexing; its cache stays bounded."""
+    starts = _arrays.row_starts(5, 3)
+    np.testing.assert_array_equal(starts, np.arange(5) * 3)
+    assert starts.dtype == np.intp
+    assert not starts.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        starts[0] = 1
+    assert _arrays.row_starts(5, 3) is starts
+    a = np.arange(15.0).reshape(5, 3)
+    cols = np.array([2, 0, 1, 1, 2])
+    np.testing.assert_array_equal(a.reshape(-1)[starts + cols], a[np.arange(5), cols])
+    for n in range(1, 200):
+        _arrays.row_starts(n, 2)
+    assert len(_arrays._ROW_STARTS) <= 64
+
+
 def test_real_never_overflows():
     """Python ints beyond float range become ±inf instead of raising OverflowError."""
     assert _arrays.real(10**400) == math.inf
