@@ -142,6 +142,34 @@ def check_compute_float(who: str, name: str, a: np.ndarray) -> np.ndarray:
     )
 
 
+_DOT_SCAN_MIN = 4096
+"""From this many elements a dot product scans faster than ``np.isfinite`` (no bool array)."""
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """``np.isfinite(a).all()`` for a floating array, by a cheaper test where one is sound.
+
+    For a large C-contiguous float32/float64 array, first ``s = Σ a_i²`` (one BLAS
+    dot product, no temporary array): a square is never negative, so a NaN makes ``s``
+    NaN and an infinity makes it +inf whatever the order of summation, and a finite
+    ``s`` proves every element finite. Only when ``s`` is not finite (a NaN, an inf, or
+    finite values whose squares overflow) does the exact element scan decide. The dot
+    product runs with floating-point errors ignored, so it never warns or raises
+    whatever the caller's ``np.errstate``.
+
+    Example:
+        >>> all_finite(np.full(5000, 3e38, np.float32)), all_finite(np.array([1.0, np.inf]))
+        (True, False)
+    """
+    if a.size >= _DOT_SCAN_MIN and a.dtype in _FLOAT_MAX and a.flags.c_contiguous:
+        flat = a.reshape(-1)
+        with np.errstate(all="ignore"):
+            squares = float(np.dot(flat, flat))
+        if squares < math.inf:  # false for NaN too
+            return True
+    return bool(np.isfinite(a).all())
+
+
 def cast_finite(
     who: str, name: str, a: np.ndarray, dtype: np.dtype, check_values: bool = True
 ) -> np.ndarray:
@@ -156,7 +184,7 @@ def cast_finite(
         ValueError: NaN or inf in ``a``, or a value beyond ``dtype``'s range.
     """
     if check_values and a.dtype.kind == "f":
-        if not np.isfinite(a).all():
+        if not all_finite(a):
             raise ValueError(f"{who}: {name} contains NaN or inf; clean or impute it first")
         if a.dtype.itemsize > dtype.itemsize and a.size:
             biggest = max(abs(float(a.max())), abs(float(a.min())))

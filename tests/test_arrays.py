@@ -94,6 +94,64 @@ def test_cast_finite_refuses_values_beyond_the_target_range():
     assert np.isfinite(_arrays.cast_finite("who", "x", big_int, np.dtype(np.float32))).all()
 
 
+def _big(dtype, value=0.5, at=None, layout="C"):
+    """A (64, 100) array (above all_finite's dot-product size) of ``value``, with ``at``
+    set to ``value`` in its last element instead when given, in the given layout."""
+    a = np.full((64, 100), value, dtype)
+    if at is not None:
+        a[-1, -1] = at
+    return {"C": a, "F": np.asfortranarray(a), "strided": np.repeat(a, 2, axis=1)[:, ::2]}[layout]
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("value", "at", "finite"),
+    [
+        (0.5, None, True),
+        (0.5, np.nan, False),
+        (0.5, np.inf, False),
+        (0.5, -np.inf, False),
+        (-0.5, np.inf, False),  # a sum (not of squares) could cancel nothing here either
+        ("max", None, True),  # finite, but the squares (and the sum) overflow
+        ("max", np.nan, False),
+        ("max", -np.inf, False),
+        (1e-30, None, True),  # squares underflow: finite, and no underflow error
+    ],
+)
+def test_all_finite_is_isfinite_all(layout, dtype, value, at, finite):
+    """all_finite gives np.isfinite(a).all() in every case, its dot-product shortcut's
+    inconclusive ones included (finite values whose squares overflow must fall back to the
+    exact scan), and never warns or raises whatever np.errstate says."""
+    if value == "max":
+        value = np.finfo(dtype).max / 2
+    a = _big(dtype, value, at, layout)
+    assert bool(np.isfinite(a).all()) is finite
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _arrays.all_finite(a) is finite
+    assert _arrays.all_finite(a[:2, :3]) is bool(np.isfinite(a[:2, :3]).all())  # small: exact
+
+
+def test_network_input_scan_keeps_its_message_and_accepts_huge_finite_values():
+    """A batch above the dot-product size: NaN, +inf or -inf anywhere is the same ValueError
+    as before; finite float32 values near the top of the range (whose squares overflow) are
+    accepted, with errors raised on overflow and no warning."""
+    net = fnn.init([fnn.Dense(2)], (100,), key=0)
+    for bad in (np.nan, np.inf, -np.inf):
+        x = _big(np.float32, 0.25, bad)
+        for check in (
+            lambda x=x: fnn.forward(net, x),
+            lambda x=x: fnn.value_and_grad(net, x, np.zeros((64, 2), np.float32), losses.mse),
+        ):
+            with pytest.raises(ValueError, match=r"^fnn\.\w+: x contains NaN or inf; clean"):
+                check()
+    huge = _big(np.float32, 3e38)
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fnn.network.prepare_input("who", net, huge) is huge
+
+
 def test_row_starts_is_a_cached_read_only_arange():
     """row_starts(n, w) is arange(n)·w as intp, read-only, the same array on every call, and
     flat-indexes one entry per row like 2-d fancy indexing; its cache stays bounded."""
