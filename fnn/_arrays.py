@@ -198,6 +198,32 @@ def cast_finite(
     return a.astype(dtype, copy=False)
 
 
+_NARROW, _MANY = 32, 32
+"""`row_max` reads a column-major copy for at least ``_MANY`` rows of at most ``_NARROW``."""
+
+
+def row_max(x: np.ndarray) -> np.ndarray:
+    """``x.max(axis=-1, keepdims=True)``: the same values, faster for many narrow rows.
+
+    NumPy reduces each row of a C-ordered array in a loop of its own, which for
+    logits of a few classes (a (128, 10) batch) costs more than the work. On a
+    column-major copy the same maxima come from a few passes over whole columns.
+    A maximum is exact (no rounding, NaN propagates either way), so only the time
+    changes; the one freedom is which of two equal zeros, +0 or −0, a row's maximum
+    is, and a shift by either gives the same exponentials, losses and gradients.
+
+    Example:
+        >>> row_max(np.array([[1.0, 3.0], [-2.0, -5.0]]))
+        array([[ 3.],
+               [-2.]])
+    """
+    if x.ndim == 2 and x.shape[1] <= _NARROW and x.shape[0] >= _MANY:
+        top: np.ndarray = np.maximum.reduce(np.asfortranarray(x), axis=1, keepdims=True)
+    else:
+        top = x.max(axis=-1, keepdims=True)
+    return top
+
+
 def shift_by_max(x: np.ndarray) -> np.ndarray:
     """``x − max(x)`` along the last axis (a fresh array), the stable softmax shift.
 
@@ -212,7 +238,7 @@ def shift_by_max(x: np.ndarray) -> np.ndarray:
         >>> shift_by_max(np.array([[1.0, 3.0]]))
         array([[-2.,  0.]])
     """
-    top: np.ndarray = x.max(axis=-1, keepdims=True)
+    top = row_max(x)
     out: np.ndarray
     limit = _FLOAT_MAX.get(x.dtype) or float(np.finfo(x.dtype).max)
     if x.size and not float(top.max()) - float(x.min()) <= limit:

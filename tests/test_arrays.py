@@ -152,6 +152,50 @@ def test_network_input_scan_keeps_its_message_and_accepts_huge_finite_values():
         assert fnn.network.prepare_input("who", net, huge) is huge
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape", [(64, 10), (32, 1), (200, 32), (64, 33), (31, 10), (5, 3), (40,), (8, 40, 6)]
+)
+def test_row_max_is_max_over_the_last_axis(shape, dtype):
+    """row_max(x) equals x.max(axis=-1, keepdims=True) (shape, dtype and values, NaN and
+    ±inf included) in C and Fortran order, on both sides of its many-narrow-rows path."""
+    rng = np.random.default_rng(len(shape) + shape[-1])
+    x = rng.normal(size=shape).astype(dtype)
+    flat = x.reshape(-1)
+    flat[rng.choice(flat.size, size=min(6, flat.size), replace=False)] = [
+        np.nan, np.inf, -np.inf, 0.0, -0.0, np.nan
+    ][: min(6, flat.size)]
+    for a in (x, np.asfortranarray(x)):
+        got, want = _arrays.row_max(a), a.max(axis=-1, keepdims=True)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+def test_softmax_shift_by_either_zero_gives_the_same_results():
+    """Rows whose maximum is a zero (both signs present) give sparse and one-hot softmax
+    cross-entropies and Softmax outputs equal, bit for bit, to the ones computed with the
+    row maximum NumPy picks, with many rows (row_max's column-wise path) and few."""
+    for rows in (64, 4):
+        z = np.tile(np.array([[0.0, -0.0, -200.0], [-0.0, 0.0, -3.0]], np.float32), (rows // 2, 1))
+        labels = np.tile(np.array([1, 0]), rows // 2)
+        onehot = np.eye(3, dtype=np.float32)[labels]
+        shifted = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(shifted)
+        total = e.sum(axis=-1)
+        value = float((np.log(total) - shifted[np.arange(rows), labels]).sum(dtype=np.float64))
+        got_value, grad = losses.sparse_softmax_cross_entropy.value_and_grad(z, labels)
+        assert got_value == value / rows
+        e /= (total * np.float32(rows))[:, None]
+        e[np.arange(rows), labels] -= 1 / np.float32(rows)
+        assert grad.tobytes() == e.tobytes()
+        logp = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        want = float((-(onehot * logp)).sum(dtype=np.float64) / rows)
+        assert str(losses.softmax_cross_entropy(z, onehot)) == str(want)
+        p = np.exp(shifted)
+        p /= p.sum(axis=-1, keepdims=True)
+        assert fnn.Softmax().forward(z).tobytes() == p.tobytes()
+
+
 def test_row_starts_is_a_cached_read_only_arange():
     """row_starts(n, w) is arange(n)·w as intp, read-only, the same array on every call, and
     flat-indexes one entry per row like 2-d fancy indexing; its cache stays bounded."""
