@@ -244,7 +244,7 @@ def breakdown(x: np.ndarray, y: np.ndarray, rounds: int) -> None:
             "numpy step (hand, in place)": lambda: numpy_step(params, x[idx], y[idx]),  # noqa: B023
             "batch gather x[idx], y[idx]": lambda: (x[idx], y[idx]),
             "input checks (prepare_input)": lambda: fnn.network.prepare_input("b", net, xb),  # noqa: B023
-            "  of which the NaN/inf scan": lambda: np.isfinite(xb).all(),
+            "  of which the NaN/inf scan": lambda: fnn._arrays.all_finite(xb),
             "loss + dloss (label checks in)": lambda: CE.value_and_grad(logits, yb),  # noqa: B023
             "value_and_grad": lambda: fnn.value_and_grad(net, xb, yb, CE),  # noqa: B023
             "sgd_step": lambda: fnn.sgd_step(net, g, LR),  # noqa: B023

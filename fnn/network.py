@@ -294,6 +294,17 @@ def prepare_input(who: str, net: Network, x: object, check_values: bool = True) 
     ``check_values=False`` the NaN/inf scan is skipped (for callers that
     checked the whole data set once, such as ``fit``).
     """
+    if (  # the common case, every step: a batch of the network's dtype and shape
+        type(x) is np.ndarray
+        and x.dtype is net.dtype
+        and x.shape[1:] == net.input_shape
+        and x.ndim
+        and x.shape[0]
+        and not (net.layers and net.layers[0].reads_ids())
+    ):
+        if check_values and not _arrays.all_finite(x):  # (cast_finite's check and message)
+            _arrays.cast_finite(who, "x", x, net.dtype)
+        return x
     x = _arrays.plain(who, "x", x)
     if not isinstance(x, np.ndarray):
         raise TypeError(

@@ -94,6 +94,126 @@ def test_cast_finite_refuses_values_beyond_the_target_range():
     assert np.isfinite(_arrays.cast_finite("who", "x", big_int, np.dtype(np.float32))).all()
 
 
+def _big(dtype, value=0.5, at=None, layout="C"):
+    """A (64, 100) array (above all_finite's dot-product size) of ``value``, with ``at``
+    set to ``value`` in its last element instead when given, in the given layout."""
+    a = np.full((64, 100), value, dtype)
+    if at is not None:
+        a[-1, -1] = at
+    return {"C": a, "F": np.asfortranarray(a), "strided": np.repeat(a, 2, axis=1)[:, ::2]}[layout]
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("value", "at", "finite"),
+    [
+        (0.5, None, True),
+        (0.5, np.nan, False),
+        (0.5, np.inf, False),
+        (0.5, -np.inf, False),
+        (-0.5, np.inf, False),  # a sum (not of squares) could cancel nothing here either
+        ("max", None, True),  # finite, but the squares (and the sum) overflow
+        ("max", np.nan, False),
+        ("max", -np.inf, False),
+        (1e-30, None, True),  # squares underflow: finite, and no underflow error
+    ],
+)
+def test_all_finite_is_isfinite_all(layout, dtype, value, at, finite):
+    """all_finite gives np.isfinite(a).all() in every case, its dot-product shortcut's
+    inconclusive ones included (finite values whose squares overflow must fall back to the
+    exact scan), and never warns or raises whatever np.errstate says."""
+    if value == "max":
+        value = np.finfo(dtype).max / 2
+    a = _big(dtype, value, at, layout)
+    assert bool(np.isfinite(a).all()) is finite
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _arrays.all_finite(a) is finite
+    assert _arrays.all_finite(a[:2, :3]) is bool(np.isfinite(a[:2, :3]).all())  # small: exact
+
+
+def test_network_input_scan_keeps_its_message_and_accepts_huge_finite_values():
+    """A batch above the dot-product size: NaN, +inf or -inf anywhere is the same ValueError
+    as before; finite float32 values near the top of the range (whose squares overflow) are
+    accepted, with errors raised on overflow and no warning."""
+    net = fnn.init([fnn.Dense(2)], (100,), key=0)
+    for bad in (np.nan, np.inf, -np.inf):
+        x = _big(np.float32, 0.25, bad)
+        for check in (
+            lambda x=x: fnn.forward(net, x),
+            lambda x=x: fnn.value_and_grad(net, x, np.zeros((64, 2), np.float32), losses.mse),
+        ):
+            with pytest.raises(ValueError, match=r"^fnn\.\w+: x contains NaN or inf; clean"):
+                check()
+    huge = _big(np.float32, 3e38)
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fnn.network.prepare_input("who", net, huge) is huge
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape", [(64, 10), (32, 1), (200, 32), (64, 33), (31, 10), (5, 3), (40,), (8, 40, 6)]
+)
+def test_row_max_is_max_over_the_last_axis(shape, dtype):
+    """row_max(x) equals x.max(axis=-1, keepdims=True) (shape, dtype and values, NaN and
+    ±inf included) in C and Fortran order, on both sides of its many-narrow-rows path."""
+    rng = np.random.default_rng(len(shape) + shape[-1])
+    x = rng.normal(size=shape).astype(dtype)
+    flat = x.reshape(-1)
+    flat[rng.choice(flat.size, size=min(6, flat.size), replace=False)] = [
+        np.nan, np.inf, -np.inf, 0.0, -0.0, np.nan
+    ][: min(6, flat.size)]
+    for a in (x, np.asfortranarray(x)):
+        got, want = _arrays.row_max(a), a.max(axis=-1, keepdims=True)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+def test_softmax_shift_by_either_zero_gives_the_same_results():
+    """Rows whose maximum is a zero (both signs present) give sparse and one-hot softmax
+    cross-entropies and Softmax outputs equal, bit for bit, to the ones computed with the
+    row maximum NumPy picks, with many rows (row_max's column-wise path) and few."""
+    for rows in (64, 4):
+        z = np.tile(np.array([[0.0, -0.0, -200.0], [-0.0, 0.0, -3.0]], np.float32), (rows // 2, 1))
+        labels = np.tile(np.array([1, 0]), rows // 2)
+        onehot = np.eye(3, dtype=np.float32)[labels]
+        shifted = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(shifted)
+        total = e.sum(axis=-1)
+        value = float((np.log(total) - shifted[np.arange(rows), labels]).sum(dtype=np.float64))
+        got_value, grad = losses.sparse_softmax_cross_entropy.value_and_grad(z, labels)
+        assert got_value == value / rows
+        e /= (total * np.float32(rows))[:, None]
+        e[np.arange(rows), labels] -= 1 / np.float32(rows)
+        assert grad.tobytes() == e.tobytes()
+        logp = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        want = float((-(onehot * logp)).sum(dtype=np.float64) / rows)
+        assert str(losses.softmax_cross_entropy(z, onehot)) == str(want)
+        p = np.exp(shifted)
+        p /= p.sum(axis=-1, keepdims=True)
+        assert fnn.Softmax().forward(z).tobytes() == p.tobytes()
+
+
+def test_row_starts_is_a_cached_read_only_arange():
+    """row_starts(n, w) is arange(n)·w as intp, read-only, the same array on every call, and
+    flat-indexes one entry per row like 2-d fancy indexing; its cache stays bounded."""
+    starts = _arrays.row_starts(5, 3)
+    np.testing.assert_array_equal(starts, np.arange(5) * 3)
+    assert starts.dtype == np.intp
+    assert not starts.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        starts[0] = 1
+    assert _arrays.row_starts(5, 3) is starts
+    a = np.arange(15.0).reshape(5, 3)
+    cols = np.array([2, 0, 1, 1, 2])
+    np.testing.assert_array_equal(a.reshape(-1)[starts + cols], a[np.arange(5), cols])
+    for n in range(1, 200):
+        _arrays.row_starts(n, 2)
+    assert len(_arrays._ROW_STARTS) <= 64
+
+
 def test_real_never_overflows():
     """Python ints beyond float range become ±inf instead of raising OverflowError."""
     assert _arrays.real(10**400) == math.inf

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from fnn.random import KeyLike, as_key, generator
 from fnn.train._checks import Array, check_pair, check_positive_int, take
 
@@ -61,11 +63,15 @@ def _batch_iter(
 ) -> Iterator[tuple[Array, Any]]:
     n = x.shape[0]
     stop = n - n % size if drop_last else n
+    # Rows of a C-ordered x are gathered with np.take: the same C-ordered copy as x[idx]
+    # (other layouts keep x[idx], whose result's layout np.take might not match) and,
+    # for batches of images or feature vectors, measurably faster.
+    rows = x.ndim > 1 and x.flags.c_contiguous
     for i in range(0, stop, size):
         if order is None:
             yield x[i : i + size], take(y, slice(i, i + size))
         else:
             idx = order[i : i + size]
-            yield x[idx], take(y, idx)
+            yield (np.take(x, idx, axis=0) if rows else x[idx]), take(y, idx)
 
 

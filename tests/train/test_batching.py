@@ -79,3 +79,24 @@ def test_errors():
         batches(x[:0], y[:0], 1)
     with pytest.raises(TypeError, match="key must be"):
         batches(x, y, 2, key=-1)
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("shape", [(11,), (11, 3), (11, 4, 3, 2)])
+def test_shuffled_batches_are_copies_like_fancy_indexing(shape, layout):
+    """Shuffled batches equal x[idx] in values, dtype, strides and layout for C-ordered,
+    Fortran-ordered and strided x of any rank, and never share memory with x."""
+    x = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    if layout == "F":
+        x = np.asfortranarray(x)
+    elif layout == "strided":
+        x = np.repeat(x, 2, axis=-1)[..., ::2]
+    y = np.arange(shape[0])
+    order = random.generator(random.key(3)).permutation(shape[0])
+    for i, (xb, yb) in enumerate(batches(x, y, 4, key=3)):
+        want = x[order[4 * i : 4 * i + 4]]
+        np.testing.assert_array_equal(xb, want)
+        np.testing.assert_array_equal(yb, y[order[4 * i : 4 * i + 4]])
+        assert xb.dtype == want.dtype and xb.strides == want.strides
+        assert xb.flags.c_contiguous == want.flags.c_contiguous
+        assert not np.shares_memory(xb, x)
