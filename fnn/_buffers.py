@@ -33,14 +33,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LIMIT", "empty", "held_bytes"]
+__all__ = ["LIMIT", "POOL_MIN", "empty", "held_bytes"]
 
 LIMIT = 1 << 30
 """The most bytes of blocks the pool keeps (1 GiB)."""
 
 _HUGE_PAGE = 1 << 21  # 2 MiB, the x86-64 huge page
 _HUGE_MIN = 1 << 21  # arrays from this size on start on a huge page
-_POOL_MIN = 1 << 18  # arrays from this size on come from the pool (glibc maps them afresh)
+POOL_MIN = 1 << 18
+"""Arrays from this many bytes on come from the pool (glibc maps such blocks afresh)."""
 _LOCK = threading.Lock()
 _POOL: dict[int, list[np.ndarray]] = {}
 _HELD = [0]
@@ -73,7 +74,7 @@ def empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     """
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes < _POOL_MIN:
+    if nbytes < POOL_MIN:
         return np.empty(shape, dtype=dtype)
     if nbytes < _HUGE_MIN:
         raw, start = _block(-(-nbytes // (1 << 16)) << 16), 0

@@ -97,18 +97,21 @@ class ReLU(_Elementwise):
         if type(self) is not ReLU:  # a subclass may change apply or backward: the general way
             return super().vjp(x, key=key, training=training, need_dx=need_dx)
         x = check_input(self, x, self.input_rank, self.input_layout)
-        # (large outputs in fnn's recycled blocks: fnn._buffers; the same values)
-        y: Array = np.maximum(x, 0, out=_buffers.empty(x.shape, x.dtype))
+        # Large arrays go in fnn's recycled blocks (fnn._buffers; the same values); small
+        # ones as NumPy allocates them (out=None), which costs less than asking the pool.
+        big = x.nbytes >= _buffers.POOL_MIN
+        y: Array = np.maximum(x, 0, out=_buffers.empty(x.shape, x.dtype) if big else None)
 
         def pullback(dy: Array) -> tuple[Layer, Array | None]:
             if not (type(dy) is np.ndarray and dy.dtype is y.dtype and dy.shape == y.shape):
                 dy = check_cotangent(self, dy, y)
-            mask = np.greater(x, 0, out=_buffers.empty(x.shape, np.bool_))
+            mask = np.greater(x, 0, out=_buffers.empty(x.shape, np.bool_) if big else None)
+            out = _buffers.empty(x.shape, x.dtype) if big else None
             try:  # (computed even when not needed, as the short form does: same errors)
-                dx = np.multiply(dy, mask, out=_buffers.empty(x.shape, x.dtype))
+                dx = np.multiply(dy, mask, out=out)
             except (FloatingPointError, RuntimeWarning):  # as call_underflow_retried
                 with np.errstate(under="ignore"):
-                    dx = np.multiply(dy, mask, out=_buffers.empty(x.shape, x.dtype))
+                    dx = np.multiply(dy, mask, out=out)
             return self, (dx if need_dx else None)
 
         return y, pullback
