@@ -27,9 +27,10 @@ With fnn recycling its large buffers (no page faults per step, against about
 2,600 before), the median training step in a process of its own, before and
 after, paired runs on a 2-core AMD EPYC that other virtual machines slowed:
 122, 113 and 127 ms before against 111, 87 and 119 ms after with one thread
-(about 50 s against 45 s per epoch); 94 and 94 ms against 89 and 86 with
-two. Its dropout layers keep two threads from running the step in parts of
-the batch, so two threads gain less here than on the benchmark's CNN.
+(medians 122 and 111 ms: 51 s against 47 s per epoch of 422 steps); 94 and
+94 ms against 89 and 86 with two. Its dropout layers keep two threads from
+running the step in parts of the batch, so two threads gain less here than
+on the benchmark's CNN.
 
     python examples/mnist_cnn.py                         # full size: 92.7% test accuracy
     python examples/mnist_cnn.py --epochs 2 --train 5000 # a quick look
