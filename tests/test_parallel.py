@@ -1,7 +1,9 @@
 """Tests of fnn.parallel: fnn.threads sets BLAS and fnn's own thread counts for a block only."""
 
 import itertools
+import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -214,3 +216,49 @@ def test_map_items_run_with_the_callers_error_settings_and_one_fnn_thread():
     assert out == [("raised", "raise", 1)] * 4
     with fnn.threads(2), np.errstate(over="ignore"):
         assert parallel.map(item, [0, 1]) == [("no error", "ignore", 1)] * 2
+
+
+def test_two_callers_mapping_at_once_each_get_their_own_results():
+    """Two threads of the caller's program each run map inside fnn.threads(2) at the same
+    time: the shared worker threads never mix up their items or their completions."""
+    out = {}
+
+    def caller(tag):
+        with fnn.threads(2):
+            out[tag] = [parallel.map(lambda i: (tag, i * i), list(range(6))) for _ in range(50)]
+
+    callers = [threading.Thread(target=caller, args=(t,)) for t in "ab"]
+    for c in callers:
+        c.start()
+    for c in callers:
+        c.join(timeout=60)
+    for tag in "ab":
+        assert out[tag] == [[(tag, i * i) for i in range(6)]] * 50
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_map_works_in_a_forked_child():
+    """A child forked after the worker threads started (they do not exist in it) starts its
+    own: map inside fnn.threads(2) finishes there instead of waiting forever."""
+    with fnn.threads(2):
+        parallel.map(lambda i: i, [0, 1])  # the parent's workers exist now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the result through the pipe, then leave at once
+        try:
+            with fnn.threads(2):
+                result = parallel.map(lambda i: i + 1, [0, 1, 2])
+            os.write(write, repr(result).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        pytest.fail("map hung in the forked child")
+    assert os.read(read, 100) == b"[1, 2, 3]"
