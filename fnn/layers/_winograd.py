@@ -56,6 +56,7 @@ import numpy as np
 
 from fnn.layers import _im2col as ops
 from fnn.layers._base import Array
+from fnn.layers._conv_rule import small_matrix_blas
 from fnn.layers._im2col import Pads
 
 __all__ = [
@@ -300,11 +301,16 @@ class Winograd:
         self.tl = tiling((height, width), pads)
         self.u, self.bias, self.dtype = kernel_transform(w), bias, w.dtype
         self.v = ops.empty((16, batch * self.tl.tiles, c_in), w.dtype) if keep else None
-        # fnn.parallel.split aims at 4 MiB per chunk: at most about 1 MiB of tiles (measured on
-        # the ResNet-style block, CPU ms per step: 42.2 with 0.5 MiB, 42.8 with 1, 50.4 with 2
-        # and 4), and products small enough for OpenBLAS's small-matrix kernel
+        # fnn.parallel.split aims at 4 MiB per chunk. With OpenBLAS's small-matrix kernels:
+        # at most about 1 MiB of tiles (measured on the ResNet-style block, CPU ms per step:
+        # 42.2 with 0.5 MiB, 42.8 with 1, 50.4 with 2 and 4), and products small enough for
+        # that kernel. Without (AMD EPYC, Haswell kernel; the block's conv vjp + pullback,
+        # medians of 38 interleaved runs, ms with one thread / two): 1.33 MiB, 39.9 / 25.5,
+        # against 44.1 / 28.2 with 1 MiB and 42.5 / 25.6 with 2.
         tile_bytes = 16 * self.tl.tiles * c_in * w.dtype.itemsize
-        self.item_bytes = max(4 * tile_bytes, ops.split_bytes(self.tl.tiles * c_in * w.shape[3]))
+        per_chunk = 4 if small_matrix_blas() else 3
+        work = ops.split_bytes(self.tl.tiles * c_in * w.shape[3])
+        self.item_bytes = max(per_chunk * tile_bytes, work)
         self.u_t: Array | None = None
 
     def _tiles(self, chunk: tuple[int, int]) -> Array:
