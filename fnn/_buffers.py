@@ -27,6 +27,7 @@ immediate (CPython with the GIL); elsewhere `empty` allocates every time.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 from typing import Any
@@ -45,6 +46,16 @@ POOL_MIN = 1 << 18
 _LOCK = threading.Lock()
 _POOL: dict[int, list[np.ndarray]] = {}
 _HELD = [0]
+
+
+def _new_lock() -> None:
+    """In a forked child: a lock another thread of the parent held would never be released."""
+    global _LOCK
+    _LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # (POSIX)
+    os.register_at_fork(after_in_child=_new_lock)
 
 
 def _refs(bucket: list[np.ndarray], i: int) -> int:

@@ -1,6 +1,8 @@
 """fnn._buffers: large arrays come from recycled blocks, reused only when nothing refers to them."""
 
+import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -95,3 +97,40 @@ def test_results_a_caller_keeps_survive_later_steps():
     assert all(np.array_equal(a, b) for a, b in zip(acts, saved[0], strict=True))
     leaves = fnn.tree.leaves(grads)
     assert all(np.array_equal(a, b) for a, b in zip(leaves, saved[1], strict=True))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_can_take_buffers_while_a_parent_thread_held_the_lock():
+    """Forked while another thread of the parent held the pool's lock, the child still gets
+    buffers (it starts with a new lock) instead of waiting forever."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with _buffers._LOCK:
+            held.set()
+            release.wait(timeout=30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(timeout=10)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            a = _buffers.empty((300_000,), np.float32)
+            a[:] = 2.0
+            os.write(write, str(float(a.sum())).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    release.set()
+    holder.join()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        pytest.fail("the forked child waited forever for the pool's lock")
+    assert os.read(read, 100) == b"600000.0"
