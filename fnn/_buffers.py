@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LIMIT", "POOL_MIN", "empty", "held_bytes"]
+__all__ = ["LIMIT", "POOL_MIN", "empty", "held_bytes", "zeros"]
 
 LIMIT = 1 << 30
 """The most bytes of blocks the pool keeps (1 GiB)."""
@@ -80,8 +80,10 @@ def empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     Block sizes are rounded up (to 64 KiB, from 2 MiB on to 1 MiB), so arrays
     of nearby sizes share blocks. From 2 MiB on the view starts on a 2 MiB
     boundary, so on Linux (where NumPy asks for transparent huge pages on
-    large blocks) a new block is faulted in 2 MiB at a time instead of 4 KiB.
-    Small arrays use ``np.empty``.
+    large blocks) a new block is faulted in 2 MiB at a time instead of 4 KiB
+    (measured before blocks were reused, 12 fresh 3.2 MB float32 arrays
+    written per step: 8.6k faults and 16.8 ms per step with ``np.empty``, 35
+    faults and 8.3 ms on huge pages). Small arrays use ``np.empty``.
     """
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
@@ -93,6 +95,13 @@ def empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         raw = _block((-(-max(nbytes, 1 << 22) // (1 << 20)) << 20) + _HUGE_PAGE)
         start = -raw.ctypes.data % _HUGE_PAGE
     out: np.ndarray = raw[start : start + nbytes].view(dtype).reshape(shape)
+    return out
+
+
+def zeros(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """`empty`, filled with zeros (a reused block holds whatever was last written to it)."""
+    out = empty(shape, dtype)
+    out.fill(0)
     return out
 
 

@@ -39,10 +39,11 @@ themselves):
 Layers whose output is random (dropout) set ``stochastic = True`` and receive a
 key of their own from the network. Layers that compute each example on its
 own set ``per_example = True`` (see `Layer.per_example`), so that a network
-may run a step in parts of the batch on fnn's threads. Layers with non-trainable state (batch-norm
-running statistics) set ``stateful = True`` and implement ``vjp_with_state``,
-which also returns the layer with its updated state; their state fields are
-declared with `state_field` and get zero gradients.
+may run a step in parts of the batch on fnn's threads. Layers with
+non-trainable state (batch-norm running statistics) set ``stateful = True``
+and implement ``vjp_with_state``, which also returns the layer with its
+updated state; their state fields are declared with `state_field` and get
+zero gradients.
 
 Whoever calls a pullback (a network, a container, ``fnn.testing``) checks what
 it returns with `check_pullback`, so a gradient of the wrong shape is caught

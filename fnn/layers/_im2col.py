@@ -14,7 +14,8 @@ themselves read as plain math:
   ``(batch, out_h, out_w, channels)`` block;
 - :func:`matmul`, :func:`matmul_tn` and :func:`column_sums` are the products
   and sums (:func:`split_bytes` sizes chunks for OpenBLAS's small-matrix
-  kernel), :func:`empty` allocates large buffers on huge pages.
+  kernel); ``empty`` and ``zeros`` (from ``fnn._buffers``) give large buffers
+  from recycled blocks on huge pages.
 
 Images are ``(batch, height, width, channels)``. The kernels of pooling with
 non-overlapping windows are in ``fnn.layers._pool_ops``, the stride-1
@@ -25,11 +26,9 @@ the configuration helpers (pairs, paddings, output sizes) live in
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from fnn import _buffers
+from fnn._buffers import empty, zeros  # re-exported: the layers use ops.empty, ops.zeros
 from fnn.layers._base import Array
 from fnn.layers._conv_config import (  # re-exported: the layers use them as ops.<name>
     Pads,
@@ -65,21 +64,8 @@ __all__ = [
     "to_padding",
     "to_pair",
     "unpad",
+    "zeros",
 ]
-
-
-
-def empty(shape: tuple[int, ...], dtype: Any) -> Array:
-    """A new uninitialised array; large ones from fnn's recycled blocks (`fnn._buffers`).
-
-    From 2 MiB on the array is a view of a block that no other array refers
-    to, starting on a 2 MiB boundary (huge pages where Linux offers them);
-    blocks are reused once nothing refers to them, so a training step does
-    not fault its activations in afresh. Measured (12 fresh 3.2 MB float32
-    arrays written per step, 2-core machine): 8.6k faults and 16.8 ms per
-    step with ``np.empty``, 35 faults and 8.3 ms on huge pages alone.
-    """
-    return _buffers.empty(shape, dtype)
 
 
 def pad(x: Array, pads: Pads, value: float = 0.0) -> Array:

@@ -134,8 +134,7 @@ def kernel_transform_adjoint(du: Array) -> Array:
 
 def _to_phases(x: Array, tl: Tiling) -> Array:
     """The zero-padded chunk ``x`` as its four phases ``(2, 2, m, th + 1, tw + 1, c)``."""
-    p = ops.empty((2, 2, x.shape[0], tl.th + 1, tl.tw + 1, x.shape[3]), x.dtype)
-    p.fill(0)
+    p = ops.zeros((2, 2, x.shape[0], tl.th + 1, tl.tw + 1, x.shape[3]), x.dtype)
     for ph, (a0, r0, na) in enumerate(tl.rows):
         for pw, (b0, s0, nb) in enumerate(tl.cols):
             if na and nb:
@@ -205,8 +204,7 @@ def _output_transform_adjoint(dy: Array, tl: Tiling) -> Array:
     """``dM = A dY Aᵀ`` of every tile, ``(16, m·tiles, c_out)``, zero on the unused tiles."""
     m, k, th, tw = dy.shape[0], dy.shape[3], tl.th, tl.tw
     if dy.shape[1:3] != (2 * th, 2 * tw):  # odd output sizes: zero cotangents beyond the edge
-        full = ops.empty((m, 2 * th, 2 * tw, k), dy.dtype)
-        full.fill(0)
+        full = ops.zeros((m, 2 * th, 2 * tw, k), dy.dtype)
         full[:, : dy.shape[1], : dy.shape[2]] = dy
         dy = full
     d = dy.reshape(m, th, 2, tw, 2, k)
