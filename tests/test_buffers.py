@@ -2,13 +2,13 @@
 
 import os
 import threading
-import time
 
 import numpy as np
 import pytest
 
 import fnn
 from fnn import _buffers
+from tests.forking import in_fork
 
 pytestmark = pytest.mark.skipif(not _buffers._POOLING, reason="no exact reference counts here")
 
@@ -110,27 +110,16 @@ def test_a_forked_child_can_take_buffers_while_a_parent_thread_held_the_lock():
             held.set()
             release.wait(timeout=30)
 
+    def child():
+        a = _buffers.empty((300_000,), np.float32)
+        a[:] = 2.0
+        return str(float(a.sum())).encode()
+
     holder = threading.Thread(target=hold)
     holder.start()
     held.wait(timeout=10)
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            a = _buffers.empty((300_000,), np.float32)
-            a[:] = 2.0
-            os.write(write, str(float(a.sum())).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    release.set()
+    result = in_fork(child, after_fork=release.set)
     holder.join()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if os.waitpid(pid, os.WNOHANG)[0]:
-            break
-        time.sleep(0.05)
-    else:
-        os.kill(pid, 9)
+    if result is None:
         pytest.fail("the forked child waited forever for the pool's lock")
-    assert os.read(read, 100) == b"600000.0"
+    assert result == b"600000.0"

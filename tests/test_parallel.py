@@ -3,7 +3,6 @@
 import itertools
 import os
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ import threadpoolctl
 
 import fnn
 from fnn import parallel
+from tests.forking import in_fork
 
 
 def _blas_threads():
@@ -242,23 +242,12 @@ def test_map_works_in_a_forked_child():
     own: map inside fnn.threads(2) finishes there instead of waiting forever."""
     with fnn.threads(2):
         parallel.map(lambda i: i, [0, 1])  # the parent's workers exist now
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report the result through the pipe, then leave at once
-        try:
-            with fnn.threads(2):
-                result = parallel.map(lambda i: i + 1, [0, 1, 2])
-            os.write(write, repr(result).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.05)
-    else:
-        os.kill(pid, 9)
+
+    def child():
+        with fnn.threads(2):
+            return repr(parallel.map(lambda i: i + 1, [0, 1, 2])).encode()
+
+    result = in_fork(child)
+    if result is None:
         pytest.fail("map hung in the forked child")
-    assert os.read(read, 100) == b"[1, 2, 3]"
+    assert result == b"[1, 2, 3]"

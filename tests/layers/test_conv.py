@@ -451,12 +451,19 @@ def winograd_case(draw):
     wide = st.tuples(st.integers(0, 4), st.integers(0, 4))
     padding = draw(st.one_of(paddings(), st.tuples(wide, wide)))
     layer = Conv2D(draw(small), 3, padding=padding, use_bias=draw(st.booleans()))
-    padding = layer.padding  # "valid", "same" or ((top, bottom), (left, right))
+    return built_with_input(draw, layer, extra_sides=6)
+
+
+def built_with_input(draw, layer, extra_sides):
+    """``(layer, x)``: the stride-1 ``layer`` built in float64 on a drawn image shape it
+    fits (each side up to ``extra_sides`` more than the smallest), with a drawn non-zero
+    bias if it has one, and a drawn input of 1-3 such images."""
     sides = []
     for axis in (0, 1):
-        padded = 0 if isinstance(padding, str) else sum(padding[axis])
-        smallest = 1 if padding == "same" else max(1, 3 - padded)
-        sides.append(draw(st.integers(smallest, smallest + 6)))
+        k_eff = (layer.kernel_size[axis] - 1) * layer.dilation[axis] + 1
+        padded = 0 if isinstance(layer.padding, str) else sum(layer.padding[axis])
+        smallest = 1 if layer.padding == "same" else max(1, k_eff - padded)
+        sides.append(draw(st.integers(smallest, smallest + extra_sides)))
     in_shape = (*sides, draw(small))
     layer, _ = layer.init(draw(st.integers(0, 2**31)), in_shape, np.dtype(np.float64))
     if layer.use_bias:
@@ -628,17 +635,7 @@ def stride1_case(draw):
         dilation=(draw(st.integers(1, 2)), draw(st.integers(1, 2))),
         use_bias=draw(st.booleans()),
     )
-    sides = []
-    for axis in (0, 1):
-        k_eff = (layer.kernel_size[axis] - 1) * layer.dilation[axis] + 1
-        padded = 0 if isinstance(layer.padding, str) else sum(layer.padding[axis])
-        smallest = 1 if layer.padding == "same" else max(1, k_eff - padded)
-        sides.append(draw(st.integers(smallest, smallest + 4)))
-    in_shape = (*sides, draw(small))
-    layer, _ = layer.init(draw(st.integers(0, 2**31)), in_shape, np.dtype(np.float64))
-    if layer.use_bias:
-        layer = attrs.evolve(layer, b=draw(normal_arrays((layer.filters,))))
-    return layer, draw(normal_arrays((draw(testing.batch_sizes(3)), *in_shape)))
+    return built_with_input(draw, layer, extra_sides=4)
 
 
 @given(stride1_case())
