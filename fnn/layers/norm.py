@@ -111,7 +111,7 @@ def _normalize_pullback(
 
 Chunks = list[tuple[int, int]]
 
-_WIDE = 1024  # values per row of a widened per-channel operation
+_WIDTHS = (16384, 1024)  # values per row of a widened per-channel operation, widest first
 
 
 def _per_channel(op: np.ufunc, rows: Array, vec: Array, out: Array) -> Array:
@@ -119,20 +119,23 @@ def _per_channel(op: np.ufunc, rows: Array, vec: Array, out: Array) -> Array:
 
     NumPy runs a broadcast ``(m, c) ∘ (c,)`` one row of ``c`` values at a time,
     and for a few dozen channels that per-row overhead dominates. When ``c``
-    divides 1024 and both arrays are contiguous, the first ``m − m mod k`` rows
-    (``k = 1024 / c``) are viewed as rows of 1024 values against the vector
-    tiled ``k`` times: the same operation on the same elements, so the same
-    bits. Measured ((25088, 32) float32, one thread, CPU ms): 0.35 for
-    ``x − μ`` row by row, 0.22 widened.
+    divides a width ``W`` (16384, or 1024 for fewer than ``16384 / c`` rows) and
+    both arrays are contiguous, the first ``m − m mod k`` rows (``k = W / c``)
+    are viewed as rows of ``W`` values against the vector tiled ``k`` times: the
+    same operation on the same elements, so the same bits. Measured ((25088, 32)
+    float32, one thread, ms): 0.39 for ``x − μ`` row by row, 0.23 on rows of
+    1024 values, 0.14 on rows of 16384 (BatchNorm's vjp + pullback on
+    128x14x14x32: 6.5 ms with 1024, 5.3 with 16384).
     """
-    c = rows.shape[1]
-    k = _WIDE // c if c and _WIDE % c == 0 else 0
-    whole = rows.shape[0] - rows.shape[0] % k if k else 0
-    if whole == 0 or not (rows.flags.c_contiguous and out.flags.c_contiguous):
+    c, m = rows.shape[1], rows.shape[0]
+    width = next((w for w in _WIDTHS if c and w % c == 0 and w // c <= m), 0)
+    if not width or not (rows.flags.c_contiguous and out.flags.c_contiguous):
         result: Array = op(rows, vec, out=out)
         return result
-    op(rows[:whole].reshape(-1, _WIDE), np.tile(vec, k), out=out[:whole].reshape(-1, _WIDE))
-    if whole < rows.shape[0]:
+    k = width // c
+    whole = m - m % k
+    op(rows[:whole].reshape(-1, width), np.tile(vec, k), out=out[:whole].reshape(-1, width))
+    if whole < m:
         op(rows[whole:], vec, out=out[whole:])
     return out
 

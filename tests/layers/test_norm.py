@@ -219,12 +219,12 @@ def test_batch_norm_thread_counts_agree_and_a_count_repeats_its_bits():
 
 
 @pytest.mark.parametrize("channels", [3, 8, 32, 48, 1024])
-@pytest.mark.parametrize("rows", [1, 31, 32, 33, 100])
+@pytest.mark.parametrize("rows", [1, 31, 32, 33, 100, 511, 512, 1100])
 @pytest.mark.parametrize("op", [np.subtract, np.multiply, np.add])
 def test_per_channel_operations_on_widened_rows_give_the_same_bits(channels, rows, op):
-    """BatchNorm's per-channel broadcasts run on rows of 1024 values where the channel count
-    divides 1024 (the rest row by row): exactly what the plain broadcast gives, also in
-    place, for any row count, and unchanged for non-contiguous rows."""
+    """BatchNorm's per-channel broadcasts run on rows of 16384 or 1024 values where the
+    channel count divides them (the rest row by row): exactly what the plain broadcast
+    gives, also in place, for any row count, and unchanged for non-contiguous rows."""
     rng = np.random.default_rng(rows * channels)
     x = rng.normal(size=(rows, channels)).astype(np.float32)
     vec = rng.normal(size=channels).astype(np.float32)
