@@ -286,3 +286,38 @@ def _distinct(shape, seed):
     rng = np.random.default_rng(seed)
     n = math.prod(shape)
     return (rng.permutation(n) * 0.01 + rng.uniform(0, 0.004, n)).reshape(shape)
+
+
+def test_copy_runs_copies_channel_runs_as_blocks_and_other_layouts_as_usual():
+    """_copy_runs (max pooling's gather and scatter of window cells) copies exactly what
+    ``dst[...] = src`` copies: strided window cells with contiguous channels (as blocks),
+    channel axes with a stride (as usual) and one channel."""
+    from fnn.layers._pool_ops import _copy_runs, tiles
+
+    rng = np.random.default_rng(5)
+    for channels, step in ((16, 1), (3, 1), (1, 1), (8, 2)):
+        x = rng.normal(size=(3, 6, 8, channels * step)).astype(np.float32)[..., ::step]
+        x6 = tiles(x, (2, 2), (3, 4))
+        for i in range(2):
+            for j in range(2):
+                dst = np.full(x6[:, :, i, :, j, :].shape, np.nan, np.float32)
+                _copy_runs(dst, x6[:, :, i, :, j, :])
+                assert dst.tobytes() == np.ascontiguousarray(x6[:, :, i, :, j, :]).tobytes()
+                back = np.zeros_like(x)
+                _copy_runs(tiles(back, (2, 2), (3, 4))[:, :, i, :, j, :], dst)
+                assert np.array_equal(back[:, i::2, j::2], x[:, i::2, j::2])
+                assert not back[:, 1 - i :: 2].any() and not back[:, :, 1 - j :: 2].any()
+
+
+def test_max_pool_vjp_on_channel_strided_input_equals_the_contiguous_copy():
+    """A max-pool vjp given channels with a stride (no block copies) gives the bits of the
+    same input made contiguous (block copies), forward and backward."""
+    rng = np.random.default_rng(6)
+    wide = rng.normal(size=(4, 8, 8, 12)).astype(np.float32)
+    x = wide[..., ::2]
+    layer, _ = MaxPool2D(2).init(0, x.shape[1:], np.float32)
+    y1, pb1 = layer.vjp(x)
+    y2, pb2 = layer.vjp(np.ascontiguousarray(x))
+    dy = rng.normal(size=y1.shape).astype(np.float32)
+    assert y1.tobytes() == y2.tobytes()
+    assert pb1(dy)[1].tobytes() == pb2(dy)[1].tobytes()
