@@ -50,6 +50,7 @@ __all__ = [
     "check_pair",
     "col2im",
     "column_sums",
+    "copy_runs",
     "empty",
     "im2col",
     "image_shape",
@@ -294,3 +295,29 @@ def column_sums(a: Array) -> Array:
     if m > q * _FOLD:
         total += a[q * _FOLD :].sum(axis=0)
     return total
+
+
+_RUN_MAX = 64  # bytes: longer runs copied as values measured as fast or faster
+
+
+def copy_runs(dst: Array, src: Array) -> None:
+    """``dst[...] = src`` where both have the same shape and dtype and a contiguous last axis.
+
+    NumPy's copy loop restarts for every run of the last axis, which costs more
+    than copying a short run. A run of at most 64 bytes is therefore copied as
+    one element of a NumPy void dtype, so that the loop steps over the runs
+    instead: the same bytes. Measured (one thread, ms, three runs): max
+    pooling's four window cells of 128x26x26x16 float32, 1.3-1.4 -> 0.5-0.7.
+    Longer runs (Winograd's 32-channel phases) measured slower as void
+    elements, so they, and any other layout, copy as usual. Only max pooling
+    uses it so far: for im2col's windows the differences were within the
+    machine's noise.
+    """
+    item = src.dtype.itemsize
+    c = src.shape[-1]
+    same = dst.shape == src.shape and dst.dtype == src.dtype
+    if same and 1 < c and c * item <= _RUN_MAX and src.strides[-1] == item == dst.strides[-1]:
+        run = np.dtype((np.void, c * item))
+        dst.view(run)[..., 0] = src.view(run)[..., 0]
+    else:
+        dst[...] = src

@@ -289,22 +289,24 @@ def _distinct(shape, seed):
 
 
 def test_copy_runs_copies_channel_runs_as_blocks_and_other_layouts_as_usual():
-    """_copy_runs (max pooling's gather and scatter of window cells) copies exactly what
-    ``dst[...] = src`` copies: strided window cells with contiguous channels (as blocks),
-    channel axes with a stride (as usual) and one channel."""
-    from fnn.layers._pool_ops import _copy_runs, tiles
+    """copy_runs (max pooling's gather and scatter of window cells) copies exactly what
+    ``dst[...] = src`` copies: strided window cells with a few contiguous channels (as
+    blocks), channel axes with a stride, runs longer than 64 bytes and one channel (as
+    usual)."""
+    from fnn.layers._im2col import copy_runs
+    from fnn.layers._pool_ops import tiles
 
     rng = np.random.default_rng(5)
-    for channels, step in ((16, 1), (3, 1), (1, 1), (8, 2)):
+    for channels, step in ((16, 1), (3, 1), (1, 1), (8, 2), (32, 1)):
         x = rng.normal(size=(3, 6, 8, channels * step)).astype(np.float32)[..., ::step]
         x6 = tiles(x, (2, 2), (3, 4))
         for i in range(2):
             for j in range(2):
                 dst = np.full(x6[:, :, i, :, j, :].shape, np.nan, np.float32)
-                _copy_runs(dst, x6[:, :, i, :, j, :])
+                copy_runs(dst, x6[:, :, i, :, j, :])
                 assert dst.tobytes() == np.ascontiguousarray(x6[:, :, i, :, j, :]).tobytes()
                 back = np.zeros_like(x)
-                _copy_runs(tiles(back, (2, 2), (3, 4))[:, :, i, :, j, :], dst)
+                copy_runs(tiles(back, (2, 2), (3, 4))[:, :, i, :, j, :], dst)
                 assert np.array_equal(back[:, i::2, j::2], x[:, i::2, j::2])
                 assert not back[:, 1 - i :: 2].any() and not back[:, :, 1 - j :: 2].any()
 
