@@ -28,9 +28,11 @@ With fnn recycling its large buffers (no page faults per step, against about
 after, paired runs on a 2-core AMD EPYC that other virtual machines slowed:
 122, 113 and 127 ms before against 111, 87 and 119 ms after with one thread
 (medians 122 and 111 ms: 51 s against 47 s per epoch of 422 steps); 94 and
-94 ms against 89 and 86 with two. Its dropout layers keep two threads from
-running the step in parts of the batch, so two threads gain less here than
-on the benchmark's CNN.
+94 ms against 89 and 86 with two. Its dropout layers now run in the step in
+parts of the batch too (each part draws its rows of the batch's mask): with two
+threads, median step 87.6 and 92.2 ms in parts against 92.5 and 99.6 layer by
+layer, in two runs that alternated the two step by step (one thread: 120.7 and
+117.7 ms, a slow phase of the machine).
 
     python examples/mnist_cnn.py                         # full size: 92.7% test accuracy
     python examples/mnist_cnn.py --epochs 2 --train 5000 # a quick look

@@ -43,7 +43,7 @@ from fnn.layers._base import (
 from fnn.layers.containers import Container, NonFiniteInside, finite_checks
 from fnn.layers.conv import Conv2D
 from fnn.losses import Loss
-from fnn.random import Key, KeyLike, as_key, fold_in
+from fnn.random import Key, KeyLike, as_key, fold_in, part_of_batch
 
 __all__ = [
     "Activations",
@@ -596,7 +596,7 @@ def value_and_grad(
     fn = _check_loss_fn(who, loss_fn)
     if not check_finite and parallel.num_threads() > 1 and _in_parts(net):
         try:
-            result = _value_and_grad_in_parts(who, net, fn, x, y, training, check_values)
+            result = _value_and_grad_in_parts(who, net, fn, x, y, key, training, check_values)
         except Exception:  # computed again in one piece below, which raises the same error
             result = None
         if result is not None:
@@ -617,8 +617,9 @@ def _in_parts(net: Network) -> bool:
     """Whether a step of ``net`` may run in parts of the batch on fnn's threads (and gains).
 
     Every layer must compute each example on its own (`Layer.per_example`:
-    no batch norm in training, no dropout), and one must be a convolution,
-    whose step is long enough for two threads to share it.
+    no batch norm in training; dropout draws each part's rows of the batch's
+    mask), and one must be a convolution, whose step is long enough for two
+    threads to share it.
     """
     if not all(runs_per_example(layer) for layer in net.layers):
         return False
@@ -633,7 +634,14 @@ def _in_parts(net: Network) -> bool:
 
 
 def _value_and_grad_in_parts(
-    who: str, net: Network, fn: Loss, x: Array, y: Array, training: bool, check_values: bool
+    who: str,
+    net: Network,
+    fn: Loss,
+    x: Array,
+    y: Array,
+    key: KeyLike | None,
+    training: bool,
+    check_values: bool,
 ) -> tuple[float, Network] | None:
     """`value_and_grad` with one forward and one backward pass per part of the batch.
 
@@ -643,15 +651,21 @@ def _value_and_grad_in_parts(
     pulls back its rows of dL/dpred. Since every layer computes each example
     on its own, the predictions are those of one piece and the parameter
     gradient is the sum of the parts' (added in part order), equal to one
-    piece's up to float rounding. ``None`` for a batch too small to share.
+    piece's up to float rounding. A random layer (`Dropout`) draws, in each part,
+    the rows of its mask that the whole batch would draw (`fnn.random.rows_before`).
+    ``None`` for a batch too small to share.
     """
+    k = as_key(key, who) if key is not None else None
     h = prepare_input(who, net, x, check_values)
     chunks = parallel.split(len(h))
     if len(chunks) < 2:
         return None
-    passes = parallel.map(
-        lambda c: _forward_pass(who, net, h[c[0] : c[1]], None, training, False), chunks
-    )
+
+    def forward(chunk: tuple[int, int]) -> tuple[Array, list[Pullback], list[Array], Network]:
+        with part_of_batch(chunk[0]):
+            return _forward_pass(who, net, h[chunk[0] : chunk[1]], k, training, False)
+
+    passes = parallel.map(forward, chunks)
     value, dy = fn.value_and_grad(np.concatenate([p[0] for p in passes]), y)
 
     def backward(part: tuple[tuple[int, int], Any]) -> Network:

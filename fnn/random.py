@@ -21,7 +21,10 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import contextvars
+import functools
+from collections.abc import Iterable, Iterator
 
 import attrs
 import numpy as np
@@ -162,3 +165,57 @@ def _float_dtype(who: str, dtype: object) -> np.dtype:
     if dt.kind != "f":
         raise TypeError(f"{who}: dtype must be a floating dtype such as np.float32, got {dtype!r}")
     return dt
+
+
+# ---------------------------------------------------------------------------
+# Random draws of one part of a batch (private: for `fnn.value_and_grad`'s step in parts)
+
+_ROWS_BEFORE: contextvars.ContextVar[int] = contextvars.ContextVar("fnn_rows_before", default=0)
+
+
+def rows_before() -> int:
+    """The rows of the batch before the part being computed: 0 unless a network runs its
+    step in parts (`fnn.threads`), where a random layer draws, for its part, the values
+    a call on the whole batch would draw for those rows."""
+    return _ROWS_BEFORE.get()
+
+
+@contextlib.contextmanager
+def part_of_batch(rows: int) -> Iterator[None]:
+    """Within the block, `rows_before` is ``rows`` (in this thread only)."""
+    token = _ROWS_BEFORE.set(rows)
+    try:
+        yield
+    finally:
+        _ROWS_BEFORE.reset(token)
+
+
+def skip_uniform(gen: np.random.Generator, count: int, dtype: np.dtype | type) -> None:
+    """Advance a fresh `generator` past ``count`` values of ``gen.random(n, dtype=dtype)``.
+
+    NumPy's PCG64 makes a float64 from one 64-bit step of its stream and two
+    float32 from one (the low 32 bits first, the high half kept for the next
+    value), so skipping is ``advance(count)``, or for float32 ``advance(count //
+    2)`` and one more value when ``count`` is odd. `skip_is_exact` checks that
+    this NumPy still draws that way.
+    """
+    if np.dtype(dtype) == np.float32:
+        gen.bit_generator.advance(count // 2)  # type: ignore[attr-defined]
+        if count % 2:
+            gen.random(1, dtype=np.float32)
+    else:
+        gen.bit_generator.advance(count)  # type: ignore[attr-defined]
+
+
+@functools.cache
+def skip_is_exact() -> bool:
+    """Whether `skip_uniform` reproduces this NumPy's uniform streams exactly (checked
+    once per process: float32 and float64, every start from 0 to 8 of 9 values)."""
+    for dtype in (np.float32, np.float64):
+        whole = generator(key(2024)).random(9, dtype=dtype)
+        for start in range(9):
+            gen = generator(key(2024))
+            skip_uniform(gen, start, dtype)
+            if not np.array_equal(gen.random(9 - start, dtype=dtype), whole[start:]):
+                return False
+    return True

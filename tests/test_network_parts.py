@@ -114,22 +114,72 @@ def test_a_loss_that_is_not_a_mean_gives_the_same_step(parts_spy):
     assert_same_step(one, parts, 1e-12)
 
 
-@pytest.mark.parametrize(
-    ("extra", "why"),
-    [
-        ((BatchNorm(),), "batch norm in training mixes the examples of a batch"),
-        ((Dropout(0.5),), "dropout draws its mask for the whole batch"),
-    ],
-)
-def test_layers_that_mix_or_draw_for_the_batch_keep_the_step_in_one_piece(
-    extra, why, parts_spy
-):
-    """A network with a layer that is not per-example is computed layer by layer."""
-    net = cnn(extra=extra)
+def test_batch_norm_in_training_keeps_the_step_in_one_piece(parts_spy):
+    """A network with a layer that is not per-example (batch norm in training mixes the
+    examples of a batch) is computed layer by layer."""
+    net = cnn(extra=(BatchNorm(),))
     x, y = data(net.input_shape, 8)
     with fnn.threads(2):
         fnn.value_and_grad(net, x, y, CE, key=0)
-    assert not parts_spy.called, why
+    assert not parts_spy.called
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [3, 9, 16])
+def test_dropout_in_parts_draws_the_whole_batchs_mask(dtype, n, parts_spy):
+    """With dropout (odd and even rows of 7x3x... values, float32 draws two per step of
+    the random stream) the step in parts takes each part's rows of the whole batch's mask:
+    the prediction, so the loss, is the one-thread step's, and the gradients agree to
+    rounding. Drawing a part's mask from the start of the stream would change both."""
+    net = fnn.init(
+        [Conv2D(3, 3), ReLU(), Dropout(0.4), Flatten(), Dense(3)], (7, 5, 1), key=4, dtype=dtype
+    )
+    x, y = data(net.input_shape, n, dtype)
+    with fnn.threads(1):
+        one = fnn.value_and_grad(net, x, y, CE, key=11)
+    with fnn.threads(2):
+        parts = fnn.value_and_grad(net, x, y, CE, key=11)
+    assert parts_spy.call_count == 1 and parts_spy.results[0] is not None
+    rtol = 2e-6 if dtype == np.float32 else 1e-12
+    assert_same_step(one, parts, rtol)
+    with fnn.threads(2):  # another key: another mask, so the comparison above can fail
+        other = fnn.value_and_grad(net, x, y, CE, key=12)
+    assert other[0] != pytest.approx(one[0], rel=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_dropout_mask_drawn_in_parts_equals_the_whole_batchs(dtype):
+    """Dropout's mask for rows [a, b) of a batch, drawn with fnn.random.part_of_batch(a),
+    equals rows [a, b) of the mask drawn for the whole batch, bit for bit, at every offset
+    (odd row sizes included); without the offset the rows would differ."""
+    layer = Dropout(0.5)
+    x = np.ones((6, 3, 5), dtype)  # rows of 15 values: odd offsets in the stream
+    whole = layer.forward(x, key=7, training=True)
+    for a in range(6):
+        for b in range(a + 1, 7):
+            with fnn.random.part_of_batch(a):
+                part = layer.forward(x[a:b], key=7, training=True)
+            assert part.tobytes() == whole[a:b].tobytes()
+    assert layer.forward(x[3:], key=7, training=True).tobytes() != whole[3:].tobytes()
+    assert fnn.random.rows_before() == 0
+
+
+def test_skipping_in_the_random_stream_is_checked():
+    """skip_is_exact holds for this NumPy, and its check fails for a skip that is off by
+    one draw (so a NumPy that drew differently would keep dropout out of the parts)."""
+    assert fnn.random.skip_is_exact()
+    assert runs_per_example(Dropout(0.5))
+    real = fnn.random.skip_uniform
+    fnn.random.skip_is_exact.cache_clear()
+    try:
+        with mock.patch.object(
+            fnn.random, "skip_uniform", lambda g, count, dtype: real(g, count + 1, dtype)
+        ):
+            assert not fnn.random.skip_is_exact()
+            assert not runs_per_example(Dropout(0.5))
+    finally:
+        fnn.random.skip_is_exact.cache_clear()
+    assert fnn.random.skip_is_exact()
 
 
 def test_a_network_without_a_convolution_keeps_the_step_in_one_piece(parts_spy):

@@ -145,8 +145,10 @@ class Layer:
     per_example: ClassVar[bool] = False
     """Each example's output depends only on that example and the parameters, and the
     pullback's parameter gradient is a sum over examples: a network may then compute a
-    batch in parts on fnn's threads (`fnn.threads`). Counts only where the class itself
-    sets it (a subclass may change the math, so it must say so again)."""
+    batch in parts on fnn's threads (`fnn.threads`). A random layer may set it too if a
+    part draws the values the whole batch would draw for its rows (`Dropout` skips the
+    draws of the ``fnn.random.rows_before()`` rows before its part). Counts only where
+    the class itself sets it (a subclass may change the math, so it must say so again)."""
     takes_ids: ClassVar[bool] = False
     """The input is integer ids, not numbers to cast (``Embedding``); a network whose first
     layer (or first layer of a leading ``Sequential``) takes ids keeps ``x`` as integers."""

@@ -9,6 +9,7 @@ import attrs
 import numpy as np
 
 from fnn import _arrays
+from fnn import random as fnn_random
 from fnn.layers._base import Array, Layer, Pullback, check_input, input_only_pullback
 from fnn.random import KeyLike, as_key, generator
 
@@ -37,6 +38,11 @@ class Dropout(Layer):
     Backward (the mask is fixed by the key): ``dL/dx = δ · m / (1 − p)`` in
     training mode, ``δ`` in evaluation mode.
 
+    When a network computes a training step in parts of the batch on fnn's
+    threads (`fnn.threads`), each part draws its own rows of the mask the whole
+    batch would have drawn (skipping ahead in the key's random stream), so the
+    mask, and the step, do not depend on the thread count.
+
     Inside a network, :func:`fnn.forward` / :func:`fnn.value_and_grad` with
     ``training=True`` and a ``key`` give this layer ``fold_in(key, index)``.
 
@@ -60,6 +66,14 @@ class Dropout(Layer):
 
     stochastic: ClassVar[bool] = True
 
+    @property
+    def per_example(self) -> bool:  # type: ignore[override]
+        """Each example's output depends on that example and its rows of the mask only, and
+        a part of a batch draws the mask rows the whole batch would (see `_scaled_mask`), so
+        a network may run its step in parts (`fnn.threads`), when this NumPy's random
+        streams can be skipped exactly (`fnn.random.skip_is_exact`, checked once)."""
+        return fnn_random.skip_is_exact()
+
     drop_prob: float = attrs.field(validator=_check_drop_prob)
 
     @property
@@ -75,7 +89,11 @@ class Dropout(Layer):
                 "for evaluation"
             )
         draw_dtype = np.float32 if x.dtype == np.float32 else np.float64
-        u = generator(as_key(key, self.name)).random(x.shape, dtype=draw_dtype)
+        gen = generator(as_key(key, self.name))
+        before = fnn_random.rows_before()  # > 0 for a later part of a batch computed in parts
+        if before:  # skip the draws of the batch's earlier rows: the same mask, part by part
+            fnn_random.skip_uniform(gen, before * math.prod(x.shape[1:]), draw_dtype)
+        u = gen.random(x.shape, dtype=draw_dtype)
         keep = u >= self.drop_prob
         out: Array = keep.astype(x.dtype)
         out *= x.dtype.type(1.0 / (1.0 - float(self.drop_prob)))
