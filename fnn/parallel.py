@@ -12,8 +12,9 @@ Two kinds of threads do fnn's arithmetic:
   NumPy releases the GIL inside them. A whole training step goes the same
   way where it can: ``fnn.value_and_grad`` on a network whose every layer
   computes each example on its own (``Layer.per_example``: convolutions,
-  pooling, dense layers, activations, reshapes; not batch norm in training,
-  not dropout) and that holds a convolution runs the forward and backward
+  pooling, dense layers, activations, reshapes, and dropout, whose parts
+  draw their rows of the batch's mask; not batch norm in training) and that
+  holds a convolution runs the forward and backward
   passes of one part of the batch per thread, so the threads hand over
   twice per step instead of twice per kernel; the loss is taken once on the
   whole prediction.
