@@ -17,6 +17,7 @@ from fnn import (
     train,
     tree,
 )
+from fnn._buffers import release_buffers
 from fnn.io import load, register, save
 from fnn.layers import (
     ELU,
@@ -115,6 +116,7 @@ __all__ = [
     "plot",
     "random",
     "register",
+    "release_buffers",
     "remove",
     "replace",
     "save",

@@ -20,8 +20,10 @@ last view is gone, the next `empty` of that size takes the block. Nothing is
 ever written into a block while an array refers to it.
 
 The pool holds at most `LIMIT` bytes; beyond that, blocks are ordinary arrays
-freed as usual. It is used only where reference counts are exact and
-immediate (CPython with the GIL); elsewhere `empty` allocates every time.
+freed as usual. `release_buffers` (``fnn.release_buffers()``) hands the free
+blocks back, for instance once training is over. The pool is used only where
+reference counts are exact and immediate (CPython with the GIL); elsewhere
+`empty` allocates every time.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LIMIT", "POOL_MIN", "empty", "held_bytes", "zeros"]
+__all__ = ["LIMIT", "POOL_MIN", "empty", "held_bytes", "release_buffers", "zeros"]
 
 LIMIT = 1 << 30
 """The most bytes of blocks the pool keeps (1 GiB)."""
@@ -124,3 +126,39 @@ def _block(size: int) -> np.ndarray:
 def held_bytes() -> int:
     """The bytes of blocks the pool keeps (in use or free)."""
     return _HELD[0]
+
+
+def release_buffers() -> int:
+    """Hand the free blocks of fnn's buffer pool back to the system; the bytes released.
+
+    fnn keeps the blocks of its large arrays (from 256 KiB: convolution, pooling,
+    ReLU and batch-norm buffers) for the next training step, up to 1 GiB; for
+    the networks in ``examples/`` that is 60-100 MB. Blocks that an array still
+    uses (an activation or a gradient you keep) stay until it is gone. Call this
+    when training is over, not between steps: the next step would then map
+    fresh memory again, page by page.
+
+    Example:
+        >>> import fnn
+        >>> freed = fnn.release_buffers()
+        >>> fnn.release_buffers()  # nothing is left to release
+        0
+    """
+    if not _POOLING:
+        return 0
+    freed = 0
+    with _LOCK:
+        for size in list(_POOL):
+            bucket = _POOL[size]
+            kept = []
+            for i in range(len(bucket)):
+                if _refs(bucket, i) == _UNUSED:
+                    freed += size
+                else:
+                    kept.append(bucket[i])
+            if kept:
+                _POOL[size] = kept
+            else:
+                del _POOL[size]
+        _HELD[0] -= freed
+    return freed

@@ -123,3 +123,33 @@ def test_a_forked_child_can_take_buffers_while_a_parent_thread_held_the_lock():
     if result is None:
         pytest.fail("the forked child waited forever for the pool's lock")
     assert result == b"600000.0"
+
+
+def test_release_buffers_hands_back_free_blocks_only():
+    """fnn.release_buffers drops the blocks no array uses (the held bytes fall by what it
+    returns) and keeps a block a caller's array still uses, whose values stay; afterwards
+    buffers are made and pooled again, and a second call has nothing to release."""
+    fnn.release_buffers()
+    kept = _buffers.empty((3 * MIB,), np.float32)
+    kept[...] = 5.0
+    for _ in range(3):
+        _buffers.empty((MIB,), np.float32)  # freed at once: its block returns to the pool
+    _buffers.empty((2 * MIB + 7,), np.uint8)
+    before = _buffers.held_bytes()
+    freed = fnn.release_buffers()
+    assert freed >= 4 * MIB + 2 * MIB
+    assert _buffers.held_bytes() == before - freed >= kept.nbytes
+    assert (kept == 5.0).all()
+    block = kept
+    while block.base is not None:  # the pool's block under the array
+        block = block.base
+    held_ids = {id(b) for bucket in _buffers._POOL.values() for b in bucket}
+    block_id = id(block)
+    del block  # (a reference of its own would keep the block in use)
+    assert block_id in held_ids
+    assert fnn.release_buffers() == 0
+    again = _buffers.empty((MIB,), np.float32)
+    assert _buffers.held_bytes() > before - freed and again.base is not None
+    del kept, again
+    assert fnn.release_buffers() >= 3 * 4 * MIB
+    assert block_id not in {id(b) for bucket in _buffers._POOL.values() for b in bucket}
