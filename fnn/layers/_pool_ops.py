@@ -90,4 +90,3 @@ def max_pool_tiles_grad(masks: Array, dy: Array, out6: Array) -> None:
         i, j = divmod(k, pw)
         np.multiply(dy, masks[k], out=cell)  # contiguous, then moved in runs of c values
         ops.copy_runs(out6[:, :, i, :, j, :], cell)
-
