@@ -198,7 +198,44 @@ def cast_finite(
     return a.astype(dtype, copy=False)
 
 
-_RELU_ROW = 16384  # values per row in relu's vectorised form
+_WIDTHS = (16384, 1024)  # values per row of a widened per-channel operation, widest first
+
+
+def per_channel(
+    op: np.ufunc,
+    rows: np.ndarray,
+    vec: np.ndarray,
+    out: np.ndarray,
+    tiled: np.ndarray | None = None,
+) -> np.ndarray:
+    """``op(rows, vec, out=out)`` for ``(m, c)`` rows and a ``(c,)`` vector, on long rows.
+
+    NumPy runs a broadcast ``(m, c) ∘ (c,)`` one row of ``c`` values at a time,
+    and for a few dozen channels (or one) that per-row overhead dominates. When
+    ``c`` divides a width ``W`` (16384, or 1024 for fewer than ``16384 / c``
+    rows) and both arrays are C-contiguous, the first ``m − m mod k`` rows
+    (``k = W / c``) are viewed as rows of ``W`` values against the vector tiled
+    ``k`` times (``tiled``, if the caller keeps it, saves the tiling): the same
+    operation on the same elements, so the same bits. Measured ((25088, 32)
+    float32, one thread, ms): 0.39 for ``x − μ`` row by row, 0.23 on rows of
+    1024 values, 0.14 on rows of 16384 (BatchNorm's vjp + pullback on
+    128x14x14x32: 6.5 ms with 1024, 5.3 with 16384).
+    """
+    c, m = rows.shape[1], rows.shape[0]
+    width = next((w for w in _WIDTHS if c and w % c == 0 and w // c <= m), 0)
+    if not width or not (rows.flags.c_contiguous and out.flags.c_contiguous):
+        result: np.ndarray = op(rows, vec, out=out)
+        return result
+    k = width // c
+    whole = m - m % k
+    if tiled is None or tiled.size != width:
+        tiled = np.tile(vec, k)
+    op(rows[:whole].reshape(-1, width), tiled, out=out[:whole].reshape(-1, width))
+    if whole < m:
+        op(rows[whole:], vec, out=out[whole:])
+    return out
+
+
 _ZERO_ROWS: dict[np.dtype, np.ndarray] = {}
 
 
@@ -209,19 +246,18 @@ def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     against the scalar 0 it takes an element-by-element loop (measured on
     128x14x14x32 float32: 0.65 ms, against 0.18 ms for the form used here). A
     C-contiguous float32/float64 array of at least 16384 values is therefore
-    taken as rows of 16384 values against one read-only row of zeros, and its
-    last ``size mod 16384`` values as before. ``maximum`` computes each element
-    on its own, so the result is bit for bit ``np.maximum(x, 0)``: signed zeros,
-    NaNs of either sign, infinities and subnormals alike (tested), and it raises
-    no floating-point error either way.
+    taken, by `per_channel` with one channel, as rows of 16384 values against a
+    kept read-only row of zeros. ``maximum`` computes each element on its own,
+    so the result is bit for bit ``np.maximum(x, 0)``: signed zeros, NaNs of
+    either sign, infinities and subnormals alike (tested), and it raises no
+    floating-point error either way.
 
     Example:
         >>> relu(np.array([-1.0, 0.5]))
         array([0. , 0.5])
     """
-    n = x.size
     if (
-        n < _RELU_ROW
+        x.size < _WIDTHS[0]
         or x.dtype not in _FLOAT_MAX
         or not x.flags.c_contiguous
         or (out is not None and not (out.flags.c_contiguous and out.shape == x.shape))
@@ -232,16 +268,10 @@ def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         out = np.empty(x.shape, x.dtype)
     zeros = _ZERO_ROWS.get(x.dtype)
     if zeros is None:
-        zeros = np.zeros(_RELU_ROW, x.dtype)
+        zeros = np.zeros(_WIDTHS[0], x.dtype)
         zeros.setflags(write=False)
         _ZERO_ROWS[x.dtype] = zeros
-    whole = n - n % _RELU_ROW
-    flat, flat_out = x.reshape(-1), out.reshape(-1)
-    np.maximum(
-        flat[:whole].reshape(-1, _RELU_ROW), zeros, out=flat_out[:whole].reshape(-1, _RELU_ROW)
-    )
-    if whole < n:
-        np.maximum(flat[whole:], 0, out=flat_out[whole:])
+    per_channel(np.maximum, x.reshape(-1, 1), zeros[:1], out.reshape(-1, 1), zeros)
     return out
 
 
