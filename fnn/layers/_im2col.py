@@ -307,7 +307,7 @@ def copy_runs(dst: Array, src: Array) -> None:
     than copying a short run. A run of at most 64 bytes is therefore copied as
     one element of a NumPy void dtype, so that the loop steps over the runs
     instead: the same bytes. Measured (one thread, ms, three runs): max
-    pooling's four window cells of 128x26x26x16 float32, 1.3-1.4 -> 0.5-0.7.
+    pooling's four window cells of 128x26x26x16 float32, 1.0-1.4 -> 0.5-0.7.
     Longer runs (Winograd's 32-channel phases) measured slower as void
     elements, so they, and any other layout, copy as usual. Only max pooling
     uses it so far: for im2col's windows the differences were within the
