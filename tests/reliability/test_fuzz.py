@@ -618,6 +618,11 @@ def _(draw, env):
     return Call({})
 
 
+@entry("fnn.release_buffers", fnn.release_buffers, fnn.release_buffers, r"fnn\.release_buffers")
+def _(draw, env):
+    return Call({})
+
+
 @entry("fnn.summary", fnn.summary, fnn.summary, r"fnn\.summary")
 def _(draw, env):
     return Call({"net": small_net(draw), "quiet": True})
