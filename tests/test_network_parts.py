@@ -164,6 +164,24 @@ def test_a_dropout_mask_drawn_in_parts_equals_the_whole_batchs(dtype):
     assert fnn.random.rows_before() == 0
 
 
+def test_a_dropout_subclass_must_say_again_that_it_is_per_example():
+    """A subclass of Dropout may draw its mask otherwise: it is not per-example unless it
+    says so itself."""
+
+    @attrs.frozen(eq=False)
+    class RowDropout(Dropout):  # one draw per example: not what the skip assumes
+        def _scaled_mask(self, x, key):
+            return super()._scaled_mask(x[:, :1], key) * np.ones_like(x)
+
+    @attrs.frozen(eq=False)
+    class Said(Dropout):
+        per_example = True
+
+    assert runs_per_example(Dropout(0.5)) and not runs_per_example(RowDropout(0.5))
+    assert runs_per_example(Said(0.5))
+    assert not runs_per_example(fnn.Sequential([Conv2D(2, 3), RowDropout(0.5)]))
+
+
 def test_skipping_in_the_random_stream_is_checked():
     """skip_is_exact holds for this NumPy, and its check fails for a skip that is off by
     one draw (so a NumPy that drew differently would keep dropout out of the parts)."""

@@ -71,8 +71,9 @@ class Dropout(Layer):
         """Each example's output depends on that example and its rows of the mask only, and
         a part of a batch draws the mask rows the whole batch would (see `_scaled_mask`), so
         a network may run its step in parts (`fnn.threads`), when this NumPy's random
-        streams can be skipped exactly (`fnn.random.skip_is_exact`, checked once)."""
-        return fnn_random.skip_is_exact()
+        streams can be skipped exactly (`fnn.random.skip_is_exact`, checked once). Not for
+        a subclass, which may draw otherwise (it must say so itself, as for any layer)."""
+        return type(self) is Dropout and fnn_random.skip_is_exact()
 
     drop_prob: float = attrs.field(validator=_check_drop_prob)
 
