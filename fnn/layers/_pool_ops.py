@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from fnn import _buffers
 from fnn.layers import _im2col as ops
 from fnn.layers._base import Array
 
@@ -59,14 +58,14 @@ def max_pool_tiles_masks(x6: Array, out: Array) -> Array:
     a NaN max and no mask set.
     """
     ph, pw = x6.shape[2], x6.shape[4]
-    cells = _buffers.empty((ph * pw, *out.shape), x6.dtype)
+    cells = ops.empty((ph * pw, *out.shape), x6.dtype)
     for k in range(ph * pw):
         i, j = divmod(k, pw)
         ops.copy_runs(cells[k], x6[:, :, i, :, j, :])
     np.copyto(out, cells[0])
     for k in range(1, ph * pw):
         np.maximum(out, cells[k], out=out)
-    masks: Array = np.equal(cells, out, out=_buffers.empty(cells.shape, np.bool_))
+    masks: Array = np.equal(cells, out, out=ops.empty(cells.shape, np.bool_))
     taken = masks[0].copy()  # windows whose maximum is already claimed
     for k in range(1, ph * pw):
         np.greater(masks[k], taken, out=masks[k])  # m & ~taken, for booleans
@@ -85,7 +84,7 @@ def max_pool_tiles_grad(masks: Array, dy: Array, out6: Array) -> None:
     strided window cells with ``y`` in the backward pass.
     """
     pw = out6.shape[4]
-    cell = _buffers.empty(dy.shape, dy.dtype)
+    cell = ops.empty(dy.shape, dy.dtype)
     for k in range(masks.shape[0]):
         i, j = divmod(k, pw)
         np.multiply(dy, masks[k], out=cell)  # contiguous, then moved in runs of c values

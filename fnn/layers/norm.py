@@ -49,7 +49,7 @@ from typing import Any, ClassVar, cast
 import attrs
 import numpy as np
 
-from fnn import _arrays, _buffers, parallel
+from fnn import _arrays, parallel
 from fnn.layers import _im2col as ops
 from fnn.layers._base import (
     Array,
@@ -114,6 +114,11 @@ Chunks = list[tuple[int, int]]
 _per_channel = _arrays.per_channel  # (m, c) ∘ (c,) on long rows: the same bits
 
 
+def _centred(x: Array, mu: Array, a: int, b: int) -> Array:
+    """``x[a:b] − μ`` in a fresh buffer (a chunk's temporary, recomputed rather than stored)."""
+    return _per_channel(np.subtract, x[a:b], mu, ops.empty((b - a, x.shape[1]), x.dtype))
+
+
 def _row_chunks(x: Array) -> Chunks:
     """Row chunks of an ``(m, channels)`` matrix for ``fnn.parallel.map`` (3 buffers per row)."""
     return parallel.split(x.shape[0], item_bytes=3 * x.shape[1] * x.dtype.itemsize)
@@ -138,7 +143,7 @@ def _batch_stats(x: Array, chunks: Chunks) -> tuple[Array, Array]:
     mu = _column_sums(chunks, lambda a, b: x[a:b]) / count
 
     def squares(a: int, b: int) -> Array:
-        t = _per_channel(np.subtract, x[a:b], mu, _buffers.empty((b - a, x.shape[1]), x.dtype))
+        t = _centred(x, mu, a, b)
         t *= t
         return t
 
@@ -175,7 +180,7 @@ def _batch_norm_grads(
 
     def sums(chunk: tuple[int, int]) -> tuple[Array, Array]:
         a, b = chunk
-        t = _per_channel(np.subtract, x[a:b], mu, _buffers.empty((b - a, x.shape[1]), x.dtype))
+        t = _centred(x, mu, a, b)
         t *= dy[a:b]
         return ops.column_sums(dy[a:b]), ops.column_sums(t)
 
@@ -194,8 +199,7 @@ def _batch_norm_grads(
         lo, hi = chunk
         out = _per_channel(np.multiply, dy[lo:hi], scale, dx[lo:hi])
         if training:
-            t = _buffers.empty((hi - lo, x.shape[1]), x.dtype)
-            _per_channel(np.subtract, x[lo:hi], mu, t)
+            t = _centred(x, mu, lo, hi)
             _per_channel(np.multiply, t, a_coef, t)
             out -= t
             _per_channel(np.subtract, out, c_coef, out)
