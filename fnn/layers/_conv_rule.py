@@ -73,7 +73,8 @@ def choose(
     g = sh.grid(in_hw, pads, kernel, dilation)
     (oh, ow), outputs = g.out_hw, g.out_hw[0] * g.out_hw[1]
     grid_waste = g.hp * g.wp / outputs - 1  # rows of the flat grid per output, minus 1
-    # Winograd computes 2x2 blocks on tiles with one spare column per row of tiles
+    # Winograd computes 2x2 blocks on tiles; the thresholds below were measured when its
+    # kernels also computed one spare column per row of tiles, so that is counted here
     tiles = 4 * -(-oh // 2) * (-(-ow // 2) + 1) / outputs if kernel == (3, 3) else 0.0
     winograd = kernel == (3, 3) and dilation == (1, 1)
     if small_matrix_blas():
