@@ -236,6 +236,17 @@ def per_channel(
     return out
 
 
+def tiled_row(vec: np.ndarray) -> np.ndarray | None:
+    """``vec`` repeated to the widest row `per_channel` uses, or None if it does not divide.
+
+    For callers that apply one vector to many chunks: pass it as ``tiled`` and
+    the tiling is done once (measured: BatchNorm's ``(x − μ)·s + β`` on
+    (25088, 32) float32 in three chunks, 0.85 -> 0.73 ms).
+    """
+    c = vec.shape[0]
+    return np.tile(vec, _WIDTHS[0] // c) if c and _WIDTHS[0] % c == 0 else None
+
+
 _ZERO_ROWS: dict[np.dtype, np.ndarray] = {}
 
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, NamedTuple, cast
 
 import attrs
 import numpy as np
@@ -111,12 +111,24 @@ def _normalize_pullback(
 
 Chunks = list[tuple[int, int]]
 
-_per_channel = _arrays.per_channel  # (m, c) ∘ (c,) on long rows: the same bits
+class _Vec(NamedTuple):
+    """A per-channel vector and, made once for all chunks, its tiled row (``_arrays.tiled_row``)."""
+
+    vec: Array
+    tiled: Array | None
+
+    @classmethod
+    def of(cls, vec: Array) -> _Vec:
+        return cls(vec, _arrays.tiled_row(vec))
+
+    def apply(self, op: np.ufunc, rows: Array, out: Array) -> Array:
+        """``op(rows, vec, out=out)`` for ``(m, c)`` rows, on long rows: the same bits."""
+        return _arrays.per_channel(op, rows, self.vec, out, self.tiled)
 
 
-def _centred(x: Array, mu: Array, a: int, b: int) -> Array:
+def _centred(x: Array, mu: _Vec, a: int, b: int) -> Array:
     """``x[a:b] − μ`` in a fresh buffer (a chunk's temporary, recomputed rather than stored)."""
-    return _per_channel(np.subtract, x[a:b], mu, ops.empty((b - a, x.shape[1]), x.dtype))
+    return mu.apply(np.subtract, x[a:b], ops.empty((b - a, x.shape[1]), x.dtype))
 
 
 def _row_chunks(x: Array) -> Chunks:
@@ -141,9 +153,10 @@ def _batch_stats(x: Array, chunks: Chunks) -> tuple[Array, Array]:
     """
     count = x.dtype.type(x.shape[0])
     mu = _column_sums(chunks, lambda a, b: x[a:b]) / count
+    mu_row = _Vec.of(mu)
 
     def squares(a: int, b: int) -> Array:
-        t = _centred(x, mu, a, b)
+        t = _centred(x, mu_row, a, b)
         t *= t
         return t
 
@@ -153,12 +166,13 @@ def _batch_stats(x: Array, chunks: Chunks) -> tuple[Array, Array]:
 def _normalize(x: Array, mu: Array, scale: Array, beta: Array, chunks: Chunks) -> Array:
     """``y = (x − μ)·s + β`` by row chunks (``s = γ/σ``); ``x̂`` is never stored."""
     y = ops.empty(x.shape, x.dtype)
+    mu_row, scale_row, beta_row = _Vec.of(mu), _Vec.of(scale), _Vec.of(beta)
 
     def rows(chunk: tuple[int, int]) -> None:
         a, b = chunk
-        out = _per_channel(np.subtract, x[a:b], mu, y[a:b])
-        _per_channel(np.multiply, out, scale, out)
-        _per_channel(np.add, out, beta, out)
+        out = mu_row.apply(np.subtract, x[a:b], y[a:b])
+        scale_row.apply(np.multiply, out, out)
+        beta_row.apply(np.add, out, out)
 
     parallel.map(rows, chunks)
     return y
@@ -177,10 +191,11 @@ def _batch_norm_grads(
     rather than stored.
     """
     chunks = _row_chunks(x)
+    mu_row = _Vec.of(mu)
 
     def sums(chunk: tuple[int, int]) -> tuple[Array, Array]:
         a, b = chunk
-        t = _centred(x, mu, a, b)
+        t = _centred(x, mu_row, a, b)
         t *= dy[a:b]
         return ops.column_sums(dy[a:b]), ops.column_sums(t)
 
@@ -194,15 +209,17 @@ def _batch_norm_grads(
     count = dy.dtype.type(dy.shape[0])
     a_coef, c_coef = scale * inv * dgamma / count, scale * dbeta / count
     dx = ops.empty(dy.shape, dy.dtype)
+    scale_row = _Vec.of(scale)
+    a_row, c_row = (_Vec.of(a_coef), _Vec.of(c_coef)) if training else (scale_row, scale_row)
 
     def rows(chunk: tuple[int, int]) -> None:
         lo, hi = chunk
-        out = _per_channel(np.multiply, dy[lo:hi], scale, dx[lo:hi])
+        out = scale_row.apply(np.multiply, dy[lo:hi], dx[lo:hi])
         if training:
-            t = _centred(x, mu, lo, hi)
-            _per_channel(np.multiply, t, a_coef, t)
+            t = _centred(x, mu_row, lo, hi)
+            a_row.apply(np.multiply, t, t)
             out -= t
-            _per_channel(np.subtract, out, c_coef, out)
+            c_row.apply(np.subtract, out, out)
 
     parallel.map(rows, chunks)
     return dgamma, dbeta, dx

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 import fnn
 from fnn import testing
-from fnn.layers.norm import BatchNorm, LayerNorm, _per_channel
+from fnn._arrays import per_channel
+from fnn.layers.norm import BatchNorm, LayerNorm, _Vec
 
 
 def normal_arrays(shape, scale=1.0, shift=0.0):
@@ -224,15 +225,19 @@ def test_batch_norm_thread_counts_agree_and_a_count_repeats_its_bits():
 def test_per_channel_operations_on_widened_rows_give_the_same_bits(channels, rows, op):
     """BatchNorm's per-channel broadcasts run on rows of 16384 or 1024 values where the
     channel count divides them (the rest row by row): exactly what the plain broadcast
-    gives, also in place, for any row count, and unchanged for non-contiguous rows."""
+    gives, also in place, for any row count, and unchanged for non-contiguous rows; the
+    same with the vector tiled once for all chunks (_Vec), whatever width a chunk takes."""
     rng = np.random.default_rng(rows * channels)
     x = rng.normal(size=(rows, channels)).astype(np.float32)
     vec = rng.normal(size=channels).astype(np.float32)
     expected = op(x, vec)
-    got = _per_channel(op, x, vec, np.empty_like(x))
-    assert np.array_equal(got, expected)
-    inplace = x.copy()
-    assert _per_channel(op, inplace, vec, inplace) is inplace
-    assert np.array_equal(inplace, expected)
-    strided = np.asfortranarray(x)
-    assert np.array_equal(_per_channel(op, strided, vec, np.empty_like(x)), expected)
+    kept = _Vec.of(vec)
+    assert (kept.tiled is None) == (16384 % channels != 0)
+    for apply in (lambda r, o: per_channel(op, r, vec, o), lambda r, o: kept.apply(op, r, o)):
+        got = apply(x, np.empty_like(x))
+        assert np.array_equal(got, expected)
+        inplace = x.copy()
+        assert apply(inplace, inplace) is inplace
+        assert np.array_equal(inplace, expected)
+        strided = np.asfortranarray(x)
+        assert np.array_equal(apply(strided, np.empty_like(x)), expected)
