@@ -297,21 +297,21 @@ def column_sums(a: Array) -> Array:
     return total
 
 
-_RUN_MAX = 64  # bytes: longer runs copied as values measured as fast or faster
+_RUN_MAX = 256  # bytes: longer runs copied as values measured as fast or faster
 
 
 def copy_runs(dst: Array, src: Array) -> None:
     """``dst[...] = src`` where both have the same shape and dtype and a contiguous last axis.
 
     NumPy's copy loop restarts for every run of the last axis, which costs more
-    than copying a short run. A run of at most 64 bytes is therefore copied as
+    than copying a short run. A run of at most 256 bytes is therefore copied as
     one element of a NumPy void dtype, so that the loop steps over the runs
-    instead: the same bytes. Measured (one thread, ms, three runs): max
-    pooling's four window cells of 128x26x26x16 float32, 1.0-1.4 -> 0.5-0.7.
-    Longer runs (Winograd's 32-channel phases) measured slower as void
-    elements, so they, and any other layout, copy as usual. Only max pooling
-    uses it so far: for im2col's windows the differences were within the
-    machine's noise.
+    instead: the same bytes. Measured (one thread, ms): max pooling's four
+    window cells of 128x26x26x16 float32 (64-byte runs), 1.0-1.4 -> 0.5-0.7;
+    max pooling's vjp + pullback (medians of 60 alternated runs) on
+    128x28x28x32 (128-byte runs) 9.12 -> 8.37, on 128x11x11x32 1.28 -> 1.10,
+    on 128x14x14x64 (256 bytes) 4.66 -> 4.52; runs of 512 bytes gained nothing
+    more. Any other layout copies as usual. Only max pooling uses it.
     """
     item = src.dtype.itemsize
     c = src.shape[-1]

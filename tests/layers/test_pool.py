@@ -291,13 +291,13 @@ def _distinct(shape, seed):
 def test_copy_runs_copies_channel_runs_as_blocks_and_other_layouts_as_usual():
     """copy_runs (max pooling's gather and scatter of window cells) copies exactly what
     ``dst[...] = src`` copies: strided window cells with a few contiguous channels (as
-    blocks), channel axes with a stride, runs longer than 64 bytes and one channel (as
-    usual)."""
+    blocks, up to 256 bytes), channel axes with a stride, runs longer than 256 bytes and one
+    channel (as usual)."""
     from fnn.layers._im2col import copy_runs
     from fnn.layers._pool_ops import tiles
 
     rng = np.random.default_rng(5)
-    for channels, step in ((16, 1), (3, 1), (1, 1), (8, 2), (32, 1)):
+    for channels, step in ((16, 1), (3, 1), (1, 1), (8, 2), (32, 1), (64, 1), (96, 1)):
         x = rng.normal(size=(3, 6, 8, channels * step)).astype(np.float32)[..., ::step]
         x6 = tiles(x, (2, 2), (3, 4))
         for i in range(2):
