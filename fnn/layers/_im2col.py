@@ -49,6 +49,7 @@ __all__ = [
     "check_padding",
     "check_pair",
     "col2im",
+    "column_dots",
     "column_sums",
     "copy_runs",
     "empty",
@@ -294,6 +295,26 @@ def column_sums(a: Array) -> Array:
     total: Array = a[: q * _FOLD].reshape(q, _FOLD * n).sum(axis=0).reshape(_FOLD, n).sum(axis=0)
     if m > q * _FOLD:
         total += a[q * _FOLD :].sum(axis=0)
+    return total
+
+
+def column_dots(a: Array, b: Array) -> Array:
+    """``Σ_rows a·b`` for tall ``(m, n)`` matrices: :func:`column_sums` of ``a·b``, bit for bit.
+
+    The same folding, with each product summed as it is made (``einsum``)
+    instead of stored first: measured ((8364, 32), one chunk of a batch-norm
+    pass) 0.107 -> 0.082 ms in float32, 0.192 -> 0.136 in float64.
+    """
+    m, n = a.shape
+    q = m // _FOLD
+    if q == 0:
+        out: Array = np.einsum("ij,ij->j", a, b)
+        return out
+    fold = (q, _FOLD * n)
+    head = np.einsum("ij,ij->j", a[: q * _FOLD].reshape(fold), b[: q * _FOLD].reshape(fold))
+    total: Array = head.reshape(_FOLD, n).sum(axis=0)
+    if m > q * _FOLD:
+        total += np.einsum("ij,ij->j", a[q * _FOLD :], b[q * _FOLD :])
     return total
 
 

@@ -136,9 +136,9 @@ def _row_chunks(x: Array) -> Chunks:
     return parallel.split(x.shape[0], item_bytes=3 * x.shape[1] * x.dtype.itemsize)
 
 
-def _column_sums(chunks: Chunks, rows_of: Callable[[int, int], Array]) -> Array:
-    """``Σ`` over all chunks of the column sums of ``rows_of(start, stop)``, in chunk order."""
-    parts = parallel.map(lambda c: ops.column_sums(rows_of(*c)), chunks)
+def _chunk_sums(chunks: Chunks, sum_of: Callable[[int, int], Array]) -> Array:
+    """``Σ`` over all chunks of ``sum_of(start, stop)`` (a per-column vector), in chunk order."""
+    parts = parallel.map(lambda c: sum_of(*c), chunks)
     total = parts[0]
     for part in parts[1:]:
         total = total + part
@@ -148,19 +148,19 @@ def _column_sums(chunks: Chunks, rows_of: Callable[[int, int], Array]) -> Array:
 def _batch_stats(x: Array, chunks: Chunks) -> tuple[Array, Array]:
     """Per-column mean and biased variance of ``x`` ``(m, channels)``, two passes by chunks.
 
-    Each chunk's ``(x − μ)²`` is a temporary that stays in cache; the column
-    sums (:func:`ops.column_sums`) of the chunks are added in chunk order.
+    Each chunk's ``x − μ`` is a temporary that stays in cache; its column sums
+    (:func:`ops.column_sums`) and sums of squares (:func:`ops.column_dots`) are
+    added in chunk order.
     """
     count = x.dtype.type(x.shape[0])
-    mu = _column_sums(chunks, lambda a, b: x[a:b]) / count
+    mu = _chunk_sums(chunks, lambda a, b: ops.column_sums(x[a:b])) / count
     mu_row = _Vec.of(mu)
 
     def squares(a: int, b: int) -> Array:
         t = _centred(x, mu_row, a, b)
-        t *= t
-        return t
+        return ops.column_dots(t, t)
 
-    return mu, _column_sums(chunks, squares) / count
+    return mu, _chunk_sums(chunks, squares) / count
 
 
 def _normalize(x: Array, mu: Array, scale: Array, beta: Array, chunks: Chunks) -> Array:
@@ -196,8 +196,7 @@ def _batch_norm_grads(
     def sums(chunk: tuple[int, int]) -> tuple[Array, Array]:
         a, b = chunk
         t = _centred(x, mu_row, a, b)
-        t *= dy[a:b]
-        return ops.column_sums(dy[a:b]), ops.column_sums(t)
+        return ops.column_sums(dy[a:b]), ops.column_dots(t, dy[a:b])
 
     parts = parallel.map(sums, chunks)
     dbeta, dgamma = parts[0]

@@ -241,3 +241,21 @@ def test_per_channel_operations_on_widened_rows_give_the_same_bits(channels, row
         assert np.array_equal(inplace, expected)
         strided = np.asfortranarray(x)
         assert np.array_equal(apply(strided, np.empty_like(x)), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [1, 63, 64, 65, 200, 8364])
+def test_column_dots_are_the_column_sums_of_the_products_bit_for_bit(rows, dtype):
+    """Batch norm's sums of squares and of (x − μ)·δ (column_dots) fold the rows exactly as
+    column_sums folds the stored products: the same bits, with or without leftover rows,
+    and every row counts (a change in the last row changes the sum)."""
+    from fnn.layers._im2col import column_dots, column_sums
+
+    rng = np.random.default_rng(rows)
+    a = rng.normal(size=(rows, 24)).astype(dtype)
+    b = rng.normal(size=(rows, 24)).astype(dtype)
+    got = column_dots(a, b)
+    assert got.dtype == dtype and np.array_equal(got, column_sums(a * b))
+    np.testing.assert_allclose(got, (a.astype(np.float64) * b).sum(axis=0), rtol=1e-4, atol=1e-4)
+    b[-1] += 1.0
+    assert not np.array_equal(column_dots(a, b), got)
