@@ -17,11 +17,7 @@ fastest (vjp + pullback, one thread, CPU time) on one kind of BLAS kernel:
   almost everywhere there (up to 1.6x slower on 3x3 kernels), Winograd won
   from 16 input channels on; this rule's choice was on average 0.6% slower
   than the fastest of the three (at most 1.19x), against 8.4% (at most 1.61x)
-  for the small-matrix rule on that machine. Its Winograd part was measured
-  again when the Winograd kernels lost their spare column of tiles (two
-  sweeps of the 114 3x3 shapes, per shape the geometric mean of the two):
-  1.0% slower than the fastest on average, 1.13x at worst, against 3.3% and
-  1.49x for the rule before.
+  for the small-matrix rule on that machine.
 
 The choice depends only on the layer, the input's shape and the BLAS kernel
 the process loaded, so a given machine always computes a given layer the same
@@ -77,14 +73,12 @@ def choose(
     g = sh.grid(in_hw, pads, kernel, dilation)
     (oh, ow), outputs = g.out_hw, g.out_hw[0] * g.out_hw[1]
     grid_waste = g.hp * g.wp / outputs - 1  # rows of the flat grid per output, minus 1
-    # Winograd computes 2x2 blocks of outputs on tiles: tiles·4 outputs per output
-    th, tw = -(-oh // 2), -(-ow // 2)
+    # Winograd computes 2x2 blocks on tiles; the thresholds below were measured when its
+    # kernels also computed one spare column per row of tiles, so that is counted here
+    tiles = 4 * -(-oh // 2) * (-(-ow // 2) + 1) / outputs if kernel == (3, 3) else 0.0
     winograd = kernel == (3, 3) and dilation == (1, 1)
     if small_matrix_blas():
-        # measured when the Winograd kernels also computed one spare column of tiles per row
-        spare = 4 * th * (tw + 1) / outputs if winograd else 0.0
-        return _small_matrix_rule(winograd, c_in, c_out, spare, grid_waste)
-    tiles = 4 * th * tw / outputs if winograd else 0.0
+        return _small_matrix_rule(winograd, c_in, c_out, tiles, grid_waste)
     return _generic_rule(winograd, c_in, c_out, tiles, grid_waste)
 
 
@@ -113,12 +107,11 @@ def _small_matrix_rule(
 def _generic_rule(winograd: bool, c_in: int, c_out: int, tiles: float, grid_waste: float) -> str:
     """The rule measured without small-matrix kernels (OpenBLAS ``Haswell`` on AMD EPYC).
 
-    - Winograd for undilated 3x3 kernels from 16 input channels, when
-      ``c_out <= 2·c_in`` or its tiles waste at most 20% (``tiles <= 1.2``: every
-      image of 8x8 outputs or more): 1.39x as fast as im2col (median over the
-      76 such shapes of the sweep; 1.87x for 64 -> 32 on 14x14). im2col for the
-      others (8 input channels; 5x5 and 7x7 outputs with more than twice as many
-      output as input channels), within 13% of the fastest;
+    - Winograd for undilated 3x3 kernels from 16 input channels when its tiles
+      waste at most 35%, or at most 40% from 32 channels in and out (11x11
+      outputs): 1.1-1.5x as fast as im2col (1.35x for 32 -> 32 on 14x14);
+      other undilated 3x3 kernels (7x7 images, whose tiles waste 63-92%) by
+      im2col, within 11% of the fastest;
     - shifted products for other kernels (5x5, dilated) from 16 input channels
       with ``c_out <= c_in`` on grids wasting at most 40%: up to 1.5x as fast
       as im2col (28x28 images);
@@ -126,7 +119,7 @@ def _generic_rule(winograd: bool, c_in: int, c_out: int, tiles: float, grid_wast
       shifted products ran 1.2-6x slower).
     """
     if winograd:
-        fits = c_out <= 2 * c_in or tiles <= 1.2
+        fits = tiles <= 1.35 or (tiles <= 1.4 and c_in >= 32 and c_out >= 32)
         return "winograd" if c_in >= 16 and fits else "im2col"
     if c_in >= 16 and c_out <= c_in and grid_waste <= 0.4:
         return "shifted"
