@@ -48,11 +48,12 @@ long contiguous runs):
 NumPy matters here: an operation on views whose runs are shorter than its
 ufunc buffer (8192 values) copies them through the buffer first, which made a
 subtraction on runs of 224 or 1568 float32 values 2.6-2.9x slower than on
-contiguous arrays (runs of 4096 and more: 1.15-1.2x; NumPy 2.4). An earlier
-layout, image outermost, needed one spare column of tiles per row and did its
-column step on runs of one image row; this one spares the 12.5% of products
-and transformed tiles that column cost on 14x14 images (the block's conv vjp
-and pullback, one thread: 31.96 -> 28.22 ms, medians of 150 alternated runs).
+contiguous arrays (runs of 4096 and more: 1.15-1.2x; NumPy 2.4). The layout
+before this one kept the image outermost and one spare column of tiles per
+row, so that a shift by one tile column was a shift of the flat array; this
+one spares the 12.5% of products and transformed tiles that column cost on
+14x14 images (the block's conv vjp and pullback, one thread: 31.96 -> 28.22
+ms, medians of 150 alternated runs).
 
 Accuracy: the transforms multiply by 1 and ½ only; in float32 the outputs and
 gradients differ from a float64 reference by a few units of 1e-7 relative to
@@ -237,10 +238,10 @@ def _input_transform_adjoint(dv: Array, tl: Tiling, dx: Array) -> None:
     ``dq``, the cotangent of ``q = d B``; its columns give the phases' cotangent,
     whose cells of the input go to ``dx``.
     """
-    th, tw, cells = tl.th, tl.tw, dx.shape[0::3]
-    dv4 = dv.reshape(4, 4, th, tw, *cells)
-    dq = ops.empty((2, 4, th + 1, tw, *cells), dv.dtype)
-    e = ops.empty((4, th, tw, *cells), dv.dtype)
+    th, tw, m, c = tl.th, tl.tw, dx.shape[0], dx.shape[3]
+    dv4 = dv.reshape(4, 4, th, tw, m, c)
+    dq = ops.empty((2, 4, th + 1, tw, m, c), dv.dtype)
+    e = ops.empty((4, th, tw, m, c), dv.dtype)
     # row phase 0, row a': dV[0] of tile row a' (e0) and what tile row a' − 1 took from it (f0)
     np.add(dv4[1], dv4[2], out=e)
     e -= dv4[0]
@@ -250,8 +251,8 @@ def _input_transform_adjoint(dv: Array, tl: Tiling, dx: Array) -> None:
     e -= dv4[3]
     _add_shifted(e, dv4[3], dq[1], axis=1)
     # the columns likewise: column phase 0 from g0 and h0, column phase 1 from g1 and h1
-    dp = ops.empty((2, 2, th + 1, tw + 1, *cells), dv.dtype)
-    f = ops.empty((2, th + 1, tw, *cells), dv.dtype)
+    dp = ops.empty((2, 2, th + 1, tw + 1, m, c), dv.dtype)
+    f = ops.empty((2, th + 1, tw, m, c), dv.dtype)
     np.add(dq[:, 1], dq[:, 2], out=f)
     f -= dq[:, 0]
     _add_shifted(dq[:, 0], f, dp[:, 0], axis=2)

@@ -111,6 +111,7 @@ def _normalize_pullback(
 
 Chunks = list[tuple[int, int]]
 
+
 class _Vec(NamedTuple):
     """A per-channel vector and, made once for all chunks, its tiled row (``_arrays.tiled_row``)."""
 
@@ -209,12 +210,13 @@ def _batch_norm_grads(
     a_coef, c_coef = scale * inv * dgamma / count, scale * dbeta / count
     dx = ops.empty(dy.shape, dy.dtype)
     scale_row = _Vec.of(scale)
-    a_row, c_row = (_Vec.of(a_coef), _Vec.of(c_coef)) if training else (scale_row, scale_row)
+    through_stats = (_Vec.of(a_coef), _Vec.of(c_coef)) if training else None
 
     def rows(chunk: tuple[int, int]) -> None:
         lo, hi = chunk
         out = scale_row.apply(np.multiply, dy[lo:hi], dx[lo:hi])
-        if training:
+        if through_stats is not None:  # the paths through μ and σ
+            a_row, c_row = through_stats
             t = _centred(x, mu_row, lo, hi)
             a_row.apply(np.multiply, t, t)
             out -= t
