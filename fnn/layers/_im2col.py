@@ -26,6 +26,8 @@ the configuration helpers (pairs, paddings, output sizes) live in
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from fnn._buffers import empty, zeros  # re-exported: the layers use ops.empty, ops.zeros
@@ -287,15 +289,7 @@ def column_sums(a: Array) -> Array:
     with one BLAS thread but 8 with two on a busy machine. It is also more
     accurate than either (partial sums of m/64 terms).
     """
-    m, n = a.shape
-    q = m // _FOLD
-    if q == 0:
-        out: Array = a.sum(axis=0)
-        return out
-    total: Array = a[: q * _FOLD].reshape(q, _FOLD * n).sum(axis=0).reshape(_FOLD, n).sum(axis=0)
-    if m > q * _FOLD:
-        total += a[q * _FOLD :].sum(axis=0)
-    return total
+    return _folded(lambda x: x.sum(axis=0), a)
 
 
 def column_dots(a: Array, b: Array) -> Array:
@@ -305,16 +299,23 @@ def column_dots(a: Array, b: Array) -> Array:
     instead of stored first: measured ((8364, 32), one chunk of a batch-norm
     pass) 0.107 -> 0.082 ms in float32, 0.192 -> 0.136 in float64.
     """
-    m, n = a.shape
+    return _folded(lambda x, y: np.einsum("ij,ij->j", x, y), a, b)
+
+
+def _folded(sum_rows: Callable[..., Array], *mats: Array) -> Array:
+    """``sum_rows`` (a sum over the rows of its ``(m, n)`` arguments) with the rows folded.
+
+    Lines of 64 rows are summed first (``sum_rows`` on ``(m // 64, 64·n)``
+    reshapes), then their 64 partial sums, then the leftover rows.
+    """
+    m, n = mats[0].shape
     q = m // _FOLD
     if q == 0:
-        out: Array = np.einsum("ij,ij->j", a, b)
-        return out
-    fold = (q, _FOLD * n)
-    head = np.einsum("ij,ij->j", a[: q * _FOLD].reshape(fold), b[: q * _FOLD].reshape(fold))
+        return sum_rows(*mats)
+    head = sum_rows(*(x[: q * _FOLD].reshape(q, _FOLD * n) for x in mats))
     total: Array = head.reshape(_FOLD, n).sum(axis=0)
     if m > q * _FOLD:
-        total += np.einsum("ij,ij->j", a[q * _FOLD :], b[q * _FOLD :])
+        total += sum_rows(*(x[q * _FOLD :] for x in mats))
     return total
 
 
